@@ -1,0 +1,76 @@
+"""The exception tree of the network edge.
+
+::
+
+    IndexFetchError                 anything that stopped a fetch from an index
+    ├── HTTPStatusError             the server answered 4xx/5xx (after retries for 5xx/429)
+    ├── IndexUnreachableError       connection refused, DNS failure, TLS failure
+    ├── FetchTimeoutError           the per-fetch deadline passed
+    ├── ResponseTooLargeError       the body (decoded) exceeded its cap
+    ├── InvalidResponseError        a page or metadata file that cannot be parsed
+    │   └── HashMismatchError       a metadata file or artifact whose digest does not match
+    └── UnusableMetadataError       an sdist whose metadata is dynamic or too old (PEP 643)
+
+Lower-level httpx errors are mapped here with ``raise X(...) from exc``. Every error carries the
+index's display name and a redacted URL, so it can become a ``Diagnostic`` unchanged.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FetchTimeoutError",
+    "HTTPStatusError",
+    "HashMismatchError",
+    "IndexFetchError",
+    "IndexUnreachableError",
+    "InvalidResponseError",
+    "ResponseTooLargeError",
+    "UnusableMetadataError",
+]
+
+
+class IndexFetchError(Exception):
+    """A fetch from an index failed. ``url`` is always redacted."""
+
+    def __init__(self, message: str, *, index: str, url: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.index = index
+        self.url = url
+
+
+class HTTPStatusError(IndexFetchError):
+    """The index answered with an error status.
+
+    ``reason`` is the server's own explanation: an RFC 9457 title/detail when it sent one,
+    else the standard reason phrase (``"Forbidden"``).
+    """
+
+    def __init__(self, message: str, *, index: str, url: str, status: int, reason: str) -> None:
+        super().__init__(message, index=index, url=url)
+        self.status = status
+        self.reason = reason
+
+
+class IndexUnreachableError(IndexFetchError):
+    """No HTTP response at all: connection refused, DNS, TLS."""
+
+
+class FetchTimeoutError(IndexFetchError):
+    """The fetch's overall deadline passed."""
+
+
+class ResponseTooLargeError(IndexFetchError):
+    """The response body exceeded its size cap."""
+
+
+class InvalidResponseError(IndexFetchError):
+    """A page or metadata document that cannot be parsed."""
+
+
+class HashMismatchError(InvalidResponseError):
+    """Content whose digest differs from the one the index advertised."""
+
+
+class UnusableMetadataError(IndexFetchError):
+    """Static metadata cannot be had without a build (sdist with dynamic fields, or old PKG-INFO)."""

@@ -1,0 +1,102 @@
+"""Value types of the network edge: indexes, project pages, files and core metadata.
+
+These are msgspec structs so the cache can store them compactly; none of them holds a secret
+except ``Index.auth``, which is excluded from encoding and from ``repr``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+import msgspec
+
+from service.diagnostics.redact import redact_url
+
+__all__ = ["CoreMetadata", "DistFile", "ErrorPolicy", "Index", "ProjectPage"]
+
+
+class ErrorPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Which client-error statuses mean "unavailable here, try something else".
+
+    ``page``: statuses on the project page meaning "not on this index, try the next" (404
+    always does). ``metadata``: statuses on one version's metadata or file fetch that mark that
+    version unavailable so the resolver backtracks.
+    """
+
+    page: frozenset[int] = frozenset({404, 410})
+    metadata: frozenset[int] = frozenset()
+
+
+class Index(msgspec.Struct, frozen=True, kw_only=True):
+    """A PyPI-style simple index as one job sees it: name, base URL, credentials, policy.
+
+    ``url`` never carries credentials; ``auth`` is a (username, password) pair or a bearer
+    token, resolved server-side from the environment and never serialized.
+    """
+
+    name: str
+    url: str
+    policy: ErrorPolicy = ErrorPolicy()
+    auth: tuple[str, str] | str | None = None
+    named_by_url: bool = False
+
+    def __repr__(self) -> str:
+        return f"Index(name={self.name!r}, url={redact_url(self.url)!r})"
+
+    @property
+    def display_name(self) -> str:
+        """The name users see: configured name, or the redacted URL for request-named ones."""
+        return redact_url(self.url) if self.named_by_url else self.name
+
+    @property
+    def identity(self) -> str:
+        """Cache-key scope: the index URL plus a digest of the credentials used for it.
+
+        Two jobs share cached pages only when they read the same index with the same
+        credentials, so a client never sees what another client's credentials fetched.
+        """
+        scope = hashlib.sha256(repr(self.auth).encode()).hexdigest()[:16] if self.auth else "anon"
+        url_digest = hashlib.sha256(self.url.rstrip("/").encode()).hexdigest()[:16]
+        return f"{url_digest}:{scope}"
+
+
+class DistFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One distribution file listed on a project page (PEP 503/691/592/658/700/714)."""
+
+    filename: str
+    url: str
+    kind: Literal["wheel", "sdist"]
+    version: str
+    hashes: dict[str, str] = {}
+    requires_python: str | None = None
+    yanked: bool = False
+    yanked_reason: str | None = None
+    size: int | None = None
+    upload_time: str | None = None
+    # PEP 658/714: None = not advertised; {} = advertised without hashes; else its hashes.
+    core_metadata: dict[str, str] | None = None
+    # Wheel tags as "py3-none-any" strings, expanded from compressed tag sets.
+    tags: tuple[str, ...] = ()
+
+
+class ProjectPage(msgspec.Struct, frozen=True, kw_only=True):
+    """A project's file listing on one index."""
+
+    name: str
+    index: str
+    files: tuple[DistFile, ...]
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class CoreMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The parts of a distribution's core metadata the resolver needs."""
+
+    name: str
+    version: str
+    metadata_version: str = "2.1"
+    requires_dist: tuple[str, ...] = ()
+    requires_python: str | None = None
+    provides_extra: tuple[str, ...] = ()
+    dynamic: tuple[str, ...] = ()

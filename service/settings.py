@@ -1,0 +1,193 @@
+"""Server configuration: one frozen ``Settings`` built from a TOML file and the environment.
+
+Nothing is read at import time. ``load_settings()`` reads ``RESOLVD_CONFIG`` (or an explicit
+path), then applies environment overrides (``RESOLVD_REDIS_URL``, ``RESOLVD_CACHE_URL``,
+``RESOLVD_ALLOWED_INDEX_URLS`` and ``RESOLVD_<SECTION>_<KEY>`` for every scalar in ``limits``,
+``fetch``, ``server`` and ``jobs``). Index credentials are read from the environment variables
+each index names, when an ``Index`` is made for a job, never stored in Settings.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from service.index.models import ErrorPolicy, Index
+
+__all__ = [
+    "AuthSettings",
+    "FetchLimits",
+    "IndexSettings",
+    "JobSettings",
+    "Limits",
+    "RedisSettings",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
+
+
+class SettingsError(ValueError):
+    """The configuration file or environment is invalid; the message names the key."""
+
+
+class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ErrorCodes(_Config):
+    page: tuple[int, ...] = (404, 410)
+    metadata: tuple[int, ...] = ()
+
+    def to_policy(self) -> ErrorPolicy:
+        return ErrorPolicy(page=frozenset(self.page) | {404}, metadata=frozenset(self.metadata))
+
+
+class IndexSettings(_Config):
+    name: str
+    url: str
+    username_env: str | None = None
+    password_env: str | None = None
+    token_env: str | None = None
+    ignore_error_codes: ErrorCodes = ErrorCodes()
+
+    def make_index(self, environ: Mapping[str, str], policy: ErrorPolicy | None = None) -> Index:
+        """The runtime ``Index``, with credentials read from the environment now."""
+        auth: tuple[str, str] | str | None = None
+        if self.token_env and environ.get(self.token_env):
+            auth = environ[self.token_env]
+        elif self.username_env and environ.get(self.username_env):
+            auth = (environ[self.username_env], environ.get(self.password_env or "", ""))
+        return Index(
+            name=self.name,
+            url=self.url.rstrip("/"),
+            policy=policy or self.ignore_error_codes.to_policy(),
+            auth=auth,
+        )
+
+
+class RedisSettings(_Config):
+    url: str = "redis://127.0.0.1:6379/0"
+    cache_url: str | None = None
+
+
+class PolicySettings(_Config):
+    allowed_index_urls: tuple[str, ...] = ()
+
+
+class AuthSettings(_Config):
+    tokens_env: str | None = None
+
+
+class Limits(_Config):
+    max_body_bytes: int = 256 * 1024
+    max_requirements: int = 500
+    jobs_per_client_per_minute: int = 120
+    default_deadline_seconds: float = 120.0
+    max_deadline_seconds: float = 600.0
+    max_rounds: int = 20_000
+
+
+class FetchLimits(_Config):
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    fetch_deadline: float = 60.0
+    retries: int = 3
+    backoff_base: float = 0.25
+    max_page_bytes: int = 64 * 1024 * 1024
+    max_metadata_bytes: int = 8 * 1024 * 1024
+    max_artifact_bytes: int = 512 * 1024 * 1024
+    page_ttl_seconds: int = 600
+    max_connections_per_index: int = 32
+
+
+class JobSettings(_Config):
+    result_ttl_seconds: int = 24 * 3600
+    max_tries: int = 3
+    heartbeat_seconds: int = 10
+    worker_concurrency: int = 4
+
+
+class EnvironmentDefaults(_Config):
+    python_version: str = "3.12"
+    platform: str = "x86_64-manylinux_2_28"
+
+
+class ServerSettings(_Config):
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+def _default_indexes() -> tuple[IndexSettings, ...]:
+    return (IndexSettings(name="pypi", url="https://pypi.org/simple"),)
+
+
+class Settings(_Config):
+    redis: RedisSettings = RedisSettings()
+    index: tuple[IndexSettings, ...] = msgspec.field(default_factory=_default_indexes)
+    policy: PolicySettings = PolicySettings()
+    auth: AuthSettings = AuthSettings()
+    limits: Limits = Limits()
+    fetch: FetchLimits = FetchLimits()
+    jobs: JobSettings = JobSettings()
+    environment: EnvironmentDefaults = EnvironmentDefaults()
+    server: ServerSettings = ServerSettings()
+
+    @property
+    def cache_url(self) -> str:
+        return self.redis.cache_url or self.redis.url
+
+    def find_index(self, name: str) -> IndexSettings | None:
+        return next((index for index in self.index if index.name == name), None)
+
+
+_SCALAR_SECTIONS = ("limits", "fetch", "jobs", "server", "environment")
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    redis = raw.setdefault("redis", {})
+    if url := environ.get("RESOLVD_REDIS_URL"):
+        redis["url"] = url
+    if url := environ.get("RESOLVD_CACHE_URL"):
+        redis["cache_url"] = url
+    if prefixes := environ.get("RESOLVD_ALLOWED_INDEX_URLS"):
+        raw.setdefault("policy", {})["allowed_index_urls"] = [
+            p.strip() for p in prefixes.split(",") if p.strip()
+        ]
+    if tokens_env := environ.get("RESOLVD_AUTH_TOKENS_ENV"):
+        raw.setdefault("auth", {})["tokens_env"] = tokens_env
+    for section in _SCALAR_SECTIONS:
+        struct = Settings.__struct_fields__
+        assert section in struct
+        prefix = f"RESOLVD_{section.upper()}_"
+        for key, value in environ.items():
+            if key.startswith(prefix):
+                raw.setdefault(section, {})[key.removeprefix(prefix).lower()] = value
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the TOML file (``path`` or ``$RESOLVD_CONFIG``) and apply environment overrides."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("RESOLVD_CONFIG")
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config {path}: {exc}") from exc
+    _apply_environment(raw, environ)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid configuration: {exc}") from exc
+    names = [index.name for index in settings.index]
+    if len(set(names)) != len(names):
+        raise SettingsError("invalid configuration: index names must be unique")
+    return settings
