@@ -1,0 +1,449 @@
+"""Explain a failed resolution from what the search learned.
+
+resolvelib reports the requirements that could not be satisfied together (its ``causes``); the
+finder recorded every version it passed over and why. From both this module derives a report in
+the spirit of uv's ("Because … and …, we can conclude that …"), the structured ``causes``, and
+hints with stable codes. It lives in ``resolution`` rather than ``diagnostics`` because it reads
+the resolver's own records; ``diagnostics`` stays a leaf.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from service.diagnostics.model import Code, Diagnostic, Severity
+from service.index.errors import IndexFetchError
+from service.index.models import ProjectPage
+from service.resolution.candidates import Candidate, ResolverRequirement, SpecifierRequirement
+from service.resolution.environment import TargetEnvironment
+from service.resolution.fetch_errors import describe_status
+from service.resolution.request import ResolveRequest
+from service.resolution.result import Failure, FailureCause, VersionRejection
+
+if TYPE_CHECKING:
+    from resolvelib.structs import RequirementInformation
+
+    from service.resolution.finder import Finder
+
+__all__ = ["explain_failure", "format_version_set"]
+
+HEADER = "No solution found when resolving dependencies:"
+_UNSATISFIABLE = "we can conclude that your requirements are unsatisfiable"
+
+
+def format_version_set(name: str, chosen: Sequence[Version], universe: Sequence[Version]) -> str:
+    """Collapse ``chosen`` (a subset of ``universe``) into ranges the way a person writes them.
+
+    ``a`` when it is every version, ``a==1.0`` for one, ``a>=2.0`` / ``a<=1.0`` for runs that
+    reach an end of the universe, ``a>=1.0,<=1.4`` for inner runs, joined by `` | ``.
+    """
+    ordered = sorted(set(universe))
+    picked = set(chosen)
+    if not picked:
+        return name
+    if picked >= set(ordered):
+        return f"all versions of {name}"
+    runs: list[list[Version]] = []
+    for version in ordered:
+        if version in picked:
+            if runs and runs[-1][-1] == ordered[ordered.index(version) - 1]:
+                runs[-1].append(version)
+            else:
+                runs.append([version])
+    parts = []
+    for run in runs:
+        low, high = run[0], run[-1]
+        if low == high:
+            parts.append(f"{name}=={low}")
+        elif low == ordered[0]:
+            parts.append(f"{name}<={high}")
+        elif high == ordered[-1]:
+            parts.append(f"{name}>={low}")
+        else:
+            parts.append(f"{name}>={low},<={high}")
+    return " | ".join(parts)
+
+
+def _describe_requirement(requirement: ResolverRequirement) -> str:
+    return requirement.format_for_error()
+
+
+def _who_requires(requirement: ResolverRequirement, parent: Candidate | None) -> str:
+    if parent is None:
+        return f"you require {_describe_requirement(requirement)}"
+    return f"{parent.format_for_error()} depends on {_describe_requirement(requirement)}"
+
+
+_REASON_TEXT = {
+    "metadata_unavailable": "could not be fetched from the network",
+    "requires_python": "requires a different Python version",
+    "yanked": "was yanked",
+    "no_compatible_wheels": "has no wheels with a matching platform tag and no usable source "
+    "distribution",
+    "no_binary": "has only wheels, and binary distributions are disabled (no_binary)",
+    "only_binary": "has only a source distribution, and only_binary is set",
+    "exclude_newer": "was published after the exclude_newer cutoff",
+    "sdist_dynamic_metadata": "has only a source distribution whose metadata needs a build",
+    "invalid_metadata": "has invalid metadata",
+    "inconsistent_metadata": "has metadata inconsistent with its file name",
+    "no_files": "has no distribution files",
+}
+
+
+class _Explainer:
+    def __init__(self, finder: Finder, request: ResolveRequest, target: TargetEnvironment) -> None:
+        self.finder = finder
+        self.request = request
+        self.target = target
+        self.hints: list[Diagnostic] = []
+        self._hinted: set[tuple[str, ...]] = set()
+
+    # -- facts ---------------------------------------------------------------------------
+
+    def universe(self, name: str) -> list[Version]:
+        versions = self.finder.known_versions.get(name)
+        return [entry.version for entry in versions.entries] if versions else []
+
+    def rejections(self, name: str) -> dict[str, VersionRejection]:
+        return self.finder.records.rejections.get(name, {})
+
+    def found(self, name: str) -> bool:
+        versions = self.finder.known_versions.get(name)
+        return bool(versions and versions.found_on)
+
+    # -- clauses -------------------------------------------------------------------------
+
+    def why_unusable(self, requirement: ResolverRequirement) -> str:
+        """Why no version of the package satisfies ``requirement`` on its own."""
+        name = requirement.name
+        if not self.found(name):
+            self.hint_not_found(name)
+            return f"{name} was not found in the package registry"
+        universe = self.universe(name)
+        matching = [v for v in universe if requirement.contains(v)]
+        excluded_pre = sorted(self.finder.records.excluded_prereleases.get(name, set()))
+        if excluded_pre:
+            self.hint_prerelease(name, excluded_pre)
+        if not matching:
+            if not universe:
+                return f"there is no version of {name}"
+            available = format_version_set(name, universe, universe)
+            if len(universe) == 1:
+                return f"only {name}=={universe[0]} is available"
+            return f"there is no version of {_describe_requirement(requirement)} "\
+                f"(available: {available.removeprefix('all versions of ')})"
+        rejections = self.rejections(name)
+        reasons: dict[str, list[Version]] = defaultdict(list)
+        for version in matching:
+            rejection = rejections.get(str(version))
+            reason = rejection.reason if rejection else "prerelease"
+            reasons[reason].append(version)
+            if rejection:
+                self.hint_rejection(name, rejection)
+        if set(reasons) == {"prerelease"}:
+            subject = format_version_set(name, matching, universe)
+            return f"only pre-releases of {name} match ({subject}) and pre-releases are not allowed"
+        clauses = []
+        for reason, versions in reasons.items():
+            subject = format_version_set(name, versions, universe)
+            if reason == "metadata_unavailable":
+                statuses = sorted({r.detail or str(r.status) for v in versions
+                                   if (r := rejections.get(str(v))) and r.status})
+                clauses.append(f"{subject} could not be fetched from the network ({', '.join(statuses)})")
+            elif reason == "requires_python":
+                bounds = sorted({r.detail for v in versions
+                                 if (r := rejections.get(str(v))) and r.detail})
+                need = f" Python{bounds[0]}" if len(bounds) == 1 else " a different Python"
+                clauses.append(
+                    f"the requested Python version ({self.target.python_full_version}) does not "
+                    f"satisfy{need}, which {subject} depends on"
+                )
+            elif reason == "prerelease":
+                clauses.append(f"{subject} are pre-releases, which are not allowed")
+            else:
+                verb = _REASON_TEXT.get(reason, f"cannot be used ({reason})")
+                clauses.append(f"{subject} {verb}")
+        return " and ".join(clauses)
+
+    def requirers(self, name: str) -> str:
+        roots = [
+            line for line in self.request.requirements
+            if canonicalize_name(line.split(";")[0].split("[")[0].split("=")[0].split("<")[0]
+                                 .split(">")[0].split("!")[0].split("~")[0].strip()) == name
+        ]
+        if roots:
+            return f"you require {roots[0].split(';')[0].strip()}"
+        parents = sorted(
+            f"{parent}=={version}"
+            for (parent, version), requirements in self.finder.records.dependencies.items()
+            if any(canonicalize_name(r.name) == name for r in requirements)
+        )
+        if parents:
+            return f"{' and '.join(parents[:3])} depend{'s' if len(parents) == 1 else ''} on {name}"
+        return f"{name} is required"
+
+    # -- hints ---------------------------------------------------------------------------
+
+    def _add(self, key: tuple[str, ...], diagnostic: Diagnostic) -> None:
+        if key not in self._hinted:
+            self._hinted.add(key)
+            self.hints.append(diagnostic)
+
+    def hint_not_found(self, name: str) -> None:
+        searched = [index.display_name for index in self.finder._indexes]  # noqa: SLF001
+        self._add(
+            ("not_found", name),
+            Diagnostic(
+                code=Code.PACKAGE_NOT_FOUND,
+                severity=Severity.HINT,
+                message=f"{name} was not found on {', '.join(repr(i) for i in searched)}. Check "
+                "the spelling, or add the index that publishes it.",
+                package=name,
+                data={"indexes": searched},
+            ),
+        )
+
+    def hint_prerelease(self, name: str, versions: list[Version]) -> None:
+        example = str(max(versions))
+        self._add(
+            ("pre", name),
+            Diagnostic(
+                code=Code.PRERELEASE_AVAILABLE,
+                severity=Severity.HINT,
+                message=f"Pre-releases of {name} are available (e.g. {name}=={example}) but "
+                f"pre-releases are not allowed with prerelease={self.request.prerelease!r}. "
+                'Set "prerelease": "allow", or require a pre-release explicitly '
+                f"(e.g. {name}>={example}).",
+                package=name,
+                version=example,
+                data={"setting": "prerelease", "value": "allow", "versions": [str(v) for v in versions]},
+            ),
+        )
+
+    def hint_rejection(self, name: str, rejection: VersionRejection) -> None:
+        reason = rejection.reason
+        if reason == "metadata_unavailable":
+            status = rejection.status or 0
+            self._add(
+                ("meta", name, str(status)),
+                Diagnostic(
+                    code=Code.METADATA_UNAVAILABLE,
+                    severity=Severity.HINT,
+                    message=f"Metadata for {name}=={rejection.version} could not be fetched "
+                    f"from index '{rejection.index}' ({rejection.detail or status}); such "
+                    "versions were skipped under that index's ignore_error_codes.metadata.",
+                    package=name,
+                    version=rejection.version,
+                    index=rejection.index,
+                    status=rejection.status,
+                    data={"setting": "ignore_error_codes.metadata"},
+                ),
+            )
+        elif reason == "requires_python":
+            self._add(
+                ("python", name, rejection.version),
+                Diagnostic(
+                    code=Code.REQUIRES_PYTHON,
+                    severity=Severity.HINT,
+                    message=f"{name}=={rejection.version} requires Python {rejection.detail or ''}"
+                    f" but the resolution targets Python {self.target.python_full_version}.",
+                    package=name,
+                    version=rejection.version,
+                    index=rejection.index,
+                    data={
+                        "requires_python": rejection.detail,
+                        "target": self.target.python_full_version,
+                        "setting": "environment.python_version",
+                    },
+                ),
+            )
+        elif reason == "yanked":
+            self._add(
+                ("yanked", name, rejection.version),
+                Diagnostic(
+                    code=Code.YANKED,
+                    severity=Severity.HINT,
+                    message=f"{name}=={rejection.version} was yanked"
+                    + (f" (reason: {rejection.detail})" if rejection.detail else "")
+                    + f"; pin it with {name}=={rejection.version} to use it anyway.",
+                    package=name,
+                    version=rejection.version,
+                    index=rejection.index,
+                    data={"reason": rejection.detail},
+                ),
+            )
+        elif reason in ("no_compatible_wheels", "no_binary", "only_binary"):
+            entry = next(
+                (e for e in self.finder.known_versions[name].entries
+                 if str(e.version) == rejection.version),
+                None,
+            )
+            tags = sorted(set(entry.wheel_tags)) if entry else []
+            self._add(
+                ("wheels", name, rejection.version),
+                Diagnostic(
+                    code=Code.NO_COMPATIBLE_WHEELS,
+                    severity=Severity.HINT,
+                    message=f"{name}=={rejection.version} has no distribution usable on "
+                    f"{self.target.platform_name} with Python {self.target.python_version}"
+                    + (f"; its wheels are tagged {', '.join(tags[:5])}" if tags else "")
+                    + ".",
+                    package=name,
+                    version=rejection.version,
+                    index=rejection.index,
+                    data={
+                        "wheel_tags": tags,
+                        "reason": reason,
+                        "platform": self.target.platform_name,
+                        "python_version": self.target.python_version,
+                    },
+                ),
+            )
+        elif reason in ("exclude_newer", "sdist_dynamic_metadata", "invalid_metadata",
+                        "inconsistent_metadata"):
+            self._add(
+                (reason, name, rejection.version),
+                Diagnostic(
+                    code=Code(reason),
+                    severity=Severity.HINT,
+                    message=f"{name}=={rejection.version} {_REASON_TEXT[reason]}"
+                    + (f": {rejection.detail}" if rejection.detail else "")
+                    + ".",
+                    package=name,
+                    version=rejection.version,
+                    index=rejection.index,
+                    data={"detail": rejection.detail},
+                ),
+            )
+
+    def hint_other_indexes(self, name: str, requirements: Sequence[ResolverRequirement]) -> None:
+        """Under first-index, look whether a later index has a version that would have matched."""
+        versions = self.finder.known_versions.get(name)
+        if self.request.index_strategy != "first-index" or not versions or not versions.found_on:
+            return
+        indexes = self.finder._indexes  # noqa: SLF001
+        first = indexes.index(versions.found_on[0])
+        for index in indexes[first + 1:]:
+            try:
+                page: ProjectPage = self.finder._bridge.wait(  # noqa: SLF001
+                    self.finder._page_future(index, name)  # type: ignore[arg-type]  # noqa: SLF001
+                )
+            except IndexFetchError:
+                continue
+            matching = sorted(
+                {Version(f.version) for f in page.files
+                 if all(r.contains(Version(f.version)) for r in requirements)},
+                reverse=True,
+            )
+            if matching:
+                self._add(
+                    ("other_index", name, index.name),
+                    Diagnostic(
+                        code=Code.FOUND_ON_OTHER_INDEX,
+                        severity=Severity.HINT,
+                        message=f"{name}=={matching[0]} is available on index "
+                        f"'{index.display_name}', but index_strategy 'first-index' only uses "
+                        f"'{versions.found_on[0].display_name}', where {name} was found first. "
+                        "Use unsafe-best-match only if you trust every index with this name.",
+                        package=name,
+                        version=str(matching[0]),
+                        index=index.display_name,
+                        data={"setting": "index_strategy", "first_index": versions.found_on[0].display_name},
+                    ),
+                )
+
+
+def explain_failure(
+    causes: Sequence[RequirementInformation[ResolverRequirement, Candidate]],
+    *,
+    finder: Finder,
+    request: ResolveRequest,
+    target: TargetEnvironment,
+) -> Failure:
+    explainer = _Explainer(finder, request, target)
+    by_name: dict[str, list[RequirementInformation[ResolverRequirement, Candidate]]] = defaultdict(list)
+    for cause in causes:
+        by_name[cause.requirement.name].append(cause)
+    paragraphs: list[str] = []
+    structured: list[FailureCause] = []
+    for name, infos in by_name.items():
+        distinct = {(_describe_requirement(i.requirement), i.parent.format_for_error() if i.parent else None): i for i in infos}
+        infos = list(distinct.values())
+        explainer.hint_other_indexes(name, [i.requirement for i in infos])
+        parents = [i.parent for i in infos if i.parent is not None]
+        if len(infos) == 1:
+            info = infos[0]
+            reason = explainer.why_unusable(info.requirement)
+            if info.parent is None:
+                paragraphs.append(f"Because {reason} and {_who_requires(info.requirement, None)}, {_UNSATISFIABLE}.")
+            else:
+                parent = info.parent
+                paragraphs.append(
+                    f"Because {reason} and {_who_requires(info.requirement, parent)}, we can "
+                    f"conclude that {parent.format_for_error()} cannot be used. And because "
+                    f"{explainer.requirers(parent.name)}, {_UNSATISFIABLE}."
+                )
+        else:
+            clauses = [_who_requires(i.requirement, i.parent) for i in infos]
+            combined = all(i.requirement.contains(v) for v in [] for i in infos)
+            del combined
+            joint = [v for v in explainer.universe(name) if all(i.requirement.contains(v) for i in infos)]
+            if joint:
+                clauses.append(explainer.why_unusable(_JointRequirement(name, infos)))
+            if not parents:
+                paragraphs.append(f"Because {' and '.join(clauses)}, {_UNSATISFIABLE}.")
+            else:
+                used = " and ".join(sorted({p.format_for_error() for p in parents}))
+                verb = "are incompatible" if len(parents) > 1 or len(infos) > 2 else "cannot be used"
+                roots = " and ".join(dict.fromkeys(explainer.requirers(p.name) for p in parents))
+                paragraphs.append(
+                    f"Because {' and '.join(clauses)}, we can conclude that {used} {verb}. "
+                    f"And because {roots}, {_UNSATISFIABLE}."
+                )
+        universe = explainer.universe(name)
+        rejections = explainer.rejections(name)
+        for info in infos:
+            matching = [v for v in universe if info.requirement.contains(v)]
+            structured.append(
+                FailureCause(
+                    package=name,
+                    requirement=_describe_requirement(info.requirement),
+                    required_by=info.parent.format_for_error() if info.parent else None,
+                    versions=[rejections[str(v)] for v in matching if str(v) in rejections],
+                )
+            )
+    message = HEADER + "".join(f"\n  {p}" for p in paragraphs)
+    fetch_errors = [
+        w for w in finder.records.warnings
+        if w.code in (Code.METADATA_UNAVAILABLE, Code.INDEX_FORBIDDEN, Code.INDEX_UNAUTHORIZED,
+                      Code.INDEX_ERROR, Code.INDEX_UNREACHABLE)
+    ]
+    return Failure(
+        kind="unsatisfiable",
+        message=message,
+        causes=structured,
+        hints=explainer.hints,
+        fetch_errors=fetch_errors,
+    )
+
+
+class _JointRequirement:
+    """Several requirements on one package, viewed as their intersection."""
+
+    def __init__(self, name: str, infos: Sequence[RequirementInformation[ResolverRequirement, Candidate]]) -> None:
+        self.name = name
+        self._requirements = [i.requirement for i in infos]
+
+    def contains(self, version: Version) -> bool:
+        return all(r.contains(version) for r in self._requirements)
+
+    def format_for_error(self) -> str:
+        return ",".join(r.format_for_error() for r in self._requirements)
+
+
+__all__ += ["SpecifierRequirement"]

@@ -1,0 +1,161 @@
+"""Turn the index client's typed errors into Diagnostics, applying the client-error policy."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from service.diagnostics.model import Code, Diagnostic, Severity
+from service.index.errors import (
+    FetchTimeoutError,
+    HTTPStatusError,
+    IndexFetchError,
+    IndexUnreachableError,
+    InvalidResponseError,
+    UnusableMetadataError,
+)
+from service.index.models import Index
+
+__all__ = ["FatalFetchError", "describe_status", "make_metadata_diagnostic", "make_page_diagnostic"]
+
+
+class FatalFetchError(Exception):
+    """A fetch failure the policy does not allow the resolver to work around."""
+
+    def __init__(self, diagnostic: Diagnostic, kind: str) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+        self.kind = kind
+
+
+def describe_status(status: int, reason: str | None = None) -> str:
+    """``403 Forbidden``, or the server's own explanation when it gave a better one."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "error"
+    if reason and reason != phrase:
+        return f"{status} {phrase}: {reason}"
+    return f"{status} {phrase}"
+
+
+def _status_code(status: int) -> Code:
+    if status == 401:
+        return Code.INDEX_UNAUTHORIZED
+    if status == 403:
+        return Code.INDEX_FORBIDDEN
+    return Code.INDEX_ERROR
+
+
+def make_page_diagnostic(
+    error: IndexFetchError, index: Index, project: str, *, severity: Severity = Severity.ERROR
+) -> Diagnostic:
+    """A Diagnostic for a project page that could not be fetched from ``index``."""
+    name = index.display_name
+    if isinstance(error, HTTPStatusError):
+        code = _status_code(error.status)
+        described = describe_status(error.status, error.reason)
+        if code is Code.INDEX_UNAUTHORIZED:
+            advice = (
+                f"Check the credentials configured for index '{name}' "
+                "(username_env/password_env or token_env)."
+            )
+        elif code is Code.INDEX_FORBIDDEN:
+            advice = (
+                f"The credentials for index '{name}' are not allowed to read {project}, or the "
+                "index blocks it by policy."
+            )
+        else:
+            advice = ""
+        if severity is Severity.ERROR and error.status < 500:
+            advice += (
+                f" resolvd does not fall through to a later index on {error.status}; to treat it "
+                f"as 'not on this index', add {error.status} to ignore_error_codes.page for "
+                f"index '{name}'."
+            )
+        return Diagnostic(
+            code=code,
+            severity=severity,
+            message=f"The project page of {project} on index '{name}' answered {described}. "
+            + advice.strip(),
+            package=project,
+            index=name,
+            status=error.status,
+            url=error.url,
+            data={"reason": error.reason, "setting": "ignore_error_codes.page"},
+        )
+    code = (
+        Code.INDEX_UNREACHABLE
+        if isinstance(error, IndexUnreachableError | FetchTimeoutError)
+        else Code.INDEX_ERROR
+    )
+    return Diagnostic(
+        code=code,
+        severity=severity,
+        message=f"The project page of {project} on index '{name}' could not be fetched: "
+        f"{error.message}",
+        package=project,
+        index=name,
+        url=error.url,
+        data={"error": type(error).__name__},
+    )
+
+
+def make_metadata_diagnostic(
+    error: IndexFetchError,
+    index: Index,
+    project: str,
+    version: str,
+    *,
+    severity: Severity,
+) -> Diagnostic:
+    """A Diagnostic for one version whose metadata could not be had."""
+    name = index.display_name
+    if isinstance(error, HTTPStatusError):
+        described = describe_status(error.status, error.reason)
+        if severity is Severity.ERROR:
+            advice = (
+                f"To treat {error.status} as 'this version is unavailable' and backtrack to "
+                f"another version, set ignore_error_codes.metadata = [{error.status}] for index "
+                f"'{name}'."
+            )
+        else:
+            advice = f"Skipped under ignore_error_codes.metadata of index '{name}'."
+        return Diagnostic(
+            code=Code.METADATA_UNAVAILABLE,
+            severity=severity,
+            message=f"Metadata for {project}=={version} could not be fetched from index "
+            f"'{name}' ({described}). {advice}",
+            package=project,
+            version=version,
+            index=name,
+            status=error.status,
+            url=error.url,
+            data={
+                "reason": error.reason,
+                "setting": "ignore_error_codes.metadata",
+                "suggestion": {"index": name, "ignore_error_codes": {"metadata": [error.status]}},
+            },
+        )
+    if isinstance(error, UnusableMetadataError):
+        code = Code.SDIST_DYNAMIC_METADATA
+    elif isinstance(error, InvalidResponseError):
+        code = (
+            Code.INCONSISTENT_METADATA
+            if "inconsistent" in error.message.lower()
+            else Code.INVALID_METADATA
+        )
+    elif isinstance(error, IndexUnreachableError | FetchTimeoutError):
+        code = Code.INDEX_UNREACHABLE
+    else:
+        code = Code.INDEX_ERROR
+    return Diagnostic(
+        code=code,
+        severity=severity,
+        message=f"Metadata for {project}=={version} from index '{name}' is unusable: "
+        f"{error.message}",
+        package=project,
+        version=version,
+        index=name,
+        url=error.url,
+        data={"error": type(error).__name__},
+    )

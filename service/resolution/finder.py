@@ -1,0 +1,452 @@
+"""The finder: which versions of a project exist, which file each would use, and why not.
+
+The finder is the resolver's only door to the network. It reads project pages across the job's
+indexes under its ``index_strategy``, picks the best file per version for the target (wheel by tag
+priority, else a static-metadata sdist), loads core metadata lazily as the resolver reaches a
+candidate, and records every version it had to pass over with the reason, so a failure can be
+explained from what was actually learned rather than guessed afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from service.diagnostics.model import Code, Diagnostic, Severity
+from service.index.errors import HTTPStatusError, IndexFetchError
+from service.index.models import CoreMetadata, DistFile, Index, ProjectPage
+from service.resolution.bridge import FetchBridge
+from service.resolution.candidates import (
+    Candidate,
+    ExplicitRequirement,
+    ResolverRequirement,
+    SpecifierRequirement,
+)
+from service.resolution.environment import TargetEnvironment
+from service.resolution.fetch_errors import (
+    FatalFetchError,
+    describe_status,
+    make_metadata_diagnostic,
+    make_page_diagnostic,
+)
+from service.resolution.request import ResolveRequest
+from service.resolution.result import VersionRejection
+
+if TYPE_CHECKING:
+    from service.index.client import FetchStats, IndexClient
+
+__all__ = ["Finder", "ProjectVersions", "VersionEntry"]
+
+# When several files of a version are unusable, the reason reported is the most telling one.
+_REASON_PRIORITY = ("requires_python", "exclude_newer", "no_binary", "only_binary", "no_compatible_wheels")
+
+
+@dataclass
+class VersionEntry:
+    """One version of a project on one index, with its chosen file or why none is usable."""
+
+    version: Version
+    index: Index
+    file: DistFile | None
+    rejection: str | None = None
+    yanked: bool = False
+    yanked_reason: str | None = None
+    wheel_tags: tuple[str, ...] = ()
+
+
+@dataclass
+class ProjectVersions:
+    name: NormalizedName
+    entries: list[VersionEntry]
+    found_on: list[Index]
+    missing_on: list[Index]
+
+
+@dataclass
+class _Records:
+    """What the search learned, for warnings and the failure explanation."""
+
+    rejections: dict[str, dict[str, VersionRejection]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    excluded_prereleases: dict[str, set[Version]] = field(default_factory=lambda: defaultdict(set))
+    warnings: list[Diagnostic] = field(default_factory=list)
+    fetch_errors: list[Diagnostic] = field(default_factory=list)
+    dependencies: dict[tuple[str, str], list[Requirement]] = field(default_factory=dict)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _matches(names: frozenset[str], name: str) -> bool:
+    return ":all:" in names or name in names
+
+
+class Finder:
+    """Versions, candidates and dependencies for one job; runs in the resolver thread."""
+
+    def __init__(
+        self,
+        request: ResolveRequest,
+        *,
+        indexes: Sequence[Index],
+        client: IndexClient,
+        stats: FetchStats,
+        bridge: FetchBridge,
+        target: TargetEnvironment,
+        root_names: frozenset[str],
+        yank_pins: dict[str, set[Version]],
+        explicit_prerelease: frozenset[str],
+        overrides: dict[str, list[Requirement]],
+    ) -> None:
+        self._request = request
+        self._indexes = list(indexes)
+        self._client = client
+        self._stats = stats
+        self._bridge = bridge
+        self._target = target
+        self._root_names = root_names
+        self._yank_pins = yank_pins
+        self._explicit_prerelease = explicit_prerelease
+        self._overrides = overrides
+        self._no_binary = frozenset(canonicalize_name(n) if n != ":all:" else n for n in request.no_binary)
+        self._only_binary = frozenset(canonicalize_name(n) if n != ":all:" else n for n in request.only_binary)
+        self._cutoff = _parse_time(request.exclude_newer)
+        self._versions: dict[str, ProjectVersions] = {}
+        self._metadata: dict[tuple[str, str], CoreMetadata | None] = {}
+        self._candidates: dict[tuple[str, Version, frozenset[str]], Candidate] = {}
+        self._warned: set[tuple[str, ...]] = set()
+        self.records = _Records()
+
+    # -- project pages -------------------------------------------------------------------
+
+    def _page_future(self, index: Index, name: str) -> object:
+        client, stats = self._client, self._stats
+        return self._bridge.schedule(
+            ("page", index.url, name),
+            lambda: client.find_project_page(index, name, stats=stats),
+        )
+
+    def prefetch(self, name: str) -> None:
+        """Start fetching ``name``'s page from the first index, without waiting."""
+        if name not in self._versions and self._indexes:
+            self._page_future(self._indexes[0], name)
+
+    def _find_pages(self, name: NormalizedName) -> tuple[list[tuple[Index, ProjectPage]], list[Index]]:
+        pages: list[tuple[Index, ProjectPage]] = []
+        missing: list[Index] = []
+        for index in self._indexes:
+            future = self._page_future(index, name)
+            try:
+                page: ProjectPage = self._bridge.wait(future)  # type: ignore[arg-type]
+            except HTTPStatusError as error:
+                if error.status == 404 or error.status in index.policy.page:
+                    missing.append(index)
+                    if error.status != 404:
+                        self._warn_once(
+                            ("page", index.name, name),
+                            make_page_diagnostic(error, index, name, severity=Severity.WARNING),
+                        )
+                    continue
+                kind = "index_error"
+                raise FatalFetchError(make_page_diagnostic(error, index, name), kind) from error
+            except IndexFetchError as error:
+                raise FatalFetchError(make_page_diagnostic(error, index, name), "index_error") from error
+            pages.append((index, page))
+            if self._request.index_strategy == "first-index":
+                break
+        return pages, missing
+
+    def find_versions(self, name: NormalizedName) -> ProjectVersions:
+        """All versions of ``name`` across the job's indexes, best first, rejections noted."""
+        known = self._versions.get(name)
+        if known is not None:
+            return known
+        pages, missing = self._find_pages(name)
+        by_version: dict[Version, VersionEntry] = {}
+        for index, page in pages:
+            for entry in self._make_entries(name, index, page):
+                current = by_version.get(entry.version)
+                if current is None or (current.file is None and entry.file is not None):
+                    if current is not None and self._request.index_strategy == "unsafe-first-match":
+                        continue
+                    by_version[entry.version] = entry
+        entries = sorted(by_version.values(), key=lambda e: e.version, reverse=True)
+        for entry in entries:
+            if entry.rejection is not None:
+                self._reject(name, entry, entry.rejection)
+        versions = ProjectVersions(name, entries, [i for i, _ in pages], missing)
+        self._versions[name] = versions
+        return versions
+
+    def _make_entries(self, name: NormalizedName, index: Index, page: ProjectPage) -> Iterator[VersionEntry]:
+        files: dict[Version, list[DistFile]] = defaultdict(list)
+        for file in page.files:
+            try:
+                files[Version(file.version)].append(file)
+            except InvalidVersion:
+                continue
+        for version, version_files in files.items():
+            yield self._choose_file(name, index, version, version_files)
+
+    def _file_problem(self, name: str, file: DistFile) -> str | None:
+        if not self._target.allows_python(file.requires_python):
+            return "requires_python"
+        if self._cutoff is not None:
+            uploaded = _parse_time(file.upload_time)
+            if uploaded is not None and uploaded > self._cutoff:
+                return "exclude_newer"
+        if file.kind == "wheel":
+            if _matches(self._no_binary, name):
+                return "no_binary"
+            if self._target.best_tag_rank(file.tags) is None:
+                return "no_compatible_wheels"
+        elif _matches(self._only_binary, name):
+            return "only_binary"
+        return None
+
+    def _choose_file(self, name: str, index: Index, version: Version, files: list[DistFile]) -> VersionEntry:
+        usable: list[tuple[tuple[int, int, int], DistFile]] = []
+        problems: list[str] = []
+        wheel_tags: list[str] = []
+        for file in files:
+            if file.kind == "wheel":
+                wheel_tags.extend(file.tags)
+            problem = self._file_problem(name, file)
+            if problem is not None:
+                problems.append(problem)
+                continue
+            rank = self._target.best_tag_rank(file.tags) if file.kind == "wheel" else None
+            # Non-yanked first, then wheels by tag priority, then sdists.
+            usable.append(((int(file.yanked), 0 if rank is not None else 1, rank or 0), file))
+        if not usable:
+            reason = min(problems, key=_REASON_PRIORITY.index) if problems else "no_files"
+            return VersionEntry(version, index, None, reason, wheel_tags=tuple(wheel_tags))
+        _, best = min(usable, key=lambda item: item[0])
+        return VersionEntry(
+            version,
+            index,
+            best,
+            yanked=best.yanked,
+            yanked_reason=best.yanked_reason,
+            wheel_tags=tuple(wheel_tags),
+        )
+
+    # -- candidates ----------------------------------------------------------------------
+
+    def _order(self, name: str, entries: list[VersionEntry]) -> tuple[list[VersionEntry], list[VersionEntry]]:
+        """Stable versions and the pre-releases that may follow them, each in preference order."""
+        mode = self._request.resolution
+        lowest = mode == "lowest" or (mode == "lowest-direct" and name in self._root_names)
+        ordered = list(reversed(entries)) if lowest else list(entries)
+        if self._request.prerelease == "allow":
+            return ordered, []
+        stable = [e for e in ordered if not e.version.is_prerelease]
+        pre = [e for e in ordered if e.version.is_prerelease]
+        return stable, pre
+
+    def _prereleases_allowed(self, name: str, stable_found: bool) -> bool:
+        mode = self._request.prerelease
+        if mode == "if-necessary-or-explicit":
+            return True
+        if mode == "if-necessary":
+            return not stable_found
+        if mode == "explicit":
+            return name in self._explicit_prerelease
+        return False
+
+    def iter_candidates(
+        self, name: NormalizedName, extras: frozenset[str], accept: Callable[[Version], bool]
+    ) -> Iterator[Candidate]:
+        """Usable candidates in preference order; metadata is loaded as each is reached."""
+        versions = self.find_versions(name)
+        stable, pre = self._order(name, versions.entries)
+        stable_found = False
+        for entry in stable:
+            if self._usable(name, entry, accept):
+                stable_found = True
+                yield self._candidate(name, entry, extras)
+        allowed = self._prereleases_allowed(name, stable_found)
+        for entry in pre:
+            if entry.rejection is not None or not accept(entry.version):
+                continue
+            if not allowed:
+                self.records.excluded_prereleases[name].add(entry.version)
+                continue
+            if self._usable(name, entry, accept):
+                yield self._candidate(name, entry, extras)
+
+    def _usable(self, name: str, entry: VersionEntry, accept: Callable[[Version], bool]) -> bool:
+        if entry.rejection is not None or not accept(entry.version):
+            return False
+        if entry.yanked and entry.version not in self._yank_pins.get(name, set()):
+            self._reject(name, entry, "yanked", detail=entry.yanked_reason)
+            return False
+        return self._load(name, entry)
+
+    def _candidate(self, name: NormalizedName, entry: VersionEntry, extras: frozenset[str]) -> Candidate:
+        key = (name, entry.version, extras)
+        candidate = self._candidates.get(key)
+        if candidate is None:
+            assert entry.file is not None
+            candidate = Candidate(name, entry.version, entry.file, entry.index, extras, entry.yanked)
+            self._candidates[key] = candidate
+        return candidate
+
+    def _reject(
+        self,
+        name: str,
+        entry: VersionEntry,
+        reason: str,
+        *,
+        status: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.records.rejections[name][str(entry.version)] = VersionRejection(
+            version=str(entry.version),
+            reason=reason,
+            status=status,
+            index=entry.index.display_name,
+            detail=detail,
+        )
+
+    def _warn_once(self, key: tuple[str, ...], diagnostic: Diagnostic) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.records.warnings.append(diagnostic)
+
+    # -- metadata and dependencies -------------------------------------------------------
+
+    def _load(self, name: str, entry: VersionEntry) -> bool:
+        """Fetch and check core metadata for ``entry``; False (recorded) when unusable."""
+        key = (name, str(entry.version))
+        if key in self._metadata:
+            return self._metadata[key] is not None
+        file, index = entry.file, entry.index
+        assert file is not None
+        client, stats = self._client, self._stats
+        future = self._bridge.schedule(
+            ("metadata", index.url, file.url),
+            lambda: client.find_core_metadata(index, file, stats=stats),
+        )
+        metadata: CoreMetadata | None = None
+        try:
+            metadata = self._bridge.wait(future)
+        except HTTPStatusError as error:
+            if error.status not in index.policy.metadata:
+                diagnostic = make_metadata_diagnostic(
+                    error, index, name, str(entry.version), severity=Severity.ERROR
+                )
+                raise FatalFetchError(diagnostic, "metadata_error") from error
+            self._reject(
+                name,
+                entry,
+                "metadata_unavailable",
+                status=error.status,
+                detail=describe_status(error.status, error.reason),
+            )
+            self.records.warnings.append(
+                make_metadata_diagnostic(error, index, name, str(entry.version), severity=Severity.WARNING)
+            )
+        except IndexFetchError as error:
+            diagnostic = make_metadata_diagnostic(
+                error, index, name, str(entry.version), severity=Severity.WARNING
+            )
+            if diagnostic.code in (Code.INDEX_UNREACHABLE, Code.INDEX_ERROR):
+                raise FatalFetchError(
+                    make_metadata_diagnostic(error, index, name, str(entry.version), severity=Severity.ERROR),
+                    "metadata_error",
+                ) from error
+            self._reject(name, entry, str(diagnostic.code), detail=error.message)
+            self.records.warnings.append(diagnostic)
+        if metadata is not None and not self._target.allows_python(metadata.requires_python):
+            self._reject(name, entry, "requires_python", detail=metadata.requires_python)
+            metadata = None
+        if metadata is not None:
+            try:
+                self.records.dependencies[key] = [Requirement(line) for line in metadata.requires_dist]
+            except InvalidRequirement as error:
+                self._reject(name, entry, "invalid_metadata", detail=str(error))
+                self.records.warnings.append(
+                    Diagnostic(
+                        code=Code.INVALID_METADATA,
+                        severity=Severity.WARNING,
+                        message=f"{name}=={entry.version} declares an invalid requirement "
+                        f"and was skipped: {error}",
+                        package=name,
+                        version=str(entry.version),
+                        index=index.display_name,
+                    )
+                )
+                metadata = None
+        self._metadata[key] = metadata
+        return metadata is not None
+
+    def metadata(self, candidate: Candidate) -> CoreMetadata:
+        metadata = self._metadata.get((candidate.name, str(candidate.version)))
+        assert metadata is not None, "candidates are only made after their metadata loaded"
+        return metadata
+
+    def _evaluate(self, marker: Marker | None, extra: str) -> bool:
+        if marker is None:
+            return True
+        return marker.evaluate({**self._target.markers, "extra": extra})
+
+    def iter_dependencies(self, candidate: Candidate) -> Iterator[ResolverRequirement]:
+        """The candidate's requirements for the target, overrides applied."""
+        metadata = self.metadata(candidate)
+        requirements = self.records.dependencies[(candidate.name, str(candidate.version))]
+        if candidate.extras:
+            yield ExplicitRequirement(self._candidate(candidate.name, self._entry(candidate), frozenset()))
+            provided = {canonicalize_name(extra) for extra in metadata.provides_extra}
+            for extra in sorted(candidate.extras - provided):
+                self._warn_once(
+                    ("extra", candidate.name, str(candidate.version), extra),
+                    Diagnostic(
+                        code=Code.INVALID_METADATA,
+                        severity=Severity.WARNING,
+                        message=f"{candidate.name}=={candidate.version} does not provide the "
+                        f"extra '{extra}'",
+                        package=candidate.name,
+                        version=str(candidate.version),
+                        index=candidate.index.display_name,
+                        data={"extra": extra},
+                    ),
+                )
+        for requirement in requirements:
+            marker = requirement.marker
+            if candidate.extras:
+                if marker is None or self._evaluate(marker, ""):
+                    continue
+                if not any(self._evaluate(marker, extra) for extra in candidate.extras):
+                    continue
+            elif not self._evaluate(marker, ""):
+                continue
+            if canonicalize_name(requirement.name) == candidate.name and not requirement.extras:
+                continue
+            for replaced in self._overrides.get(canonicalize_name(requirement.name), [requirement]):
+                yield SpecifierRequirement(replaced, parent=candidate)
+
+    def _entry(self, candidate: Candidate) -> VersionEntry:
+        versions = self._versions[candidate.name]
+        return next(e for e in versions.entries if e.version == candidate.version)
+
+    @property
+    def known_versions(self) -> dict[str, ProjectVersions]:
+        return self._versions

@@ -1,0 +1,209 @@
+"""The resolvelib provider: thin glue between resolvelib and the finder.
+
+Requirements decide what satisfies them, candidates carry their identity, and the finder knows
+versions and dependencies; the provider only adapts those to resolvelib's calls (which it makes by
+keyword, so parameter names follow resolvelib exactly) and decides which identifier to work on
+next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName
+from packaging.version import Version
+from resolvelib import AbstractProvider, BaseReporter
+from resolvelib.structs import RequirementInformation
+
+from service.resolution.bridge import FetchBridge
+from service.resolution.candidates import (
+    Candidate,
+    ExplicitRequirement,
+    ResolverRequirement,
+    SpecifierRequirement,
+    split_identifier,
+)
+from service.resolution.finder import Finder
+from service.resolution.result import Progress
+
+__all__ = ["LazyCandidates", "Provider", "ProgressReporter", "make_preference"]
+
+Information = RequirementInformation[ResolverRequirement, Candidate]
+
+
+class LazyCandidates(Sequence[Candidate]):
+    """Candidates produced on demand and remembered, like pip's ``FoundCandidates``.
+
+    Iterating reaches the network only as far as the resolver actually looks, and a second
+    iteration replays what the first produced.
+    """
+
+    def __init__(self, source: Iterator[Candidate]) -> None:
+        self._source = source
+        self._seen: list[Candidate] = []
+        self._exhausted = False
+
+    def __iter__(self) -> Iterator[Candidate]:
+        position = 0
+        while True:
+            if position < len(self._seen):
+                yield self._seen[position]
+                position += 1
+                continue
+            if self._exhausted:
+                return
+            try:
+                self._seen.append(next(self._source))
+            except StopIteration:
+                self._exhausted = True
+                return
+
+    def __bool__(self) -> bool:
+        return next(iter(self), None) is not None
+
+    def __len__(self) -> int:
+        for _ in self:
+            pass
+        return len(self._seen)
+
+    def __getitem__(self, position: Any) -> Any:
+        len(self)
+        return self._seen[position]
+
+
+def _is_pinned(specifier: SpecifierSet) -> bool:
+    return any(
+        spec.operator == "===" or (spec.operator == "==" and not spec.version.endswith(".*"))
+        for spec in specifier
+    )
+
+
+def _is_upper_bounded(specifier: SpecifierSet) -> bool:
+    return any(spec.operator in ("<", "<=", "~=", "==", "===") for spec in specifier)
+
+
+def make_preference(
+    information: Sequence[Information], *, backtracking: bool, order: int, identifier: str
+) -> tuple[bool, bool, bool, bool, int, str]:
+    """The sort key resolvelib minimises to pick the next identifier to pin.
+
+    In order: identifiers named by the last conflict first (deciding them prunes the search
+    soonest); then ones pinned with ``==`` or tied to an extras candidate (they have one
+    choice); then the user's direct requirements; then upper-bounded ones (few choices);
+    then first-seen order, and the name last so the result never depends on dict order.
+    """
+    pinned = any(
+        isinstance(info.requirement, ExplicitRequirement)
+        or _is_pinned(info.requirement.specifier)
+        for info in information
+    )
+    direct = any(info.parent is None for info in information)
+    bounded = any(
+        isinstance(info.requirement, SpecifierRequirement)
+        and _is_upper_bounded(info.requirement.specifier)
+        for info in information
+    )
+    return (not backtracking, not pinned, not direct, not bounded, order, identifier)
+
+
+class Provider(AbstractProvider[ResolverRequirement, Candidate, str]):
+    def __init__(
+        self,
+        finder: Finder,
+        bridge: FetchBridge,
+        *,
+        constraints: Mapping[str, Sequence[SpecifierSet]],
+    ) -> None:
+        self._finder = finder
+        self._bridge = bridge
+        self._constraints = constraints
+        self._order: dict[str, int] = {}
+
+    def _seen(self, identifier: str) -> int:
+        return self._order.setdefault(identifier, len(self._order))
+
+    def identify(self, requirement_or_candidate: ResolverRequirement | Candidate) -> str:
+        return requirement_or_candidate.identifier
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[Information]],
+        backtrack_causes: Sequence[Information],
+    ) -> tuple[bool, bool, bool, bool, int, str]:
+        causes = {info.requirement.identifier for info in backtrack_causes} | {
+            info.parent.identifier for info in backtrack_causes if info.parent is not None
+        }
+        return make_preference(
+            list(information[identifier]),
+            backtracking=identifier in causes,
+            order=self._seen(identifier),
+            identifier=identifier,
+        )
+
+    def narrow_requirement_selection(
+        self,
+        identifiers: Iterable[str],
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[Information]],
+        backtrack_causes: Sequence[Information],
+    ) -> Iterable[str]:
+        identifiers = list(identifiers)
+        causes = {info.requirement.identifier for info in backtrack_causes}
+        narrowed = [identifier for identifier in identifiers if identifier in causes]
+        return narrowed or identifiers
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[ResolverRequirement]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> LazyCandidates:
+        self._bridge.check()
+        self._seen(identifier)
+        name, extras = split_identifier(identifier)
+        wanted = list(requirements[identifier])
+        excluded = {candidate.version for candidate in incompatibilities[identifier]}
+        constraints = self._constraints.get(name, ())
+
+        def accept(version: Version) -> bool:
+            return (
+                version not in excluded
+                and all(requirement.contains(version) for requirement in wanted)
+                and all(spec.contains(version, prereleases=True) for spec in constraints)
+            )
+
+        return LazyCandidates(self._finder.iter_candidates(NormalizedName(name), extras, accept))
+
+    def is_satisfied_by(self, requirement: ResolverRequirement, candidate: Candidate) -> bool:
+        return requirement.is_satisfied_by(candidate)
+
+    def get_dependencies(self, candidate: Candidate) -> list[ResolverRequirement]:
+        self._bridge.check()
+        dependencies = list(self._finder.iter_dependencies(candidate))
+        for dependency in dependencies:
+            self._finder.prefetch(dependency.name)
+        return dependencies
+
+
+class ProgressReporter(BaseReporter[ResolverRequirement, Candidate, str]):
+    """Publishes resolvelib's progress into the job's live counters."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._identifiers: set[str] = set()
+
+    def starting_round(self, index: int) -> None:
+        self._progress.rounds = index + 1
+
+    def adding_requirement(self, requirement: ResolverRequirement, parent: Candidate | None) -> None:
+        self._identifiers.add(requirement.name)
+        self._progress.packages = len(self._identifiers)
+
+    def pinning(self, candidate: Candidate) -> None:
+        self._progress.versions_tried += 1
