@@ -98,10 +98,10 @@ def parse_byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         if last <= 0 or size == 0:
             raise RangeNotSatisfiableError(header)
         return max(0, size - last), size - 1
-    if last < first:
-        return None
     if first >= size:
         raise RangeNotSatisfiableError(header)
+    if last < first:
+        return None
     return first, min(last, size - 1)
 
 
@@ -124,6 +124,8 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, keep-alive requests stall ~40 ms.
+    disable_nagle_algorithm = True
     # Idle keep-alive connections are dropped after this many seconds.
     timeout = 30
 
