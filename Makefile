@@ -1,0 +1,47 @@
+# resolvd developer commands. `make run` and `make test` set up what they need on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: setup run test lint format openapi conformance redis clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+## API + one in-process worker on 127.0.0.1:8000 (Redis if reachable, else in-process store)
+run: setup
+	$(VENV)/bin/resolvd serve --host 127.0.0.1 --port 8000
+
+## the whole test suite (unit, API, end-to-end with real worker processes)
+test: setup
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check service tests
+	$(VENV)/bin/ruff format --check service tests
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format service tests
+	$(VENV)/bin/ruff check --fix service tests
+
+## regenerate openapi/openapi.json from the app (a test fails when the two drift)
+openapi: setup
+	$(VENV)/bin/resolvd openapi > openapi/openapi.json
+
+## the external scenario corpus in ../shared/corpora; fails below tests/conformance/MIN_MATCH
+conformance: setup
+	$(PY) -m tests.conformance.run
+
+## start a throwaway Redis on 127.0.0.1:6379 when none answers (CI and fresh machines)
+redis:
+	@bash deploy/ensure-redis.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench
