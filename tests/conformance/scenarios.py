@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_PLATFORM",
     "DEFAULT_PYTHON",
     "DEFAULT_REQUIRES_PYTHON",
+    "REPO_ROOT",
     "Expected",
     "Scenario",
     "ScenarioError",

@@ -1,0 +1,404 @@
+"""Run the packse scenario corpus against a real resolvd process; print and record the score.
+
+    python -m tests.conformance.run [--min-match N] [--only SUBSTR] [--verbose]
+
+Every non-disabled scenario is published on one loopback ``IndexServer`` (an index per
+scenario). ``resolvd serve`` starts as a subprocess on a free port, with Redis db 14 (flushed
+first) and only that server's URLs allowed. Each non-universal scenario is submitted to
+``POST /resolve`` and polled with ``GET /jobs/{id}?wait=10``, eight at a time.
+
+A scenario matches when the job succeeded exactly when the corpus says it is satisfiable, and
+every expected package resolved to an equal version. An expected failure must be a failure of
+kind ``unsatisfiable``: the corpus indexes never misbehave, so any other kind is a service bug,
+not a correct answer. Universal scenarios need one resolution per marker fork and are counted
+as skipped. Exit status 1 when fewer than ``--min-match`` scenarios match (default: the number
+in ``tests/conformance/MIN_MATCH``; with ``--only``, 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import redis
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from tests.conformance.scenarios import REPO_ROOT, Scenario, find_corpus, iter_scenarios, select
+from tests.indexserver import IndexServer
+
+__all__ = ["Outcome", "Verdict", "find_outcome", "judge", "main"]
+
+REDIS_URL = "redis://127.0.0.1:6379/14"
+MIN_MATCH_FILE = Path(__file__).with_name("MIN_MATCH")
+REPORT_PATH = REPO_ROOT / ".bench" / "conformance.json"
+SERVICE_LOG_PATH = REPO_ROOT / ".bench" / "conformance-service.log"
+CONCURRENCY = 8
+JOB_TIMEOUT_SECONDS = 150.0
+HEALTH_TIMEOUT_SECONDS = 30.0
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the service said about one scenario.
+
+    ``status`` is the job's final status, or ``rejected`` (POST /resolve refused it),
+    ``timeout`` (still running after the runner's patience) or ``error`` (transport trouble).
+    """
+
+    status: str
+    packages: Mapping[str, str] = field(default_factory=dict)  # canonical name -> version
+    failure_kind: str | None = None
+    message: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    scenario: Scenario
+    outcome: Outcome
+    match: bool
+    # Why it is a miss, in words; None for a match.
+    reason: str | None = None
+
+
+def _pins(packages: Mapping[str, str]) -> str:
+    return ", ".join(f"{name}=={version}" for name, version in sorted(packages.items()))
+
+
+def _summary_line(message: str | None) -> str:
+    """The first line of a failure message, with the next one when the first only introduces."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
+
+
+def _same_version(expected: str, got: str) -> bool:
+    try:
+        return Version(expected) == Version(got)
+    except InvalidVersion:
+        return expected == got
+
+
+def _describe(outcome: Outcome) -> str:
+    if outcome.status == "succeeded":
+        return f"succeeded ({_pins(outcome.packages) or 'no packages'})"
+    kind = f" [{outcome.failure_kind}]" if outcome.failure_kind else ""
+    summary = _summary_line(outcome.message)
+    return f"{outcome.status}{kind}" + (f": {summary}" if summary else "")
+
+
+def judge(scenario: Scenario, outcome: Outcome) -> Verdict:
+    """Compare an outcome with the scenario's expectation (rules in the module docstring)."""
+    expected = scenario.expected
+    if not expected.satisfiable:
+        if outcome.status == "failed" and outcome.failure_kind == "unsatisfiable":
+            return Verdict(scenario, outcome, match=True)
+        return Verdict(
+            scenario, outcome, False, f"expected unsatisfiable, got {_describe(outcome)}"
+        )
+    wanted = f"satisfiable ({_pins(expected.packages)})" if expected.packages else "satisfiable"
+    if outcome.status != "succeeded":
+        return Verdict(scenario, outcome, False, f"expected {wanted}, got {_describe(outcome)}")
+    wrong = [
+        name
+        for name, version in expected.packages.items()
+        if name not in outcome.packages or not _same_version(version, outcome.packages[name])
+    ]
+    if wrong:
+        got = {name: outcome.packages.get(name, "(absent)") for name in wrong}
+        return Verdict(scenario, outcome, False, f"expected {wanted}, got {_pins(got)}")
+    return Verdict(scenario, outcome, match=True)
+
+
+def _problem_text(response: httpx.Response) -> str:
+    try:
+        problem = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(problem, dict):
+        return str(problem.get("detail") or problem.get("title") or problem)
+    return str(problem)
+
+
+def _outcome_from_job(job: Mapping[str, Any], seconds: float) -> Outcome:
+    result = job.get("result") or {}
+    failure = job.get("failure") or {}
+    packages = {canonicalize_name(p["name"]): str(p["version"]) for p in result.get("packages", ())}
+    return Outcome(
+        status=str(job.get("status")),
+        packages=packages,
+        failure_kind=failure.get("kind"),
+        message=failure.get("message"),
+        seconds=seconds,
+    )
+
+
+def find_outcome(client: httpx.Client, body: Mapping[str, Any], *, timeout: float) -> Outcome:
+    """Submit ``body`` to ``POST /resolve`` and wait for the job to finish (or ``timeout``)."""
+    started = time.monotonic()
+
+    def elapsed() -> float:
+        return time.monotonic() - started
+
+    try:
+        response = client.post("/resolve", json=body)
+        if response.status_code not in (200, 202):
+            message = f"HTTP {response.status_code}: {_problem_text(response)}"
+            return Outcome("rejected", message=message, seconds=elapsed())
+        job = response.json()
+        while job.get("status") not in FINISHED:
+            if elapsed() > timeout:
+                client.delete(f"/jobs/{job['id']}")
+                message = f"still {job.get('status')} after {timeout:.0f} s"
+                return Outcome("timeout", message=message, seconds=elapsed())
+            response = client.get(f"/jobs/{job['id']}", params={"wait": 10})
+            if response.status_code != 200:
+                message = f"GET /jobs: HTTP {response.status_code}: {_problem_text(response)}"
+                return Outcome("error", message=message, seconds=elapsed())
+            job = response.json()
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        return Outcome("error", message=f"{type(exc).__name__}: {exc}", seconds=elapsed())
+    return _outcome_from_job(job, elapsed())
+
+
+class ServiceStartError(RuntimeError):
+    """The service process exited or never answered /healthz; the message has its log tail."""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _service_command(port: int) -> list[str]:
+    # The venv's console script when installed; ``python -m service`` otherwise.
+    script = Path(sys.executable).with_name("resolvd")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "service"]
+    return [*command, "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@contextmanager
+def run_service(index_base_url: str, log: TextIO) -> Iterator[str]:
+    """Start ``resolvd serve`` allowed to use ``index_base_url``; yield its URL; stop it.
+
+    It runs in its own session so that stopping it (SIGTERM, then SIGKILL after 10 s) reaches
+    any worker processes it started, and nothing else.
+    """
+    port = _free_port()
+    environ = {
+        **os.environ,
+        "RESOLVD_ALLOWED_INDEX_URLS": f"{index_base_url}/",
+        "RESOLVD_REDIS_URL": REDIS_URL,
+        "RESOLVD_CACHE_URL": REDIS_URL,
+        # One client submits the whole corpus within a minute.
+        "RESOLVD_LIMITS_JOBS_PER_CLIENT_PER_MINUTE": "100000",
+        "RESOLVD_JOBS_WORKER_CONCURRENCY": str(CONCURRENCY),
+    }
+    process = subprocess.Popen(
+        _service_command(port),
+        cwd=REPO_ROOT,
+        env=environ,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(process, url, Path(log.name))
+        yield url
+    finally:
+        _stop(process)
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceStartError(
+                f"service exited with status {process.returncode}:\n{_log_tail(log_path)}"
+            )
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise ServiceStartError(
+        f"no healthy /healthz within {HEALTH_TIMEOUT_SECONDS:.0f} s:\n{_log_tail(log_path)}"
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        return
+
+
+def _flush_redis() -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except redis.RedisError as exc:
+        print(f"note: could not flush {REDIS_URL} ({exc}); the service may not use Redis")
+
+
+def _read_min_match() -> int:
+    try:
+        return int(MIN_MATCH_FILE.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def _run_all(
+    service_url: str, scenarios: Sequence[Scenario], urls: Mapping[str, str], *, verbose: bool
+) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    timeout = httpx.Timeout(30.0, connect=5.0)
+    limits = httpx.Limits(max_connections=CONCURRENCY * 2)
+    pool = ThreadPoolExecutor(max_workers=CONCURRENCY)
+    try:
+        with httpx.Client(base_url=service_url, timeout=timeout, limits=limits) as client:
+            futures = {
+                pool.submit(
+                    find_outcome,
+                    client,
+                    scenario.make_request(urls[scenario.name]),
+                    timeout=JOB_TIMEOUT_SECONDS,
+                ): scenario
+                for scenario in scenarios
+            }
+            for future in as_completed(futures):
+                verdict = judge(futures[future], future.result())
+                verdicts.append(verdict)
+                if verbose:
+                    mark = "ok  " if verdict.match else "MISS"
+                    took = verdict.outcome.seconds
+                    print(f"{mark} {verdict.scenario.key} ({took:.1f} s)", flush=True)
+    finally:
+        # Interrupted, do not wait for jobs in flight: stopping the service ends their polls.
+        pool.shutdown(wait=False, cancel_futures=True)
+    return sorted(verdicts, key=lambda v: v.scenario.key)
+
+
+def _write_report(
+    verdicts: Sequence[Verdict], universal: Sequence[Scenario], disabled: Sequence[Scenario]
+) -> None:
+    report = {
+        "match": sum(v.match for v in verdicts),
+        "total": len(verdicts),
+        "skipped_universal": [s.key for s in universal],
+        "disabled": [s.key for s in disabled],
+        "results": [
+            {
+                "scenario": v.scenario.key,
+                "match": v.match,
+                "reason": v.reason,
+                "expected": {
+                    "satisfiable": v.scenario.expected.satisfiable,
+                    "packages": dict(v.scenario.expected.packages),
+                },
+                "status": v.outcome.status,
+                "packages": dict(v.outcome.packages),
+                "failure_kind": v.outcome.failure_kind,
+                "message": v.outcome.message,
+                "seconds": round(v.outcome.seconds, 3),
+            }
+            for v in verdicts
+        ],
+    }
+    REPORT_PATH.parent.mkdir(exist_ok=True)
+    REPORT_PATH.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.conformance.run", description=__doc__)
+    parser.add_argument("--min-match", type=int, default=None, help="fail below this many matches")
+    parser.add_argument("--only", default="", help="run scenarios whose category/name has this")
+    parser.add_argument("--verbose", action="store_true", help="print every scenario as it ends")
+    args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the service and the index server are always stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    corpus = find_corpus()
+    if corpus is None:
+        print("conformance: no packse-scenarios corpus found (set RESOLVD_CORPORA); skipping")
+        return 0
+    chosen = select(list(iter_scenarios(corpus)), args.only)
+    disabled = [s for s in chosen if s.disabled]
+    active = [s for s in chosen if not s.disabled]
+    universal = [s for s in active if s.universal]
+    runnable = [s for s in active if not s.universal]
+    min_match = args.min_match
+    if min_match is None:
+        min_match = 0 if args.only else _read_min_match()
+
+    verdicts: list[Verdict] = []
+    if runnable:
+        _flush_redis()
+        SERVICE_LOG_PATH.parent.mkdir(exist_ok=True)
+        with IndexServer() as index_server, SERVICE_LOG_PATH.open("w") as log:
+            urls = {s.name: index_server.add_index(s.index) for s in active}
+            try:
+                with run_service(index_server.base_url, log) as service_url:
+                    verdicts = _run_all(service_url, runnable, urls, verbose=args.verbose)
+            except ServiceStartError as exc:
+                print(f"conformance: the service did not start: {exc}")
+                return 1
+
+    for verdict in verdicts:
+        if not verdict.match:
+            print(f"MISS {verdict.scenario.key}: {verdict.reason}")
+    by_category: dict[str, list[bool]] = collections.defaultdict(list)
+    for verdict in verdicts:
+        by_category[verdict.scenario.category].append(verdict.match)
+    if by_category:
+        print(", ".join(f"{c} {sum(m)}/{len(m)}" for c, m in sorted(by_category.items())))
+    matched = sum(v.match for v in verdicts)
+    print(f"{matched}/{len(verdicts)} match expected")
+    print(f"skipped (universal): {len(universal)}; disabled in corpus: {len(disabled)}")
+    _write_report(verdicts, universal, disabled)
+    print(f"report: {REPORT_PATH.relative_to(REPO_ROOT)}")
+    if matched < min_match:
+        print(f"conformance: {matched} < minimum {min_match}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
