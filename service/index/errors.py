@@ -8,7 +8,8 @@
     ├── FetchTimeoutError           the per-fetch deadline passed
     ├── ResponseTooLargeError       the body (decoded) exceeded its cap
     ├── InvalidResponseError        a page or metadata file that cannot be parsed
-    │   └── HashMismatchError       a metadata file or artifact whose digest does not match
+    │   ├── HashMismatchError       a metadata file or artifact whose digest does not match
+    │   └── InconsistentMetadataError  metadata whose name or version differs from its file's
     └── UnusableMetadataError       an sdist whose metadata is dynamic or too old (PEP 643)
 
 Lower-level httpx errors are mapped here with ``raise X(...) from exc``. Every error carries the
@@ -21,6 +22,7 @@ __all__ = [
     "FetchTimeoutError",
     "HTTPStatusError",
     "HashMismatchError",
+    "InconsistentMetadataError",
     "IndexFetchError",
     "IndexUnreachableError",
     "InvalidResponseError",
@@ -72,5 +74,9 @@ class HashMismatchError(InvalidResponseError):
     """Content whose digest differs from the one the index advertised."""
 
 
+class InconsistentMetadataError(InvalidResponseError):
+    """Metadata that parses but names another project or version than the file it came from."""
+
+
 class UnusableMetadataError(IndexFetchError):
-    """Static metadata cannot be had without a build (sdist with dynamic fields, or old PKG-INFO)."""
+    """No static metadata without a build: an sdist with dynamic fields or an old PKG-INFO."""

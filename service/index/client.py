@@ -1,0 +1,549 @@
+"""``IndexClient``: project pages and core metadata from simple indexes, cached and shared.
+
+The client makes no policy decisions: every failure is a typed error of
+``service.index.errors`` (a 403 is an ``HTTPStatusError`` with ``status=403``) and the resolver
+decides what it means. What it adds to plain fetching:
+
+* one deadline (``FetchLimits.fetch_deadline``) around each page or metadata fetch, retries
+  and body streaming included;
+* single flight: concurrent calls for the same page or the same metadata share one fetch,
+  and its result or error;
+* the cache: fresh pages and metadata come from ``PageCache``; stale pages are revalidated
+  with ``If-None-Match`` / ``If-Modified-Since``;
+* the cheapest way to a wheel's METADATA: the PEP 658 file when the page advertises one, else
+  HTTP range requests for the zip directory and the one member, else the whole file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from typing import IO, Any, Self, TypeVar
+from urllib.parse import urldefrag
+
+import httpx
+import msgspec
+import redis
+import redis.exceptions
+from packaging.utils import canonicalize_name
+
+from service.diagnostics.redact import redact_url
+from service.index.archives import (
+    ArchiveContentError,
+    ArchiveError,
+    MemberTooLargeError,
+    find_central_directory,
+    find_metadata_entry,
+    inflate_member,
+    member_extent,
+    parse_central_directory,
+    read_sdist_pkg_info,
+    read_wheel_metadata,
+)
+from service.index.cache import CachedPage, MemoryPageCache, PageCache, RedisPageCache
+from service.index.errors import (
+    FetchTimeoutError,
+    HashMismatchError,
+    InconsistentMetadataError,
+    IndexFetchError,
+    InvalidResponseError,
+    ResponseTooLargeError,
+    UnusableMetadataError,
+)
+from service.index.fetch import Body, Fetcher, FetchStats
+from service.index.metadata import (
+    MetadataError,
+    MetadataMismatchError,
+    UnusableSdistMetadataError,
+    check_metadata_matches,
+    check_sdist_metadata,
+    parse_core_metadata,
+)
+from service.index.models import CoreMetadata, DistFile, Index, ProjectPage
+from service.index.pages import (
+    ACCEPT_PROJECT_PAGE,
+    DistName,
+    PageParseError,
+    parse_dist_filename,
+    parse_page,
+    strip_userinfo,
+)
+from service.settings import FetchLimits, Settings
+
+__all__ = ["IndexClient", "make_index_client"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+E = TypeVar("E", bound=IndexFetchError)
+
+_COMPRESSIBLE = {"Accept-Encoding": "gzip, deflate"}
+# Byte offsets only mean something in the identity encoding.
+_IDENTITY = {"Accept-Encoding": "identity"}
+# Most wheels' central directory, and often their METADATA, fit in the last 64 KiB.
+_TAIL_BYTES = 64 * 1024
+# Room for a member's local header, name and extra field beyond its compressed size.
+_LOCAL_HEADER_SLACK = 64 * 1024
+_SPOOL_BYTES = 8 * 1024 * 1024
+# Pages are kept this many TTLs (at least an hour) so that a stale one can be revalidated.
+_KEEP_PAGE_TTLS = 10
+_MIN_KEEP_SECONDS = 3600.0
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+def _error(cls: type[E], index: Index, url: str, message: str) -> E:
+    redacted = redact_url(url)
+    return cls(
+        f"{index.display_name}: {redacted}: {message}", index=index.display_name, url=redacted
+    )
+
+
+def _pick_hash(hashes: dict[str, str]) -> tuple[str, str] | None:
+    """The digest to verify against: sha256 if offered, else any algorithm hashlib guarantees."""
+    for name in ("sha256", *sorted(hashes)):
+        if name in hashes and name in hashlib.algorithms_guaranteed:
+            return name, hashes[name].lower()
+    return None
+
+
+class _Range(msgspec.Struct, frozen=True):
+    start: int
+    total: int | None
+    data: bytes
+
+
+class IndexClient:
+    """Reads project pages and core metadata from indexes; see the module docstring.
+
+    Use as an async context manager or call ``aclose()``. The client owns ``cache`` (closing
+    it too). ``transport`` replaces the network, for tests.
+    """
+
+    def __init__(
+        self,
+        limits: FetchLimits,
+        *,
+        cache: PageCache | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._limits = limits
+        self._cache = cache
+        self._fetcher = Fetcher(limits, transport=transport)
+        self._page_flights: dict[str, asyncio.Task[ProjectPage]] = {}
+        self._metadata_flights: dict[str, asyncio.Task[CoreMetadata]] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel fetches in flight and close the connection pool and the cache."""
+        flights: list[asyncio.Task[Any]] = [
+            *self._page_flights.values(),
+            *self._metadata_flights.values(),
+        ]
+        for task in flights:
+            task.cancel()
+        await asyncio.gather(*flights, return_exceptions=True)
+        await self._fetcher.aclose()
+        if self._cache is not None:
+            await self._cache.aclose()
+
+    # -- project pages -----------------------------------------------------------------------
+
+    async def find_project_page(
+        self, index: Index, project: str, *, stats: FetchStats | None = None
+    ) -> ProjectPage:
+        """``project``'s file listing on ``index``: from the cache while fresh, else fetched.
+
+        A stale cached page is revalidated (304 keeps it). Raises ``IndexFetchError``s:
+        ``HTTPStatusError`` for 4xx/5xx (a missing project is a 404 like any other).
+        """
+        stats = FetchStats() if stats is None else stats
+        name = canonicalize_name(project)
+        entry = None if self._cache is None else await self._cache.get_page(index, name)
+        if entry is not None and self._is_fresh(entry):
+            stats.cache_hits += 1
+            return self._as_seen_by(entry.page, index)
+        page = await self._join(
+            self._page_flights,
+            f"{index.identity}:{name}",
+            stats,
+            lambda: self._refresh_page(index, name, entry, stats),
+        )
+        return self._as_seen_by(page, index)
+
+    def _is_fresh(self, entry: CachedPage) -> bool:
+        return 0 <= time.time() - entry.fetched_at < self._limits.page_ttl_seconds
+
+    @staticmethod
+    def _as_seen_by(page: ProjectPage, index: Index) -> ProjectPage:
+        # The cache is shared by every index with the same identity, whatever its name.
+        if page.index == index.display_name:
+            return page
+        return msgspec.structs.replace(page, index=index.display_name)
+
+    async def _refresh_page(
+        self, index: Index, name: str, entry: CachedPage | None, stats: FetchStats
+    ) -> ProjectPage:
+        url = f"{strip_userinfo(index.url).rstrip('/')}/{name}/"
+        headers = {"Accept": ACCEPT_PROJECT_PAGE, **_COMPRESSIBLE}
+        if entry is not None and entry.page.etag:
+            headers["If-None-Match"] = entry.page.etag
+        if entry is not None and entry.page.last_modified:
+            headers["If-Modified-Since"] = entry.page.last_modified
+        conditional = "If-None-Match" in headers or "If-Modified-Since" in headers
+
+        async def consume(body: Body) -> ProjectPage | None:
+            if body.status == 304:
+                return None
+            content = await body.read(self._limits.max_page_bytes)
+            try:
+                files = parse_page(
+                    content, body.headers.get("content-type"), url=body.url, project=name
+                )
+            except PageParseError as exc:
+                raise _error(InvalidResponseError, index, body.url, str(exc)) from exc
+            return ProjectPage(
+                name=name,
+                index=index.display_name,
+                files=files,
+                etag=body.headers.get("etag"),
+                last_modified=body.headers.get("last-modified"),
+            )
+
+        async def fetch() -> ProjectPage | None:
+            return await self._fetcher.get(
+                index,
+                url,
+                headers=headers,
+                ok=frozenset({200, 304} if conditional else {200}),
+                consume=consume,
+                stats=stats,
+            )
+
+        page = await self._within_deadline(index, url, fetch)
+        if page is None:
+            assert entry is not None  # a 304 only answers a conditional request
+            stats.revalidated += 1
+            page = entry.page
+        if self._cache is not None:
+            keep = max(self._limits.page_ttl_seconds * _KEEP_PAGE_TTLS, _MIN_KEEP_SECONDS)
+            await self._cache.set_page(
+                index, name, CachedPage(page=page, fetched_at=time.time()), keep_seconds=keep
+            )
+        return page
+
+    # -- core metadata -----------------------------------------------------------------------
+
+    async def get_many_metadata(
+        self, index: Index, files: list[DistFile], *, stats: FetchStats | None = None
+    ) -> list[CoreMetadata | None]:
+        """Cached metadata for ``files`` in one round trip, aligned with ``files``.
+
+        Never fetches from the index: ``None`` marks files to ask ``find_core_metadata`` for.
+        Each hit counts in ``stats.cache_hits``.
+        """
+        if self._cache is None:
+            return [None] * len(files)
+        found = await self._cache.get_many_metadata(index, files)
+        if stats is not None:
+            stats.cache_hits += sum(metadata is not None for metadata in found)
+        return found
+
+    async def find_core_metadata(
+        self, index: Index, file: DistFile, *, stats: FetchStats | None = None
+    ) -> CoreMetadata:
+        """The core metadata of ``file``, checked against its name and version.
+
+        From the cache, else the PEP 658 metadata file, else range requests into a wheel, else
+        the whole file. Raises ``InconsistentMetadataError`` when the metadata names another
+        project or version, ``UnusableMetadataError`` for an sdist without static dependencies
+        (PEP 643), ``HashMismatchError`` when a digest differs from the page's.
+        """
+        stats = FetchStats() if stats is None else stats
+        url = strip_userinfo(urldefrag(file.url).url)
+        expected = parse_dist_filename(file.filename)
+        if expected is None:
+            raise _error(
+                InvalidResponseError, index, url, f"{file.filename} is not a wheel or sdist name"
+            )
+        if self._cache is not None:
+            cached = await self._cache.get_metadata(index, file)
+            if cached is not None:
+                stats.cache_hits += 1
+                return cached
+        return await self._join(
+            self._metadata_flights,
+            f"{index.identity}:{url}",
+            stats,
+            lambda: self._load_metadata(index, file, url, expected, stats),
+        )
+
+    async def _load_metadata(
+        self, index: Index, file: DistFile, url: str, expected: DistName, stats: FetchStats
+    ) -> CoreMetadata:
+        async def fetch() -> bytes:
+            if file.core_metadata is not None:
+                return await self._fetch_metadata_file(index, url, file.core_metadata, stats)
+            if expected.kind == "wheel":
+                found = await self._find_wheel_metadata_by_range(index, file, url, expected, stats)
+                if found is not None:
+                    return found
+            return await self._find_metadata_in_download(index, file, url, expected, stats)
+
+        raw = await self._within_deadline(index, url, fetch)
+        metadata = self._check(index, url, raw, expected)
+        if self._cache is not None:
+            await self._cache.set_metadata(index, file, metadata)
+        return metadata
+
+    @staticmethod
+    def _check(index: Index, url: str, raw: bytes, expected: DistName) -> CoreMetadata:
+        try:
+            metadata = parse_core_metadata(raw)
+            check_metadata_matches(metadata, expected)
+        except MetadataMismatchError as exc:
+            raise _error(InconsistentMetadataError, index, url, str(exc)) from exc
+        except MetadataError as exc:
+            raise _error(InvalidResponseError, index, url, str(exc)) from exc
+        if expected.kind == "sdist":
+            try:
+                check_sdist_metadata(metadata)
+            except UnusableSdistMetadataError as exc:
+                raise _error(UnusableMetadataError, index, url, str(exc)) from exc
+        return metadata
+
+    async def _fetch_metadata_file(
+        self, index: Index, url: str, hashes: dict[str, str], stats: FetchStats
+    ) -> bytes:
+        """The PEP 658 ``<file>.metadata``, verified against the digest the page gave."""
+        metadata_url = url + ".metadata"
+
+        async def consume(body: Body) -> bytes:
+            return await body.read(self._limits.max_metadata_bytes)
+
+        data = await self._fetcher.get(
+            index,
+            metadata_url,
+            headers=_COMPRESSIBLE,
+            ok=frozenset({200}),
+            consume=consume,
+            stats=stats,
+        )
+        expected = _pick_hash(hashes)
+        if expected is not None and hashlib.new(expected[0], data).hexdigest() != expected[1]:
+            raise _error(
+                HashMismatchError,
+                index,
+                metadata_url,
+                f"{expected[0]} digest differs from the page's",
+            )
+        return data
+
+    async def _fetch_range(
+        self, index: Index, url: str, spec: str, max_bytes: int, stats: FetchStats
+    ) -> _Range | None:
+        """One ``Range: bytes=<spec>`` GET; ``None`` when the server did not answer it as asked."""
+
+        async def consume(body: Body) -> _Range | None:
+            encoding = body.headers.get("content-encoding", "identity").strip().lower()
+            match = _CONTENT_RANGE.match(body.headers.get("content-range", "").strip())
+            if body.status != 206 or encoding != "identity" or match is None:
+                return None
+            start, end = int(match[1]), int(match[2])
+            total = None if match[3] == "*" else int(match[3])
+            if end < start or end - start + 1 > max_bytes:
+                return None
+            data = await body.read(end - start + 1)
+            return _Range(start, total, data) if len(data) == end - start + 1 else None
+
+        return await self._fetcher.get(
+            index,
+            url,
+            headers={**_IDENTITY, "Range": f"bytes={spec}"},
+            ok=frozenset({200, 206, 416}),
+            consume=consume,
+            stats=stats,
+        )
+
+    async def _find_wheel_metadata_by_range(
+        self, index: Index, file: DistFile, url: str, expected: DistName, stats: FetchStats
+    ) -> bytes | None:
+        """METADATA via range requests into the zip; ``None`` when a whole download is needed.
+
+        Anything unexpected (no 206, a size differing from the page's, a directory this reader
+        does not handle, a CRC mismatch) returns ``None``: the whole-file path then decides, with
+        the file's hash checked. HTTP errors are raised: the whole file would fail alike.
+        """
+        cap = self._limits.max_metadata_bytes
+        tail = await self._fetch_range(index, url, f"-{_TAIL_BYTES}", _TAIL_BYTES, stats)
+        if tail is None or (file.size is not None and tail.total not in (None, file.size)):
+            return None
+        start, data = tail.start, tail.data
+        try:
+            directory = find_central_directory(data, start)
+            if directory.offset < start:
+                if start - directory.offset > cap:
+                    return None
+                head = await self._fetch_range(
+                    index, url, f"{directory.offset}-{start - 1}", start - directory.offset, stats
+                )
+                if head is None or head.start != directory.offset:
+                    return None
+                start, data = directory.offset, head.data + data
+            listing = data[directory.offset - start : directory.offset - start + directory.size]
+            entries = parse_central_directory(listing)
+            entry = find_metadata_entry(entries, expected.project)
+            if entry.file_size > cap or entry.compressed_size > cap:
+                raise MemberTooLargeError(f"{entry.name} declares {entry.file_size} bytes")
+            begin, end = member_extent(entries, entry, directory)
+            end = min(end, begin + entry.compressed_size + _LOCAL_HEADER_SLACK)
+            if begin >= start:
+                member = data[begin - start : end - start]
+            else:
+                fetched = await self._fetch_range(
+                    index, url, f"{begin}-{end - 1}", end - begin, stats
+                )
+                if fetched is None or fetched.start != begin:
+                    return None
+                member = fetched.data
+            return inflate_member(member, entry, cap)
+        except ArchiveError as exc:
+            logger.debug("range read of %s fell back to a download: %s", redact_url(url), exc)
+            return None
+        except ArchiveContentError as exc:
+            raise _error(InvalidResponseError, index, url, str(exc)) from exc
+        except MemberTooLargeError as exc:
+            raise _error(ResponseTooLargeError, index, url, str(exc)) from exc
+
+    async def _find_metadata_in_download(
+        self, index: Index, file: DistFile, url: str, expected: DistName, stats: FetchStats
+    ) -> bytes:
+        """Download the whole file (verifying its hash) and read METADATA or PKG-INFO from it."""
+        digest = _pick_hash(file.hashes)
+
+        async def consume(body: Body) -> tuple[IO[bytes], str | None]:
+            spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115  # handed to the reader thread, which closes it
+            hasher = hashlib.new(digest[0]) if digest else None
+
+            def write(chunk: bytes) -> None:
+                spool.write(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
+
+            try:
+                await body.read_into(self._limits.max_artifact_bytes, write)
+            except BaseException:
+                spool.close()
+                raise
+            return spool, None if hasher is None else hasher.hexdigest()
+
+        spool, actual = await self._fetcher.get(
+            index, url, headers=_IDENTITY, ok=frozenset({200}), consume=consume, stats=stats
+        )
+        if digest is not None and actual != digest[1]:
+            spool.close()
+            raise _error(
+                HashMismatchError, index, url, f"{digest[0]} digest differs from the page's"
+            )
+        limits = self._limits
+
+        def read_and_close() -> bytes:
+            with spool:
+                spool.seek(0)
+                if expected.kind == "wheel":
+                    return read_wheel_metadata(spool, expected.project, limits.max_metadata_bytes)
+                return read_sdist_pkg_info(
+                    spool, file.filename, limits.max_metadata_bytes, limits.max_artifact_bytes
+                )
+
+        try:
+            return await asyncio.to_thread(read_and_close)
+        except (ArchiveError, ArchiveContentError) as exc:
+            raise _error(InvalidResponseError, index, url, str(exc)) from exc
+        except MemberTooLargeError as exc:
+            raise _error(ResponseTooLargeError, index, url, str(exc)) from exc
+
+    # -- shared machinery --------------------------------------------------------------------
+
+    async def _within_deadline(
+        self, index: Index, url: str, fetch: Callable[[], Coroutine[Any, Any, T]]
+    ) -> T:
+        deadline = self._limits.fetch_deadline
+        scope = asyncio.timeout(deadline)
+        try:
+            async with scope:
+                return await fetch()
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise
+            raise _error(
+                FetchTimeoutError, index, url, f"not fetched within the {deadline:g}s deadline"
+            ) from exc
+
+    @staticmethod
+    async def _join(
+        flights: dict[str, asyncio.Task[T]],
+        key: str,
+        stats: FetchStats,
+        start: Callable[[], Coroutine[Any, Any, T]],
+    ) -> T:
+        """Await the fetch in flight for ``key``, starting it if there is none.
+
+        The fetch runs as its own task: a caller that is cancelled stops waiting, not fetching,
+        so the others still get the result (or the error).
+        """
+        task = flights.get(key)
+        if task is None:
+            task = asyncio.create_task(start())
+            flights[key] = task
+
+            def landed(done: asyncio.Task[T]) -> None:
+                if flights.get(key) is done:
+                    del flights[key]
+                if not done.cancelled():
+                    done.exception()  # retrieved here, in case every waiter went away
+
+            task.add_done_callback(landed)
+        else:
+            stats.shared += 1
+        return await asyncio.shield(task)
+
+
+def make_index_client(settings: Settings) -> IndexClient:
+    """An ``IndexClient`` with the cache at ``settings.cache_url``.
+
+    Probes Redis once (blocking, for at most a second); when it does not answer, logs one
+    warning and caches in process memory instead.
+    """
+    url = settings.cache_url
+    probe = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+    cache: PageCache
+    try:
+        probe.ping()
+    except (redis.exceptions.RedisError, OSError) as exc:
+        logger.warning(
+            "metadata cache: Redis at %s is unreachable (%s); caching in process memory only",
+            redact_url(url),
+            type(exc).__name__,
+        )
+        cache = MemoryPageCache()
+    else:
+        cache = RedisPageCache.from_url(url)
+    finally:
+        probe.close()
+    return IndexClient(settings.fetch, cache=cache)
