@@ -19,7 +19,7 @@ from packaging.version import Version
 from service.diagnostics.model import Code, Diagnostic, Severity
 from service.index.errors import IndexFetchError
 from service.index.models import ProjectPage
-from service.resolution.candidates import Candidate, ResolverRequirement, SpecifierRequirement
+from service.resolution.candidates import Candidate, ResolverRequirement
 from service.resolution.environment import TargetEnvironment
 from service.resolution.fetch_errors import describe_status
 from service.resolution.request import ResolveRequest
@@ -124,30 +124,38 @@ class _Explainer:
         if not self.found(name):
             self.hint_not_found(name)
             return f"{name} was not found in the package registry"
-        universe = self.universe(name)
-        matching = [v for v in universe if requirement.contains(v)]
-        excluded_pre = sorted(self.finder.records.excluded_prereleases.get(name, set()))
+        full = self.universe(name)
+        excluded_pre = self.finder.records.excluded_prereleases.get(name, set())
         if excluded_pre:
-            self.hint_prerelease(name, excluded_pre)
+            self.hint_prerelease(name, sorted(excluded_pre))
+        # Versions the prerelease mode set aside are not "available" to the user: say so apart.
+        universe = [v for v in full if v not in excluded_pre]
+        matching = [v for v in universe if requirement.contains(v)]
         if not matching:
+            pre_matching = [v for v in full if v in excluded_pre and requirement.contains(v)]
+            if pre_matching:
+                subject = format_version_set(name, pre_matching, full)
+                return (
+                    f"only pre-releases of {name} match {_describe_requirement(requirement)} "
+                    f"({subject}) and pre-releases are not allowed"
+                )
             if not universe:
                 return f"there is no version of {name}"
-            available = format_version_set(name, universe, universe)
             if len(universe) == 1:
                 return f"only {name}=={universe[0]} is available"
-            return f"there is no version of {_describe_requirement(requirement)} "\
+            available = format_version_set(name, universe, universe)
+            return (
+                f"there is no version of {_describe_requirement(requirement)} "
                 f"(available: {available.removeprefix('all versions of ')})"
+            )
         rejections = self.rejections(name)
         reasons: dict[str, list[Version]] = defaultdict(list)
         for version in matching:
             rejection = rejections.get(str(version))
-            reason = rejection.reason if rejection else "prerelease"
+            reason = rejection.reason if rejection else "conflict"
             reasons[reason].append(version)
             if rejection:
                 self.hint_rejection(name, rejection)
-        if set(reasons) == {"prerelease"}:
-            subject = format_version_set(name, matching, universe)
-            return f"only pre-releases of {name} match ({subject}) and pre-releases are not allowed"
         clauses = []
         for reason, versions in reasons.items():
             subject = format_version_set(name, versions, universe)
@@ -158,13 +166,14 @@ class _Explainer:
             elif reason == "requires_python":
                 bounds = sorted({r.detail for v in versions
                                  if (r := rejections.get(str(v))) and r.detail})
-                need = f" Python{bounds[0]}" if len(bounds) == 1 else " a different Python"
+                need = f"Python{bounds[0]}" if len(bounds) == 1 else "a different Python"
+                verb = "depend" if subject.startswith("all versions") or "|" in subject else "depends"
                 clauses.append(
                     f"the requested Python version ({self.target.python_full_version}) does not "
-                    f"satisfy{need}, which {subject} depends on"
+                    f"satisfy {need} and {subject} {verb} on {need}"
                 )
-            elif reason == "prerelease":
-                clauses.append(f"{subject} are pre-releases, which are not allowed")
+            elif reason == "conflict":
+                clauses.append(f"{subject} conflicts with other requirements")
             else:
                 verb = _REASON_TEXT.get(reason, f"cannot be used ({reason})")
                 clauses.append(f"{subject} {verb}")
@@ -390,8 +399,6 @@ def explain_failure(
                 )
         else:
             clauses = [_who_requires(i.requirement, i.parent) for i in infos]
-            combined = all(i.requirement.contains(v) for v in [] for i in infos)
-            del combined
             joint = [v for v in explainer.universe(name) if all(i.requirement.contains(v) for i in infos)]
             if joint:
                 clauses.append(explainer.why_unusable(_JointRequirement(name, infos)))
@@ -445,5 +452,3 @@ class _JointRequirement:
     def format_for_error(self) -> str:
         return ",".join(r.format_for_error() for r in self._requirements)
 
-
-__all__ += ["SpecifierRequirement"]

@@ -42,7 +42,7 @@ from service.resolution.request import ResolveRequest
 from service.resolution.result import VersionRejection
 
 if TYPE_CHECKING:
-    from service.index.client import FetchStats, IndexClient
+    from service.index import FetchStats, IndexClient
 
 __all__ = ["Finder", "ProjectVersions", "VersionEntry"]
 
@@ -58,6 +58,7 @@ class VersionEntry:
     index: Index
     file: DistFile | None
     rejection: str | None = None
+    detail: str | None = None
     yanked: bool = False
     yanked_reason: str | None = None
     wheel_tags: tuple[str, ...] = ()
@@ -190,7 +191,7 @@ class Finder:
         entries = sorted(by_version.values(), key=lambda e: e.version, reverse=True)
         for entry in entries:
             if entry.rejection is not None:
-                self._reject(name, entry, entry.rejection)
+                self._reject(name, entry, entry.rejection, detail=entry.detail)
         versions = ProjectVersions(name, entries, [i for i, _ in pages], missing)
         self._versions[name] = versions
         return versions
@@ -224,6 +225,7 @@ class Finder:
     def _choose_file(self, name: str, index: Index, version: Version, files: list[DistFile]) -> VersionEntry:
         usable: list[tuple[tuple[int, int, int], DistFile]] = []
         problems: list[str] = []
+        details: dict[str, str | None] = {}
         wheel_tags: list[str] = []
         for file in files:
             if file.kind == "wheel":
@@ -231,13 +233,24 @@ class Finder:
             problem = self._file_problem(name, file)
             if problem is not None:
                 problems.append(problem)
+                details.setdefault(
+                    problem,
+                    file.requires_python if problem == "requires_python" else file.upload_time,
+                )
                 continue
             rank = self._target.best_tag_rank(file.tags) if file.kind == "wheel" else None
             # Non-yanked first, then wheels by tag priority, then sdists.
             usable.append(((int(file.yanked), 0 if rank is not None else 1, rank or 0), file))
         if not usable:
             reason = min(problems, key=_REASON_PRIORITY.index) if problems else "no_files"
-            return VersionEntry(version, index, None, reason, wheel_tags=tuple(wheel_tags))
+            return VersionEntry(
+                version,
+                index,
+                None,
+                reason,
+                detail=details.get(reason) if reason in ("requires_python", "exclude_newer") else None,
+                wheel_tags=tuple(wheel_tags),
+            )
         _, best = min(usable, key=lambda item: item[0])
         return VersionEntry(
             version,
@@ -446,6 +459,11 @@ class Finder:
     def _entry(self, candidate: Candidate) -> VersionEntry:
         versions = self._versions[candidate.name]
         return next(e for e in versions.entries if e.version == candidate.version)
+
+    @property
+    def yanked_candidates(self) -> set[tuple[str, str]]:
+        """(name, version) of yanked candidates offered because a direct ``==`` pinned them."""
+        return {(c.name, str(c.version)) for c in self._candidates.values() if c.yanked}
 
     @property
     def known_versions(self) -> dict[str, ProjectVersions]:

@@ -43,7 +43,7 @@ from service.resolution.result import (
 )
 
 if TYPE_CHECKING:
-    from service.index.client import FetchStats, IndexClient
+    from service.index import FetchStats, IndexClient
 
 __all__ = ["resolve_request"]
 
@@ -206,10 +206,18 @@ def _success_warnings(finder: Finder, packages: list[ResolvedPackage]) -> list[D
                     data={"reason": rejection.detail, "selected": package.version},
                 )
             )
-        if package.name in finder.records.rejections and any(
-            r.reason == "yanked" and r.version == package.version for r in rejections.values()
-        ):
-            continue
+        if (package.name, package.version) in finder.yanked_candidates:
+            warnings.append(
+                Diagnostic(
+                    code=Code.YANKED,
+                    severity=Severity.WARNING,
+                    message=f"{package.name}=={package.version} is yanked; it was used because "
+                    "the requirements pin it exactly",
+                    package=package.name,
+                    version=package.version,
+                    index=package.index,
+                )
+            )
     return warnings
 
 
@@ -324,7 +332,7 @@ async def resolve_request(
     ``stop`` makes the search end at its next step with a ``cancelled`` failure. The request's
     ``deadline_seconds`` is enforced here too, as a ``deadline_exceeded`` failure.
     """
-    from service.index.client import FetchStats  # noqa: PLC0415 - keeps index optional at import
+    from service.index import FetchStats  # noqa: PLC0415 - keeps index optional at import
 
     loop = asyncio.get_running_loop()
     stats = FetchStats()
