@@ -142,7 +142,9 @@ def _problem_text(response: httpx.Response) -> str:
 def _outcome_from_job(job: Mapping[str, Any], seconds: float) -> Outcome:
     result = job.get("result") or {}
     failure = job.get("failure") or {}
-    packages = {canonicalize_name(p["name"]): str(p["version"]) for p in result.get("packages", ())}
+    packages: dict[str, str] = {
+        canonicalize_name(p["name"]): str(p["version"]) for p in result.get("packages", ())
+    }
     return Outcome(
         status=str(job.get("status")),
         packages=packages,
