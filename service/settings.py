@@ -40,7 +40,7 @@ class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     pass
 
 
-class ErrorCodes(_Config):
+class ErrorCodes(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     page: tuple[int, ...] = (404, 410)
     metadata: tuple[int, ...] = ()
 
@@ -48,7 +48,7 @@ class ErrorCodes(_Config):
         return ErrorPolicy(page=frozenset(self.page) | {404}, metadata=frozenset(self.metadata))
 
 
-class IndexSettings(_Config):
+class IndexSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
     url: str
     username_env: str | None = None
@@ -71,20 +71,20 @@ class IndexSettings(_Config):
         )
 
 
-class RedisSettings(_Config):
+class RedisSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     url: str = "redis://127.0.0.1:6379/0"
     cache_url: str | None = None
 
 
-class PolicySettings(_Config):
+class PolicySettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     allowed_index_urls: tuple[str, ...] = ()
 
 
-class AuthSettings(_Config):
+class AuthSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     tokens_env: str | None = None
 
 
-class Limits(_Config):
+class Limits(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_body_bytes: int = 256 * 1024
     max_requirements: int = 500
     jobs_per_client_per_minute: int = 120
@@ -93,7 +93,7 @@ class Limits(_Config):
     max_rounds: int = 20_000
 
 
-class FetchLimits(_Config):
+class FetchLimits(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
     fetch_deadline: float = 60.0
@@ -106,19 +106,19 @@ class FetchLimits(_Config):
     max_connections_per_index: int = 32
 
 
-class JobSettings(_Config):
+class JobSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     result_ttl_seconds: int = 24 * 3600
     max_tries: int = 3
     heartbeat_seconds: int = 10
     worker_concurrency: int = 4
 
 
-class EnvironmentDefaults(_Config):
+class EnvironmentDefaults(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     python_version: str = "3.12"
     platform: str = "x86_64-manylinux_2_28"
 
 
-class ServerSettings(_Config):
+class ServerSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -127,7 +127,7 @@ def _default_indexes() -> tuple[IndexSettings, ...]:
     return (IndexSettings(name="pypi", url="https://pypi.org/simple"),)
 
 
-class Settings(_Config):
+class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     redis: RedisSettings = RedisSettings()
     index: tuple[IndexSettings, ...] = msgspec.field(default_factory=_default_indexes)
     policy: PolicySettings = PolicySettings()

@@ -48,9 +48,7 @@ class FetchBridge:
         if time.monotonic() >= self._deadline:
             raise StoppedError("deadline_exceeded")
 
-    def schedule(
-        self, key: tuple[str, ...], make: Any
-    ) -> concurrent.futures.Future[Any]:
+    def schedule(self, key: tuple[str, ...], make: Any) -> concurrent.futures.Future[Any]:
         """Start ``make()`` (a coroutine factory) once per ``key``; return its future."""
         with self._lock:
             future = self._futures.get(key)

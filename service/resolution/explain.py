@@ -10,8 +10,8 @@ the resolver's own records; ``diagnostics`` stays a leaf.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -21,7 +21,6 @@ from service.index.errors import IndexFetchError
 from service.index.models import ProjectPage
 from service.resolution.candidates import Candidate, ResolverRequirement
 from service.resolution.environment import TargetEnvironment
-from service.resolution.fetch_errors import describe_status
 from service.resolution.request import ResolveRequest
 from service.resolution.result import Failure, FailureCause, VersionRejection
 
@@ -69,7 +68,18 @@ def format_version_set(name: str, chosen: Sequence[Version], universe: Sequence[
     return " | ".join(parts)
 
 
-def _describe_requirement(requirement: ResolverRequirement) -> str:
+class _Matcher(Protocol):
+    """Anything that constrains one package's versions: a requirement or several at once."""
+
+    @property
+    def name(self) -> str: ...
+
+    def contains(self, version: Version) -> bool: ...
+
+    def format_for_error(self) -> str: ...
+
+
+def _describe_requirement(requirement: _Matcher) -> str:
     return requirement.format_for_error()
 
 
@@ -118,7 +128,7 @@ class _Explainer:
 
     # -- clauses -------------------------------------------------------------------------
 
-    def why_unusable(self, requirement: ResolverRequirement) -> str:
+    def why_unusable(self, requirement: _Matcher) -> str:
         """Why no version of the package satisfies ``requirement`` on its own."""
         name = requirement.name
         if not self.found(name):
@@ -160,14 +170,24 @@ class _Explainer:
         for reason, versions in reasons.items():
             subject = format_version_set(name, versions, universe)
             if reason == "metadata_unavailable":
-                statuses = sorted({r.detail or str(r.status) for v in versions
-                                   if (r := rejections.get(str(v))) and r.status})
-                clauses.append(f"{subject} could not be fetched from the network ({', '.join(statuses)})")
+                statuses = sorted(
+                    {
+                        r.detail or str(r.status)
+                        for v in versions
+                        if (r := rejections.get(str(v))) and r.status
+                    }
+                )
+                clauses.append(
+                    f"{subject} could not be fetched from the network ({', '.join(statuses)})"
+                )
             elif reason == "requires_python":
-                bounds = sorted({r.detail for v in versions
-                                 if (r := rejections.get(str(v))) and r.detail})
+                bounds = sorted(
+                    {r.detail for v in versions if (r := rejections.get(str(v))) and r.detail}
+                )
                 need = f"Python{bounds[0]}" if len(bounds) == 1 else "a different Python"
-                verb = "depend" if subject.startswith("all versions") or "|" in subject else "depends"
+                verb = (
+                    "depend" if subject.startswith("all versions") or "|" in subject else "depends"
+                )
                 clauses.append(
                     f"the requested Python version ({self.target.python_full_version}) does not "
                     f"satisfy {need} and {subject} {verb} on {need}"
@@ -181,9 +201,19 @@ class _Explainer:
 
     def requirers(self, name: str) -> str:
         roots = [
-            line for line in self.request.requirements
-            if canonicalize_name(line.split(";")[0].split("[")[0].split("=")[0].split("<")[0]
-                                 .split(">")[0].split("!")[0].split("~")[0].strip()) == name
+            line
+            for line in self.request.requirements
+            if canonicalize_name(
+                line.split(";")[0]
+                .split("[")[0]
+                .split("=")[0]
+                .split("<")[0]
+                .split(">")[0]
+                .split("!")[0]
+                .split("~")[0]
+                .strip()
+            )
+            == name
         ]
         if roots:
             return f"you require {roots[0].split(';')[0].strip()}"
@@ -204,7 +234,7 @@ class _Explainer:
             self.hints.append(diagnostic)
 
     def hint_not_found(self, name: str) -> None:
-        searched = [index.display_name for index in self.finder._indexes]  # noqa: SLF001
+        searched = [index.display_name for index in self.finder._indexes]
         self._add(
             ("not_found", name),
             Diagnostic(
@@ -230,7 +260,11 @@ class _Explainer:
                 f"(e.g. {name}>={example}).",
                 package=name,
                 version=example,
-                data={"setting": "prerelease", "value": "allow", "versions": [str(v) for v in versions]},
+                data={
+                    "setting": "prerelease",
+                    "value": "allow",
+                    "versions": [str(v) for v in versions],
+                },
             ),
         )
 
@@ -288,8 +322,11 @@ class _Explainer:
             )
         elif reason in ("no_compatible_wheels", "no_binary", "only_binary"):
             entry = next(
-                (e for e in self.finder.known_versions[name].entries
-                 if str(e.version) == rejection.version),
+                (
+                    e
+                    for e in self.finder.known_versions[name].entries
+                    if str(e.version) == rejection.version
+                ),
                 None,
             )
             tags = sorted(set(entry.wheel_tags)) if entry else []
@@ -313,8 +350,12 @@ class _Explainer:
                     },
                 ),
             )
-        elif reason in ("exclude_newer", "sdist_dynamic_metadata", "invalid_metadata",
-                        "inconsistent_metadata"):
+        elif reason in (
+            "exclude_newer",
+            "sdist_dynamic_metadata",
+            "invalid_metadata",
+            "inconsistent_metadata",
+        ):
             self._add(
                 (reason, name, rejection.version),
                 Diagnostic(
@@ -335,18 +376,21 @@ class _Explainer:
         versions = self.finder.known_versions.get(name)
         if self.request.index_strategy != "first-index" or not versions or not versions.found_on:
             return
-        indexes = self.finder._indexes  # noqa: SLF001
+        indexes = self.finder._indexes
         first = indexes.index(versions.found_on[0])
-        for index in indexes[first + 1:]:
+        for index in indexes[first + 1 :]:
             try:
-                page: ProjectPage = self.finder._bridge.wait(  # noqa: SLF001
-                    self.finder._page_future(index, name)  # type: ignore[arg-type]  # noqa: SLF001
+                page: ProjectPage = self.finder._bridge.wait(
+                    self.finder._page_future(index, name)  # type: ignore[arg-type]
                 )
             except IndexFetchError:
                 continue
             matching = sorted(
-                {Version(f.version) for f in page.files
-                 if all(r.contains(Version(f.version)) for r in requirements)},
+                {
+                    Version(f.version)
+                    for f in page.files
+                    if all(r.contains(Version(f.version)) for r in requirements)
+                },
                 reverse=True,
             )
             if matching:
@@ -362,26 +406,37 @@ class _Explainer:
                         package=name,
                         version=str(matching[0]),
                         index=index.display_name,
-                        data={"setting": "index_strategy", "first_index": versions.found_on[0].display_name},
+                        data={
+                            "setting": "index_strategy",
+                            "first_index": versions.found_on[0].display_name,
+                        },
                     ),
                 )
 
 
 def explain_failure(
-    causes: Sequence[RequirementInformation[ResolverRequirement, Candidate]],
+    causes: Collection[RequirementInformation[ResolverRequirement, Candidate]],
     *,
     finder: Finder,
     request: ResolveRequest,
     target: TargetEnvironment,
 ) -> Failure:
     explainer = _Explainer(finder, request, target)
-    by_name: dict[str, list[RequirementInformation[ResolverRequirement, Candidate]]] = defaultdict(list)
+    by_name: dict[str, list[RequirementInformation[ResolverRequirement, Candidate]]] = defaultdict(
+        list
+    )
     for cause in causes:
         by_name[cause.requirement.name].append(cause)
     paragraphs: list[str] = []
     structured: list[FailureCause] = []
-    for name, infos in by_name.items():
-        distinct = {(_describe_requirement(i.requirement), i.parent.format_for_error() if i.parent else None): i for i in infos}
+    for name, all_infos in by_name.items():
+        distinct = {
+            (
+                _describe_requirement(i.requirement),
+                i.parent.format_for_error() if i.parent else None,
+            ): i
+            for i in all_infos
+        }
         infos = list(distinct.values())
         explainer.hint_other_indexes(name, [i.requirement for i in infos])
         parents = [i.parent for i in infos if i.parent is not None]
@@ -389,7 +444,8 @@ def explain_failure(
             info = infos[0]
             reason = explainer.why_unusable(info.requirement)
             if info.parent is None:
-                paragraphs.append(f"Because {reason} and {_who_requires(info.requirement, None)}, {_UNSATISFIABLE}.")
+                who = _who_requires(info.requirement, None)
+                paragraphs.append(f"Because {reason} and {who}, {_UNSATISFIABLE}.")
             else:
                 parent = info.parent
                 paragraphs.append(
@@ -399,14 +455,18 @@ def explain_failure(
                 )
         else:
             clauses = [_who_requires(i.requirement, i.parent) for i in infos]
-            joint = [v for v in explainer.universe(name) if all(i.requirement.contains(v) for i in infos)]
+            joint = [
+                v for v in explainer.universe(name) if all(i.requirement.contains(v) for i in infos)
+            ]
             if joint:
                 clauses.append(explainer.why_unusable(_JointRequirement(name, infos)))
             if not parents:
                 paragraphs.append(f"Because {' and '.join(clauses)}, {_UNSATISFIABLE}.")
             else:
                 used = " and ".join(sorted({p.format_for_error() for p in parents}))
-                verb = "are incompatible" if len(parents) > 1 or len(infos) > 2 else "cannot be used"
+                verb = (
+                    "are incompatible" if len(parents) > 1 or len(infos) > 2 else "cannot be used"
+                )
                 roots = " and ".join(dict.fromkeys(explainer.requirers(p.name) for p in parents))
                 paragraphs.append(
                     f"Because {' and '.join(clauses)}, we can conclude that {used} {verb}. "
@@ -426,9 +486,16 @@ def explain_failure(
             )
     message = HEADER + "".join(f"\n  {p}" for p in paragraphs)
     fetch_errors = [
-        w for w in finder.records.warnings
-        if w.code in (Code.METADATA_UNAVAILABLE, Code.INDEX_FORBIDDEN, Code.INDEX_UNAUTHORIZED,
-                      Code.INDEX_ERROR, Code.INDEX_UNREACHABLE)
+        w
+        for w in finder.records.warnings
+        if w.code
+        in (
+            Code.METADATA_UNAVAILABLE,
+            Code.INDEX_FORBIDDEN,
+            Code.INDEX_UNAUTHORIZED,
+            Code.INDEX_ERROR,
+            Code.INDEX_UNREACHABLE,
+        )
     ]
     return Failure(
         kind="unsatisfiable",
@@ -442,7 +509,9 @@ def explain_failure(
 class _JointRequirement:
     """Several requirements on one package, viewed as their intersection."""
 
-    def __init__(self, name: str, infos: Sequence[RequirementInformation[ResolverRequirement, Candidate]]) -> None:
+    def __init__(
+        self, name: str, infos: Sequence[RequirementInformation[ResolverRequirement, Candidate]]
+    ) -> None:
         self.name = name
         self._requirements = [i.requirement for i in infos]
 
@@ -451,4 +520,3 @@ class _JointRequirement:
 
     def format_for_error(self) -> str:
         return ",".join(r.format_for_error() for r in self._requirements)
-

@@ -9,12 +9,11 @@ explained from what was actually learned rather than guessed afterwards.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -47,7 +46,13 @@ if TYPE_CHECKING:
 __all__ = ["Finder", "ProjectVersions", "VersionEntry"]
 
 # When several files of a version are unusable, the reason reported is the most telling one.
-_REASON_PRIORITY = ("requires_python", "exclude_newer", "no_binary", "only_binary", "no_compatible_wheels")
+_REASON_PRIORITY = (
+    "requires_python",
+    "exclude_newer",
+    "no_binary",
+    "only_binary",
+    "no_compatible_wheels",
+)
 
 
 @dataclass
@@ -126,8 +131,12 @@ class Finder:
         self._yank_pins = yank_pins
         self._explicit_prerelease = explicit_prerelease
         self._overrides = overrides
-        self._no_binary = frozenset(canonicalize_name(n) if n != ":all:" else n for n in request.no_binary)
-        self._only_binary = frozenset(canonicalize_name(n) if n != ":all:" else n for n in request.only_binary)
+        self._no_binary = frozenset(
+            canonicalize_name(n) if n != ":all:" else n for n in request.no_binary
+        )
+        self._only_binary = frozenset(
+            canonicalize_name(n) if n != ":all:" else n for n in request.only_binary
+        )
         self._cutoff = _parse_time(request.exclude_newer)
         self._versions: dict[str, ProjectVersions] = {}
         self._metadata: dict[tuple[str, str], CoreMetadata | None] = {}
@@ -149,7 +158,9 @@ class Finder:
         if name not in self._versions and self._indexes:
             self._page_future(self._indexes[0], name)
 
-    def _find_pages(self, name: NormalizedName) -> tuple[list[tuple[Index, ProjectPage]], list[Index]]:
+    def _find_pages(
+        self, name: NormalizedName
+    ) -> tuple[list[tuple[Index, ProjectPage]], list[Index]]:
         pages: list[tuple[Index, ProjectPage]] = []
         missing: list[Index] = []
         for index in self._indexes:
@@ -168,7 +179,9 @@ class Finder:
                 kind = "index_error"
                 raise FatalFetchError(make_page_diagnostic(error, index, name), kind) from error
             except IndexFetchError as error:
-                raise FatalFetchError(make_page_diagnostic(error, index, name), "index_error") from error
+                raise FatalFetchError(
+                    make_page_diagnostic(error, index, name), "index_error"
+                ) from error
             pages.append((index, page))
             if self._request.index_strategy == "first-index":
                 break
@@ -196,7 +209,9 @@ class Finder:
         self._versions[name] = versions
         return versions
 
-    def _make_entries(self, name: NormalizedName, index: Index, page: ProjectPage) -> Iterator[VersionEntry]:
+    def _make_entries(
+        self, name: NormalizedName, index: Index, page: ProjectPage
+    ) -> Iterator[VersionEntry]:
         files: dict[Version, list[DistFile]] = defaultdict(list)
         for file in page.files:
             try:
@@ -222,7 +237,9 @@ class Finder:
             return "only_binary"
         return None
 
-    def _choose_file(self, name: str, index: Index, version: Version, files: list[DistFile]) -> VersionEntry:
+    def _choose_file(
+        self, name: str, index: Index, version: Version, files: list[DistFile]
+    ) -> VersionEntry:
         usable: list[tuple[tuple[int, int, int], DistFile]] = []
         problems: list[str] = []
         details: dict[str, str | None] = {}
@@ -248,7 +265,9 @@ class Finder:
                 index,
                 None,
                 reason,
-                detail=details.get(reason) if reason in ("requires_python", "exclude_newer") else None,
+                detail=details.get(reason)
+                if reason in ("requires_python", "exclude_newer")
+                else None,
                 wheel_tags=tuple(wheel_tags),
             )
         _, best = min(usable, key=lambda item: item[0])
@@ -263,7 +282,9 @@ class Finder:
 
     # -- candidates ----------------------------------------------------------------------
 
-    def _order(self, name: str, entries: list[VersionEntry]) -> tuple[list[VersionEntry], list[VersionEntry]]:
+    def _order(
+        self, name: str, entries: list[VersionEntry]
+    ) -> tuple[list[VersionEntry], list[VersionEntry]]:
         """Stable versions and the pre-releases that may follow them, each in preference order."""
         mode = self._request.resolution
         lowest = mode == "lowest" or (mode == "lowest-direct" and name in self._root_names)
@@ -313,12 +334,16 @@ class Finder:
             return False
         return self._load(name, entry)
 
-    def _candidate(self, name: NormalizedName, entry: VersionEntry, extras: frozenset[str]) -> Candidate:
+    def _candidate(
+        self, name: NormalizedName, entry: VersionEntry, extras: frozenset[str]
+    ) -> Candidate:
         key = (name, entry.version, extras)
         candidate = self._candidates.get(key)
         if candidate is None:
             assert entry.file is not None
-            candidate = Candidate(name, entry.version, entry.file, entry.index, extras, entry.yanked)
+            candidate = Candidate(
+                name, entry.version, entry.file, entry.index, extras, entry.yanked
+            )
             self._candidates[key] = candidate
         return candidate
 
@@ -375,7 +400,9 @@ class Finder:
                 detail=describe_status(error.status, error.reason),
             )
             self.records.warnings.append(
-                make_metadata_diagnostic(error, index, name, str(entry.version), severity=Severity.WARNING)
+                make_metadata_diagnostic(
+                    error, index, name, str(entry.version), severity=Severity.WARNING
+                )
             )
         except IndexFetchError as error:
             diagnostic = make_metadata_diagnostic(
@@ -383,7 +410,9 @@ class Finder:
             )
             if diagnostic.code in (Code.INDEX_UNREACHABLE, Code.INDEX_ERROR):
                 raise FatalFetchError(
-                    make_metadata_diagnostic(error, index, name, str(entry.version), severity=Severity.ERROR),
+                    make_metadata_diagnostic(
+                        error, index, name, str(entry.version), severity=Severity.ERROR
+                    ),
                     "metadata_error",
                 ) from error
             self._reject(name, entry, str(diagnostic.code), detail=error.message)
@@ -393,7 +422,9 @@ class Finder:
             metadata = None
         if metadata is not None:
             try:
-                self.records.dependencies[key] = [Requirement(line) for line in metadata.requires_dist]
+                self.records.dependencies[key] = [
+                    Requirement(line) for line in metadata.requires_dist
+                ]
             except InvalidRequirement as error:
                 self._reject(name, entry, "invalid_metadata", detail=str(error))
                 self.records.warnings.append(
@@ -426,7 +457,9 @@ class Finder:
         metadata = self.metadata(candidate)
         requirements = self.records.dependencies[(candidate.name, str(candidate.version))]
         if candidate.extras:
-            yield ExplicitRequirement(self._candidate(candidate.name, self._entry(candidate), frozenset()))
+            yield ExplicitRequirement(
+                self._candidate(candidate.name, self._entry(candidate), frozenset())
+            )
             provided = {canonicalize_name(extra) for extra in metadata.provides_extra}
             for extra in sorted(candidate.extras - provided):
                 self._warn_once(

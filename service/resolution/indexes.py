@@ -75,7 +75,9 @@ def make_indexes(
                 )
             index = config.make_index(environ)
             indexes.append(
-                msgspec.structs.replace(index, policy=_override(index.policy, ref.ignore_error_codes))
+                msgspec.structs.replace(
+                    index, policy=_override(index.policy, ref.ignore_error_codes)
+                )
             )
             continue
         assert ref.url is not None
@@ -102,5 +104,3 @@ def make_indexes(
     if len(set(names)) != len(names):
         raise IndexRefError("indexes", "an index is listed twice")
     return indexes
-
-

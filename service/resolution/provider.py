@@ -28,7 +28,7 @@ from service.resolution.candidates import (
 from service.resolution.finder import Finder
 from service.resolution.result import Progress
 
-__all__ = ["LazyCandidates", "Provider", "ProgressReporter", "make_preference"]
+__all__ = ["LazyCandidates", "ProgressReporter", "Provider", "make_preference"]
 
 Information = RequirementInformation[ResolverRequirement, Candidate]
 
@@ -95,8 +95,7 @@ def make_preference(
     then first-seen order, and the name last so the result never depends on dict order.
     """
     pinned = any(
-        isinstance(info.requirement, ExplicitRequirement)
-        or _is_pinned(info.requirement.specifier)
+        isinstance(info.requirement, ExplicitRequirement) or _is_pinned(info.requirement.specifier)
         for info in information
     )
     direct = any(info.parent is None for info in information)
@@ -201,7 +200,9 @@ class ProgressReporter(BaseReporter[ResolverRequirement, Candidate, str]):
     def starting_round(self, index: int) -> None:
         self._progress.rounds = index + 1
 
-    def adding_requirement(self, requirement: ResolverRequirement, parent: Candidate | None) -> None:
+    def adding_requirement(
+        self, requirement: ResolverRequirement, parent: Candidate | None
+    ) -> None:
         self._identifiers.add(requirement.name)
         self._progress.packages = len(self._identifiers)
 

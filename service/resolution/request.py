@@ -16,7 +16,9 @@ __all__ = [
     "Target",
 ]
 
-PrereleaseMode = Literal["disallow", "allow", "if-necessary", "explicit", "if-necessary-or-explicit"]
+PrereleaseMode = Literal[
+    "disallow", "allow", "if-necessary", "explicit", "if-necessary-or-explicit"
+]
 ResolutionMode = Literal["highest", "lowest", "lowest-direct"]
 IndexStrategy = Literal["first-index", "unsafe-first-match", "unsafe-best-match"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections import defaultdict
@@ -223,6 +224,7 @@ def _success_warnings(finder: Finder, packages: list[ResolvedPackage]) -> list[D
 
 def _resolve_sync(
     request: ResolveRequest,
+    *,
     indexes: Sequence[Index],
     client: IndexClient,
     stats: FetchStats,
@@ -255,7 +257,7 @@ def _resolve_sync(
     reporter = ProgressReporter(progress)
     resolver: Resolver[SpecifierRequirement, Candidate, str] = Resolver(provider, reporter)  # type: ignore[arg-type]
     try:
-        result = resolver.resolve(prepared.roots, max_rounds=DEFAULT_MAX_ROUNDS)  # type: ignore[arg-type]
+        result = resolver.resolve(prepared.roots, max_rounds=DEFAULT_MAX_ROUNDS)
     except StoppedError as stopped:
         message = (
             "The job was cancelled."
@@ -303,7 +305,12 @@ def _resolve_sync(
                 fetch_errors=[],
             )
         ) from None
-    edges = [(parent, child) for parent in result.graph for child in result.graph.iter_children(parent)]
+    edges = [
+        (parent, child)
+        for parent in result.graph
+        for child in result.graph.iter_children(parent)
+        if child is not None
+    ]
     packages = _build_resolution(dict(result.mapping), edges, finder, prepared)
     progress.requests, progress.cache_hits = stats.requests, stats.cache_hits
     return Resolution(
@@ -346,7 +353,15 @@ async def resolve_request(
     publisher = asyncio.create_task(publish())
     try:
         return await asyncio.to_thread(
-            _resolve_sync, request, indexes, client, stats, progress, bridge
+            functools.partial(
+                _resolve_sync,
+                request,
+                indexes=indexes,
+                client=client,
+                stats=stats,
+                progress=progress,
+                bridge=bridge,
+            )
         )
     except asyncio.CancelledError:
         stop.set()

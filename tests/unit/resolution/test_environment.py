@@ -93,7 +93,9 @@ class TestRequiresPython:
             ("3.12", "not a specifier", True),
         ],
     )
-    def test_only_lower_bounds_count(self, python: str, requires: str | None, allowed: bool) -> None:
+    def test_only_lower_bounds_count(
+        self, python: str, requires: str | None, allowed: bool
+    ) -> None:
         """Requires-Python upper bounds are ignored, as uv does; lower bounds are honoured."""
         assert make_target_environment(python, "linux").allows_python(requires) is allowed
 
@@ -119,7 +121,15 @@ class TestValidation:
 
     def test_vocabulary_covers_uv_names(self) -> None:
         """The common uv --python-platform names are all accepted."""
-        for name in ("linux", "macos", "windows", "x86_64-manylinux2014", "x86_64-manylinux_2_17",
-                     "aarch64-manylinux_2_28", "x86_64-unknown-linux-gnu", "x86_64-apple-darwin",
-                     "i686-pc-windows-msvc"):
+        for name in (
+            "linux",
+            "macos",
+            "windows",
+            "x86_64-manylinux2014",
+            "x86_64-manylinux_2_17",
+            "aarch64-manylinux_2_28",
+            "x86_64-unknown-linux-gnu",
+            "x86_64-apple-darwin",
+            "i686-pc-windows-msvc",
+        ):
             assert name in SUPPORTED_PLATFORMS

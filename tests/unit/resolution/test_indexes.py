@@ -54,7 +54,9 @@ class TestMakeIndexes:
 
     def test_credentials_come_from_the_environment(self, settings) -> None:  # type: ignore[no-untyped-def]
         """Credentials are read from the variables the index names, never from the request."""
-        [corp] = make_indexes([IndexRef(name="corp")], settings, {"CORP_USER": "u", "CORP_PASS": "s3cret-canary"})
+        [corp] = make_indexes(
+            [IndexRef(name="corp")], settings, {"CORP_USER": "u", "CORP_PASS": "s3cret-canary"}
+        )
         assert corp.auth == ("u", "s3cret-canary")
         assert "s3cret-canary" not in repr(corp)
 

@@ -16,14 +16,37 @@ class TestPreference:
     def test_table(self) -> None:
         """Conflict causes first, then pins, then direct, then upper-bounded, then order."""
         rows = [
-            (dict(information=[info("a>=1")], backtracking=True, order=9, identifier="a"),
-             (False, True, False, True, 9, "a")),
-            (dict(information=[info("b==1.0", direct=False)], backtracking=False, order=1, identifier="b"),
-             (True, False, True, False, 1, "b")),
-            (dict(information=[info("c")], backtracking=False, order=0, identifier="c"),
-             (True, True, False, True, 0, "c")),
-            (dict(information=[info("d<2", direct=False)], backtracking=False, order=3, identifier="d"),
-             (True, True, True, False, 3, "d")),
+            (
+                {
+                    "information": [info("a>=1")],
+                    "backtracking": True,
+                    "order": 9,
+                    "identifier": "a",
+                },
+                (False, True, False, True, 9, "a"),
+            ),
+            (
+                {
+                    "information": [info("b==1.0", direct=False)],
+                    "backtracking": False,
+                    "order": 1,
+                    "identifier": "b",
+                },
+                (True, False, True, False, 1, "b"),
+            ),
+            (
+                {"information": [info("c")], "backtracking": False, "order": 0, "identifier": "c"},
+                (True, True, False, True, 0, "c"),
+            ),
+            (
+                {
+                    "information": [info("d<2", direct=False)],
+                    "backtracking": False,
+                    "order": 3,
+                    "identifier": "d",
+                },
+                (True, True, True, False, 3, "d"),
+            ),
         ]
         for kwargs, expected in rows:
             assert make_preference(**kwargs) == expected  # type: ignore[arg-type]
@@ -31,10 +54,24 @@ class TestPreference:
     def test_sorting_orders_identifiers(self) -> None:
         """Sorting by the key yields conflict cause, pinned, direct, bounded, other."""
         keys = {
-            "other": make_preference([info("e", direct=False)], backtracking=False, order=0, identifier="e"),
-            "bounded": make_preference([info("d<2", direct=False)], backtracking=False, order=0, identifier="d"),
+            "other": make_preference(
+                [info("e", direct=False)], backtracking=False, order=0, identifier="e"
+            ),
+            "bounded": make_preference(
+                [info("d<2", direct=False)], backtracking=False, order=0, identifier="d"
+            ),
             "direct": make_preference([info("c")], backtracking=False, order=0, identifier="c"),
-            "pinned": make_preference([info("b==1", direct=False)], backtracking=False, order=0, identifier="b"),
-            "cause": make_preference([info("a", direct=False)], backtracking=True, order=0, identifier="a"),
+            "pinned": make_preference(
+                [info("b==1", direct=False)], backtracking=False, order=0, identifier="b"
+            ),
+            "cause": make_preference(
+                [info("a", direct=False)], backtracking=True, order=0, identifier="a"
+            ),
         }
-        assert sorted(keys, key=keys.__getitem__) == ["cause", "pinned", "direct", "bounded", "other"]
+        assert sorted(keys, key=keys.__getitem__) == [
+            "cause",
+            "pinned",
+            "direct",
+            "bounded",
+            "other",
+        ]

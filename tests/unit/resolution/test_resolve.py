@@ -29,11 +29,15 @@ async def client() -> AsyncIterator[IndexClient]:
 
 
 def request(*requirements: str, **options: object) -> ResolveRequest:
-    options.setdefault("environment", Target(python_version="3.12", platform="x86_64-manylinux_2_28"))
+    options.setdefault(
+        "environment", Target(python_version="3.12", platform="x86_64-manylinux_2_28")
+    )
     return ResolveRequest(requirements=tuple(requirements), **options)  # type: ignore[arg-type]
 
 
-def index(server: IndexServer, name: str, *, page: Sequence[int] = (404,), metadata: Sequence[int] = ()) -> Index:
+def index(
+    server: IndexServer, name: str, *, page: Sequence[int] = (404,), metadata: Sequence[int] = ()
+) -> Index:
     return Index(
         name=name,
         url=server.url(name),
@@ -62,7 +66,14 @@ FLASK = Project(
     [
         Release("2.0.0", requires=["click>=7"]),
         Release("3.0.0", requires=["click>=8", "blinker; python_version >= '3.9'"]),
-        Release("3.1.0", requires=["click>=8", "blinker; python_version >= '3.9'", "colorama; sys_platform == 'win32'"]),
+        Release(
+            "3.1.0",
+            requires=[
+                "click>=8",
+                "blinker; python_version >= '3.9'",
+                "colorama; sys_platform == 'win32'",
+            ],
+        ),
         Release("3.2.0rc1", requires=["click>=8"]),
     ],
 )
@@ -71,7 +82,9 @@ BLINKER = Project("blinker", [Release("1.8.0")])
 
 
 class TestSuccess:
-    async def test_picks_highest_with_dependencies_and_markers(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_picks_highest_with_dependencies_and_markers(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """Highest stable versions are chosen; markers are evaluated for the target."""
         index_server.add_index(IndexSpec("corp", [FLASK, CLICK, BLINKER]))
         result = await resolve(client, request("flask"), [index(index_server, "corp")])
@@ -85,14 +98,22 @@ class TestSuccess:
         assert click.required_by == ["flask"] and not click.requested
         assert result.warnings == []
 
-    async def test_windows_target_pulls_platform_dependencies(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_windows_target_pulls_platform_dependencies(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """A Windows target evaluates sys_platform markers as win32."""
-        index_server.add_index(IndexSpec("corp", [FLASK, CLICK, BLINKER, Project("colorama", [Release("0.4.6")])]))
-        req = request("flask", environment=Target(python_version="3.12", platform="x86_64-pc-windows-msvc"))
+        index_server.add_index(
+            IndexSpec("corp", [FLASK, CLICK, BLINKER, Project("colorama", [Release("0.4.6")])])
+        )
+        req = request(
+            "flask", environment=Target(python_version="3.12", platform="x86_64-pc-windows-msvc")
+        )
         result = await resolve(client, req, [index(index_server, "corp")])
         assert "colorama" in versions(result)
 
-    async def test_extras_and_constraints(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_extras_and_constraints(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """Extras pull their dependencies; constraints narrow versions without adding packages."""
         index_server.add_index(
             IndexSpec(
@@ -109,40 +130,74 @@ class TestSuccess:
         assert versions(result) == {"requests": "2.32.0", "pysocks": "1.6.0"}
         assert next(p for p in result.packages if p.name == "requests").extras == ["socks"]
 
-    async def test_overrides_replace_transitive_requirements(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_overrides_replace_transitive_requirements(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """An override replaces every requirement on that name, including transitive ones."""
-        index_server.add_index(IndexSpec("corp", [Project("a", [Release("1.0", requires=["b<2"])]), Project("b", [Release("1.0"), Release("2.0")])]))
-        result = await resolve(client, request("a", overrides=("b>=2",)), [index(index_server, "corp")])
+        index_server.add_index(
+            IndexSpec(
+                "corp",
+                [
+                    Project("a", [Release("1.0", requires=["b<2"])]),
+                    Project("b", [Release("1.0"), Release("2.0")]),
+                ],
+            )
+        )
+        result = await resolve(
+            client, request("a", overrides=("b>=2",)), [index(index_server, "corp")]
+        )
         assert versions(result) == {"a": "1.0", "b": "2.0"}
 
     async def test_lowest_resolution(self, index_server: IndexServer, client: IndexClient) -> None:
         """resolution=lowest picks the lowest matching versions."""
         index_server.add_index(IndexSpec("corp", [FLASK, CLICK, BLINKER]))
-        result = await resolve(client, request("flask>=3", resolution="lowest"), [index(index_server, "corp")])
+        result = await resolve(
+            client, request("flask>=3", resolution="lowest"), [index(index_server, "corp")]
+        )
         assert versions(result)["flask"] == "3.0.0"
         assert versions(result)["click"] == "8.1.7"
 
-    async def test_yanked_skipped_with_warning(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_yanked_skipped_with_warning(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """A yanked version is passed over and the result says so."""
-        index_server.add_index(IndexSpec("corp", [Project("a", [Release("1.0"), Release("2.0", yanked="broken build")])]))
+        index_server.add_index(
+            IndexSpec(
+                "corp", [Project("a", [Release("1.0"), Release("2.0", yanked="broken build")])]
+            )
+        )
         result = await resolve(client, request("a"), [index(index_server, "corp")])
         assert versions(result) == {"a": "1.0"}
         [warning] = result.warnings
         assert warning.code is Code.YANKED and warning.version == "2.0"
         assert "broken build" in warning.message
 
-    async def test_sdist_with_static_metadata_is_used(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_sdist_with_static_metadata_is_used(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """A version with only an sdist (PEP 643 static metadata) resolves without a build."""
-        index_server.add_index(IndexSpec("corp", [Project("a", [Release("1.0", wheel=False, sdist=True, requires=["b"])]), Project("b", [Release("1.0")])]))
+        index_server.add_index(
+            IndexSpec(
+                "corp",
+                [
+                    Project("a", [Release("1.0", wheel=False, sdist=True, requires=["b"])]),
+                    Project("b", [Release("1.0")]),
+                ],
+            )
+        )
         result = await resolve(client, request("a"), [index(index_server, "corp")])
         assert versions(result) == {"a": "1.0", "b": "1.0"}
         assert next(p for p in result.packages if p.name == "a").file.filename == "a-1.0.tar.gz"
 
 
 class TestMetadataPolicy:
-    SPEC = IndexSpec("corp", [Project("flask", [Release("2.0.0"), Release("3.0.0"), Release("3.1.0")])])
+    SPEC = IndexSpec(
+        "corp", [Project("flask", [Release("2.0.0"), Release("3.0.0"), Release("3.1.0")])]
+    )
 
-    async def test_unlisted_status_fails_naming_everything(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_unlisted_status_fails_naming_everything(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """Seed (a): a 403 on one version's metadata fails the job, naming index, package,
         version, status and the setting that would let the resolver backtrack."""
         index_server.add_index(self.SPEC)
@@ -151,27 +206,47 @@ class TestMetadataPolicy:
         assert failure.kind == "metadata_error"
         [diagnostic] = failure.fetch_errors
         assert diagnostic.code is Code.METADATA_UNAVAILABLE
-        assert (diagnostic.package, diagnostic.version, diagnostic.index, diagnostic.status) == ("flask", "3.1.0", "corp", 403)
+        assert (diagnostic.package, diagnostic.version, diagnostic.index, diagnostic.status) == (
+            "flask",
+            "3.1.0",
+            "corp",
+            403,
+        )
         assert "ignore_error_codes.metadata = [403]" in diagnostic.message
         assert "403 Forbidden" in failure.message
 
-    async def test_listed_status_backtracks_and_warns(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_listed_status_backtracks_and_warns(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """Seed (b): with metadata = [403] the previous version is used and the skip is reported."""
         index_server.add_index(self.SPEC)
         index_server.inject("/corp/files/flask-3.1.0-*", status=403)
-        result = await resolve(client, request("flask"), [index(index_server, "corp", metadata=[403])])
+        result = await resolve(
+            client, request("flask"), [index(index_server, "corp", metadata=[403])]
+        )
         assert versions(result) == {"flask": "3.0.0"}
         [warning] = result.warnings
         assert warning.code is Code.METADATA_UNAVAILABLE
         assert (warning.version, warning.status, warning.severity) == ("3.1.0", 403, "warning")
 
-    async def test_all_stable_unfetchable_explains_and_hints(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_all_stable_unfetchable_explains_and_hints(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """Seed (c): every stable version 404s (listed), pre-releases disallowed: the message
         reads like uv's and hints name the pre-release and the status."""
-        index_server.add_index(IndexSpec("corp", [Project("flask", [Release("2.0.0"), Release("3.0.0"), Release("3.1.0rc1")])]))
+        index_server.add_index(
+            IndexSpec(
+                "corp",
+                [Project("flask", [Release("2.0.0"), Release("3.0.0"), Release("3.1.0rc1")])],
+            )
+        )
         index_server.inject("/corp/files/flask-2.0.0-*", status=404)
         index_server.inject("/corp/files/flask-3.0.0-*", status=404)
-        failure = await fail(client, request("flask", prerelease="disallow"), [index(index_server, "corp", metadata=[404])])
+        failure = await fail(
+            client,
+            request("flask", prerelease="disallow"),
+            [index(index_server, "corp", metadata=[404])],
+        )
         assert failure.kind == "unsatisfiable"
         assert (
             "Because all versions of flask could not be fetched from the network (404 Not Found) "
@@ -188,38 +263,60 @@ class TestMetadataPolicy:
 
 
 class TestPagePolicy:
-    async def test_forbidden_first_index_fails_closed(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_forbidden_first_index_fails_closed(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """Seed (d): a 403 on the first index's page never falls through to a later index."""
         index_server.add_index(IndexSpec("corp", [Project("flask", [Release("3.0.0")])]))
         index_server.add_index(IndexSpec("public", [Project("flask", [Release("9.9.9")])]))
         index_server.inject("/corp/simple/flask/", status=403)
-        failure = await fail(client, request("flask"), [index(index_server, "corp"), index(index_server, "public")])
+        failure = await fail(
+            client, request("flask"), [index(index_server, "corp"), index(index_server, "public")]
+        )
         assert failure.kind == "index_error"
         assert failure.fetch_errors[0].code is Code.INDEX_FORBIDDEN
         assert failure.fetch_errors[0].index == "corp"
         assert index_server.count("/public/*") == 0
 
-    async def test_unauthorized_first_index_fails_closed(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_unauthorized_first_index_fails_closed(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """A 401 (missing credentials) fails closed too, with its own code."""
-        index_server.add_index(IndexSpec("corp", [Project("flask", [Release("3.0.0")])], basic_auth=("u", "p")))
+        index_server.add_index(
+            IndexSpec("corp", [Project("flask", [Release("3.0.0")])], basic_auth=("u", "p"))
+        )
         index_server.add_index(IndexSpec("public", [Project("flask", [Release("9.9.9")])]))
-        failure = await fail(client, request("flask"), [index(index_server, "corp"), index(index_server, "public")])
+        failure = await fail(
+            client, request("flask"), [index(index_server, "corp"), index(index_server, "public")]
+        )
         assert failure.fetch_errors[0].code is Code.INDEX_UNAUTHORIZED
 
-    async def test_listed_page_status_falls_through(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_listed_page_status_falls_through(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """Seed (d): with page = [403] the next index is used, and the result says so."""
         index_server.add_index(IndexSpec("corp", [Project("flask", [Release("3.0.0")])]))
         index_server.add_index(IndexSpec("public", [Project("flask", [Release("9.9.9")])]))
         index_server.inject("/corp/simple/flask/", status=403)
-        result = await resolve(client, request("flask"), [index(index_server, "corp", page=[403]), index(index_server, "public")])
+        result = await resolve(
+            client,
+            request("flask"),
+            [index(index_server, "corp", page=[403]), index(index_server, "public")],
+        )
         assert result.packages[0].version == "9.9.9" and result.packages[0].index == "public"
         assert [w.code for w in result.warnings] == [Code.INDEX_FORBIDDEN]
 
-    async def test_first_index_hint_names_hidden_version(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_first_index_hint_names_hidden_version(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """first-index hides a later index's matching version; the failure hints at it."""
         index_server.add_index(IndexSpec("corp", [Project("flask", [Release("1.0")])]))
         index_server.add_index(IndexSpec("public", [Project("flask", [Release("3.0")])]))
-        failure = await fail(client, request("flask>=2"), [index(index_server, "corp"), index(index_server, "public")])
+        failure = await fail(
+            client,
+            request("flask>=2"),
+            [index(index_server, "corp"), index(index_server, "public")],
+        )
         hint = next(h for h in failure.hints if h.code is Code.FOUND_ON_OTHER_INDEX)
         assert (hint.version, hint.index) == ("3.0", "public")
 
@@ -227,7 +324,15 @@ class TestPagePolicy:
 class TestExplanations:
     async def test_conflict_with_root(self, index_server: IndexServer, client: IndexClient) -> None:
         """A dependency conflicting with a direct requirement is explained as a chain."""
-        index_server.add_index(IndexSpec("corp", [Project("a", [Release("1.0", requires=["b<2"])]), Project("b", [Release("1.0"), Release("2.0")])]))
+        index_server.add_index(
+            IndexSpec(
+                "corp",
+                [
+                    Project("a", [Release("1.0", requires=["b<2"])]),
+                    Project("b", [Release("1.0"), Release("2.0")]),
+                ],
+            )
+        )
         failure = await fail(client, request("a", "b>=2"), [index(index_server, "corp")])
         assert failure.kind == "unsatisfiable"
         assert "a==1.0 depends on b<2" in failure.message
@@ -243,14 +348,22 @@ class TestExplanations:
 
     async def test_requires_python(self, index_server: IndexServer, client: IndexClient) -> None:
         """Versions needing a newer Python are explained with the target Python version."""
-        index_server.add_index(IndexSpec("corp", [Project("a", [Release("1.0", requires_python=">=3.13")])]))
+        index_server.add_index(
+            IndexSpec("corp", [Project("a", [Release("1.0", requires_python=">=3.13")])])
+        )
         failure = await fail(client, request("a"), [index(index_server, "corp")])
         assert "3.12.0" in failure.message and ">=3.13" in failure.message
         assert Code.REQUIRES_PYTHON in {h.code for h in failure.hints}
 
-    async def test_no_compatible_wheels(self, index_server: IndexServer, client: IndexClient) -> None:
+    async def test_no_compatible_wheels(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
         """Wheels only for another platform are explained with the tags that exist."""
-        index_server.add_index(IndexSpec("corp", [Project("a", [Release("1.0", wheel_tags=["cp312-cp312-win_amd64"])])]))
+        index_server.add_index(
+            IndexSpec(
+                "corp", [Project("a", [Release("1.0", wheel_tags=["cp312-cp312-win_amd64"])])]
+            )
+        )
         failure = await fail(client, request("a"), [index(index_server, "corp")])
         hint = next(h for h in failure.hints if h.code is Code.NO_COMPATIBLE_WHEELS)
         assert hint.data["wheel_tags"] == ["cp312-cp312-win_amd64"]
@@ -264,12 +377,20 @@ class TestControl:
         stop = threading.Event()
         stop.set()
         with pytest.raises(ResolutionFailed) as caught:
-            await resolve_request(request("a"), indexes=[index(index_server, "corp")], client=client, progress=Progress(), stop=stop)
+            await resolve_request(
+                request("a"),
+                indexes=[index(index_server, "corp")],
+                client=client,
+                progress=Progress(),
+                stop=stop,
+            )
         assert caught.value.failure.kind == "cancelled"
 
     async def test_deadline(self, index_server: IndexServer, client: IndexClient) -> None:
         """A resolution that outlives deadline_seconds fails as deadline_exceeded."""
         index_server.add_index(IndexSpec("corp", [Project("a", [Release("1.0")])]))
         index_server.inject("/corp/simple/a/", delay=3)
-        failure = await fail(client, request("a", deadline_seconds=0.5), [index(index_server, "corp")])
+        failure = await fail(
+            client, request("a", deadline_seconds=0.5), [index(index_server, "corp")]
+        )
         assert failure.kind == "deadline_exceeded"
