@@ -4,7 +4,8 @@ Nothing is read at import time. ``load_settings()`` reads ``RESOLVD_CONFIG`` (or
 path), then applies environment overrides (``RESOLVD_REDIS_URL``, ``RESOLVD_CACHE_URL``,
 ``RESOLVD_ALLOWED_INDEX_URLS`` and ``RESOLVD_<SECTION>_<KEY>`` for every scalar in ``limits``,
 ``fetch``, ``server`` and ``jobs``). Index credentials are read from the environment variables
-each index names, when an ``Index`` is made for a job, never stored in Settings.
+each index names when a job's indexes are made (``service.resolution.indexes``), never stored
+in Settings. This module imports nothing else from ``service``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-
-from service.index.models import ErrorPolicy, Index
 
 __all__ = [
     "AuthSettings",
@@ -44,9 +43,6 @@ class ErrorCodes(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True)
     page: tuple[int, ...] = (404, 410)
     metadata: tuple[int, ...] = ()
 
-    def to_policy(self) -> ErrorPolicy:
-        return ErrorPolicy(page=frozenset(self.page) | {404}, metadata=frozenset(self.metadata))
-
 
 class IndexSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
@@ -55,20 +51,6 @@ class IndexSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     password_env: str | None = None
     token_env: str | None = None
     ignore_error_codes: ErrorCodes = ErrorCodes()
-
-    def make_index(self, environ: Mapping[str, str], policy: ErrorPolicy | None = None) -> Index:
-        """The runtime ``Index``, with credentials read from the environment now."""
-        auth: tuple[str, str] | str | None = None
-        if self.token_env and environ.get(self.token_env):
-            auth = environ[self.token_env]
-        elif self.username_env and environ.get(self.username_env):
-            auth = (environ[self.username_env], environ.get(self.password_env or "", ""))
-        return Index(
-            name=self.name,
-            url=self.url.rstrip("/"),
-            policy=policy or self.ignore_error_codes.to_policy(),
-            auth=auth,
-        )
 
 
 class RedisSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -13,9 +13,15 @@ import msgspec
 
 from service.index.models import ErrorPolicy, Index
 from service.resolution.request import IndexRef, PolicyOverride
-from service.settings import Settings
+from service.settings import ErrorCodes, IndexSettings, Settings
 
-__all__ = ["IndexRefError", "make_indexes", "url_is_allowed"]
+__all__ = [
+    "IndexRefError",
+    "make_configured_index",
+    "make_indexes",
+    "make_policy",
+    "url_is_allowed",
+]
 
 
 class IndexRefError(ValueError):
@@ -44,6 +50,26 @@ def url_is_allowed(url: str, prefixes: Sequence[str]) -> bool:
     return False
 
 
+def make_policy(codes: ErrorCodes) -> ErrorPolicy:
+    """The runtime policy for configured codes; a page 404 always means "not on this index"."""
+    return ErrorPolicy(page=frozenset(codes.page) | {404}, metadata=frozenset(codes.metadata))
+
+
+def make_configured_index(config: IndexSettings, environ: Mapping[str, str]) -> Index:
+    """The runtime ``Index`` for a configured one, with credentials read from ``environ`` now."""
+    auth: tuple[str, str] | str | None = None
+    if config.token_env and environ.get(config.token_env):
+        auth = environ[config.token_env]
+    elif config.username_env and environ.get(config.username_env):
+        auth = (environ[config.username_env], environ.get(config.password_env or "", ""))
+    return Index(
+        name=config.name,
+        url=config.url.rstrip("/"),
+        policy=make_policy(config.ignore_error_codes),
+        auth=auth,
+    )
+
+
 def _override(policy: ErrorPolicy, override: PolicyOverride | None) -> ErrorPolicy:
     if override is None:
         return policy
@@ -60,7 +86,7 @@ def make_indexes(
     Raises ``IndexRefError`` naming the offending ``indexes[i]`` field.
     """
     if not refs:
-        return [config.make_index(environ) for config in settings.index]
+        return [make_configured_index(config, environ) for config in settings.index]
     indexes: list[Index] = []
     for position, ref in enumerate(refs):
         field = f"indexes[{position}]"
@@ -73,7 +99,7 @@ def make_indexes(
                 raise IndexRefError(
                     f"{field}.name", f"unknown index {ref.name!r} (configured: {known})"
                 )
-            index = config.make_index(environ)
+            index = make_configured_index(config, environ)
             indexes.append(
                 msgspec.structs.replace(
                     index, policy=_override(index.policy, ref.ignore_error_codes)
