@@ -1,0 +1,115 @@
+"""The application factory: routes, dependencies, problem details, and the resources' lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Tag
+
+from service.api.auth import load_token_table, provide_client
+from service.api.controllers.jobs import JobsController
+from service.api.controllers.ops import HealthController, IndexesController
+from service.api.controllers.resolve import ResolveController
+from service.api.problems import problem_response
+from service.jobs.backend import Backend, BackendChoice, open_backend
+from service.jobs.runner import JobRunner, Resolver, open_resolver
+from service.jobs.worker import Worker, make_worker
+from service.settings import Settings, load_settings
+
+__all__ = ["API_VERSION", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "0.1.0"
+
+_DESCRIPTION = (
+    "Python dependency resolution as an HTTP service. Submit requirements to `POST /resolve`, "
+    "then read the job at `GET /jobs/{id}` (optionally `?wait=N`) or stream it from "
+    "`GET /jobs/{id}/events`. Errors are RFC 9457 `application/problem+json` documents with a "
+    "stable `type` (`urn:resolvd:problem:<slug>`) and, for invalid input, `errors: [{field, "
+    "message}]`."
+)
+
+
+def _provide_backend(state: State) -> Backend:
+    backend: Backend = state.backend
+    return backend
+
+
+async def _stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
+    await worker.stop()
+    await task
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    backend: BackendChoice = "redis",
+    in_process_worker: bool = False,
+    worker_concurrency: int | None = None,
+    resolver: Resolver = open_resolver,
+    environ: Mapping[str, str] | None = None,
+) -> Litestar:
+    """Build the API.
+
+    ``backend`` picks the job store and queue (``auto``: Redis when it answers, else memory;
+    only sensible with ``in_process_worker``, since nothing else could run the jobs).
+    ``in_process_worker`` runs a worker inside the app's lifespan, with ``worker_concurrency``
+    (default ``jobs.worker_concurrency``) and ``resolver`` (tests pass a fake). Nothing connects
+    until the app starts.
+    """
+    settings = settings or load_settings()
+    environ = os.environ if environ is None else environ
+    tokens = load_token_table(settings, environ)
+    concurrency = worker_concurrency or settings.jobs.worker_concurrency
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            opened = await stack.enter_async_context(open_backend(settings, backend))
+            app.state.backend = opened
+            if in_process_worker:
+                resolve = await stack.enter_async_context(resolver(settings))
+                runner = JobRunner(opened.store, settings, resolve, environ=environ)
+                worker = make_worker(
+                    opened,
+                    runner,
+                    concurrency=concurrency,
+                    settings=settings,
+                    handle_signals=False,
+                )
+                task = asyncio.create_task(worker.run(), name="in-process-worker")
+                stack.push_async_callback(_stop_worker, worker, task)
+            yield
+
+    return Litestar(
+        route_handlers=[ResolveController, JobsController, IndexesController, HealthController],
+        dependencies={
+            "backend": Provide(_provide_backend, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+            "client": Provide(provide_client),
+        },
+        exception_handlers={Exception: problem_response},
+        lifespan=[lifespan],
+        state=State({"tokens": tokens}),
+        request_max_body_size=settings.limits.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="resolvd",
+            version=API_VERSION,
+            description=_DESCRIPTION,
+            tags=[
+                Tag(name="jobs", description="Submit, read, stream and cancel resolution jobs"),
+                Tag(name="indexes", description="The package indexes this server knows"),
+                Tag(name="operations", description="Health and readiness"),
+            ],
+            use_handler_docstrings=False,
+        ),
+    )

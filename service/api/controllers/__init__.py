@@ -1,0 +1,1 @@
+"""Route handlers, one controller per resource: ``/resolve``, ``/jobs``, ``/indexes``, health."""

@@ -1,0 +1,152 @@
+"""``/jobs/{id}``: read a job (optionally waiting for it), stream its changes, cancel it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, delete, get
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from service.api.problems import PROBLEM_JSON, JobNotFound
+from service.api.schemas import Problem
+from service.jobs.backend import Backend
+from service.jobs.model import JobDocument, JobRecord, mark_cancelled
+from service.jobs.store import JobStore
+
+__all__ = ["JobsController"]
+
+MAX_WAIT_SECONDS = 30
+# Waiters re-read the document at least this often, so a lost notification costs little.
+_REREAD_SECONDS = 5.0
+# An idle event stream sends a comment this often so proxies keep it open.
+_KEEPALIVE_SECONDS = 15.0
+
+_NOT_FOUND = ResponseSpec(
+    data_container=Problem,
+    description="Unknown or expired job",
+    media_type=PROBLEM_JSON,
+    generate_examples=False,
+)
+_UNAUTHORIZED = ResponseSpec(
+    data_container=Problem,
+    description="Missing or unknown bearer token",
+    media_type=PROBLEM_JSON,
+    generate_examples=False,
+)
+
+JobId = Annotated[str, Parameter(description="The opaque job id from `POST /resolve`.")]
+
+
+async def _find(store: JobStore, job_id: str, client: str) -> JobRecord:
+    record = await store.get(job_id)
+    if record is None or record.client != client:
+        raise JobNotFound(f"No job {job_id!r}: it never existed or has expired.")
+    return record
+
+
+class JobsController(Controller):
+    path = "/jobs"
+    tags = ["jobs"]  # noqa: RUF012 - Litestar's declared class attribute
+
+    @get(
+        "/{job_id:str}",
+        operation_id="getJob",
+        summary="Read a job",
+        description=(
+            "The job document. With `?wait=N` (0 to 30 seconds) the reply is held until the "
+            "job ends or N seconds pass, whichever comes first."
+        ),
+        responses={401: _UNAUTHORIZED, 404: _NOT_FOUND},
+    )
+    async def get_job(
+        self,
+        job_id: JobId,
+        client: str,
+        backend: Backend,
+        wait: Annotated[
+            float,
+            Parameter(
+                ge=0,
+                le=MAX_WAIT_SECONDS,
+                description="Seconds to hold the reply until the job ends (0-30).",
+            ),
+        ] = 0,
+    ) -> JobDocument:
+        store = backend.store
+        if wait <= 0:
+            return (await _find(store, job_id, client)).document
+        until = time.monotonic() + wait
+        async with store.watch(job_id) as watch:
+            record = await _find(store, job_id, client)
+            while not record.terminal and (remaining := until - time.monotonic()) > 0:
+                await watch.wait(min(remaining, _REREAD_SECONDS))
+                record = await _find(store, job_id, client)
+        return record.document
+
+    @get(
+        "/{job_id:str}/events",
+        operation_id="streamJobEvents",
+        summary="Stream a job's changes",
+        description=(
+            "Server-sent events: a `job` event carrying the job document now and after every "
+            "change (`id` is the document's version), ending after the document reaches a "
+            "terminal status. A job that expires mid-stream ends it with a `gone` event."
+        ),
+        responses={401: _UNAUTHORIZED, 404: _NOT_FOUND},
+    )
+    async def stream_job_events(
+        self, job_id: JobId, client: str, backend: Backend
+    ) -> ServerSentEvent:
+        store = backend.store
+        await _find(store, job_id, client)
+        return ServerSentEvent(_iter_job_events(store, job_id, client))
+
+    @delete(
+        "/{job_id:str}",
+        operation_id="cancelJob",
+        summary="Cancel a job",
+        description=(
+            "Cancels a queued or running job and returns its document (status `cancelled`). "
+            "A queued job never runs; a running resolution stops at its next step (within "
+            "about half a second). Cancelling a job that has already finished changes nothing "
+            "and returns its document as it is, with `200`."
+        ),
+        status_code=200,
+        responses={401: _UNAUTHORIZED, 404: _NOT_FOUND},
+    )
+    async def cancel_job(self, job_id: JobId, client: str, backend: Backend) -> JobDocument:
+        await _find(backend.store, job_id, client)
+        updated = await backend.store.update(job_id, mark_cancelled)
+        if updated.record is None:
+            raise JobNotFound(f"No job {job_id!r}: it never existed or has expired.")
+        if updated.changed:
+            await backend.queue.discard(job_id)
+        return updated.record.document
+
+
+async def _iter_job_events(
+    store: JobStore, job_id: str, client: str
+) -> AsyncIterator[ServerSentEventMessage]:
+    async with store.watch(job_id) as watch:
+        sent_version = 0
+        while True:
+            record = await store.get(job_id)
+            if record is None or record.client != client:
+                yield ServerSentEventMessage(event="gone", data=job_id)
+                return
+            if record.version != sent_version:
+                sent_version = record.version
+                yield ServerSentEventMessage(
+                    event="job",
+                    id=record.version,
+                    data=msgspec.json.encode(record.document).decode(),
+                )
+            if record.terminal:
+                return
+            if not await watch.wait(_KEEPALIVE_SECONDS):
+                yield ServerSentEventMessage(comment="keepalive", data=None)

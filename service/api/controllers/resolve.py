@@ -1,0 +1,134 @@
+"""``POST /resolve``: validate, deduplicate, store and queue a resolution job."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Response, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from service.api.problems import PROBLEM_JSON, InvalidRequest, RateLimited
+from service.api.schemas import FieldError, Problem, ResolveBody
+from service.api.validation import to_resolve_request
+from service.jobs.backend import Backend
+from service.jobs.model import JobDocument, make_record, mark_failed
+from service.resolution.request import ResolveRequest
+from service.resolution.result import Failure
+from service.settings import Settings
+
+__all__ = ["ResolveController", "fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+_RATE_WINDOW_SECONDS = 60
+_MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+def fingerprint(request: ResolveRequest) -> str:
+    """The digest identifying a canonical request (defaults applied) for deduplication."""
+    return hashlib.sha256(msgspec.json.encode(request)).hexdigest()
+
+
+def _problem(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=Problem,
+        description=description,
+        media_type=PROBLEM_JSON,
+        generate_examples=False,
+    )
+
+
+class ResolveController(Controller):
+    path = "/resolve"
+    tags = ["jobs"]  # noqa: RUF012 - Litestar's declared class attribute
+
+    @post(
+        "/",
+        operation_id="createResolveJob",
+        summary="Submit a resolution job",
+        description=(
+            "Validates the whole request, then queues a job and answers `202` with its document "
+            "and `Location: /jobs/{id}`. An identical request (same canonical body after "
+            "defaults, same client) whose job is queued, running or succeeded, or failed for a "
+            "reason inherent to the request (`unsatisfiable`, `metadata_error`, "
+            "`invalid_request`), returns that job: `200` if it has finished, else `202`. "
+            "Cancelled jobs and transient failures are not reused. An `Idempotency-Key` binds "
+            "to the first body sent with it: the same body returns the same job, a different "
+            "body is a `422`. Nothing is queued on any 4xx."
+        ),
+        status_code=202,
+        responses={
+            200: ResponseSpec(
+                data_container=JobDocument,
+                description="An identical request's finished job",
+                generate_examples=False,
+            ),
+            400: _problem("The body is not JSON"),
+            401: _problem("Missing or unknown bearer token"),
+            413: _problem("The body exceeds limits.max_body_bytes"),
+            422: _problem("Invalid field values (each named in `errors`)"),
+            429: _problem("Too many jobs from this client this minute"),
+            503: _problem("The job store is unreachable"),
+        },
+    )
+    async def create_job(
+        self,
+        data: ResolveBody,
+        client: str,
+        backend: Backend,
+        settings: Settings,
+        idempotency_key: Annotated[
+            str | None,
+            Parameter(
+                header="Idempotency-Key",
+                description="Retry-safe submission: the same key and body return the same job.",
+                required=False,
+            ),
+        ] = None,
+    ) -> Response[JobDocument]:
+        request = to_resolve_request(data, settings, os.environ)
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= (
+            _MAX_IDEMPOTENCY_KEY_LENGTH
+        ):
+            raise InvalidRequest(
+                "Idempotency-Key must be 1 to 255 characters.",
+                errors=[FieldError(field="Idempotency-Key", message="must be 1-255 characters")],
+            )
+        await self._check_rate(backend, client, settings.limits.jobs_per_client_per_minute)
+        record = make_record(request, client=client, fingerprint=fingerprint(request))
+        created = await backend.store.create(record, idempotency_key=idempotency_key)
+        job = created.record
+        if created.created:
+            await self._enqueue(backend, job.id, request.deadline_seconds)
+            logger.info("job %s queued for client %s", job.id, client)
+        status = 200 if job.terminal else 202
+        return Response(job.document, status_code=status, headers={"Location": f"/jobs/{job.id}"})
+
+    @staticmethod
+    async def _check_rate(backend: Backend, client: str, limit: int) -> None:
+        if limit <= 0:
+            return
+        count = await backend.store.count_submission(client, _RATE_WINDOW_SECONDS)
+        if count > limit:
+            retry_after = _RATE_WINDOW_SECONDS - int(time.time()) % _RATE_WINDOW_SECONDS
+            raise RateLimited(
+                f"This client may submit {limit} jobs per minute.",
+                headers={"Retry-After": str(retry_after)},
+            )
+
+    @staticmethod
+    async def _enqueue(backend: Backend, job_id: str, deadline_seconds: float) -> None:
+        try:
+            await backend.queue.enqueue(job_id, deadline_seconds=deadline_seconds)
+        except BaseException:
+            # Do not leave a queued job no worker will ever see: it would also capture every
+            # identical request through deduplication. A failed internal job is not reused.
+            failure = Failure(kind="internal", message="The job could not be queued.")
+            await backend.store.update(job_id, lambda r: mark_failed(r, failure))
+            raise

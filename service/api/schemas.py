@@ -1,0 +1,115 @@
+"""Wire types: what clients send and what the operational routes answer.
+
+Kept apart from the domain types on purpose: ``ResolveBody`` is what JSON may say (every field
+but ``requirements`` optional, nothing unknown allowed); ``service.api.validation`` turns it into
+the domain ``ResolveRequest`` once every value has been checked. The job document itself is
+``service.jobs.model.JobDocument``: it is what the store keeps and what clients read, one shape.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from service.resolution.request import IndexStrategy, PrereleaseMode, ResolutionMode
+
+__all__ = [
+    "EnvironmentBody",
+    "ErrorCodesBody",
+    "FieldError",
+    "HealthStatus",
+    "IndexRefBody",
+    "IndexView",
+    "Problem",
+    "ReadyStatus",
+    "ResolveBody",
+]
+
+
+class _Wire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ErrorCodesBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Statuses that mean "unavailable here": on project pages, and on one version's files."""
+
+    page: list[int] | None = None
+    metadata: list[int] | None = None
+
+
+class IndexRefBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One index, by configured ``name`` or (where the server allows it) by ``url``."""
+
+    name: str | None = None
+    url: str | None = None
+    ignore_error_codes: ErrorCodesBody | None = None
+
+
+class EnvironmentBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The target; an omitted field takes the server's configured default."""
+
+    python_version: str | None = None
+    platform: str | None = None
+
+
+class ResolveBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The body of ``POST /resolve`` (API.md)."""
+
+    requirements: list[str]
+    constraints: list[str] = []
+    overrides: list[str] = []
+    environment: EnvironmentBody | None = None
+    universal: bool = False
+    prerelease: PrereleaseMode = "if-necessary-or-explicit"
+    resolution: ResolutionMode = "highest"
+    exclude_newer: str | None = None
+    no_binary: list[str] = []
+    only_binary: list[str] = []
+    indexes: list[IndexRefBody] = []
+    index_strategy: IndexStrategy = "first-index"
+    deadline_seconds: float | None = None
+
+
+class FieldError(msgspec.Struct, frozen=True, kw_only=True):
+    """One invalid input: where (``requirements[2]``, ``environment.platform``) and why."""
+
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem document (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+class HealthStatus(msgspec.Struct, frozen=True, kw_only=True):
+    status: Literal["ok"]
+
+
+class ReadyStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Readiness: the job store answers and a worker beat recently."""
+
+    status: Literal["ready", "unavailable"]
+    store: Literal["redis", "memory"]
+    store_reachable: bool
+    workers: int
+    detail: str | None = None
+
+
+class IndexErrorCodes(msgspec.Struct, frozen=True, kw_only=True):
+    page: list[int]
+    metadata: list[int]
+
+
+class IndexView(msgspec.Struct, frozen=True, kw_only=True):
+    """A configured index: its name, redacted URL and default client-error policy."""
+
+    name: str
+    url: str
+    ignore_error_codes: IndexErrorCodes

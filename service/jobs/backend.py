@@ -1,0 +1,81 @@
+"""Open the job backend: Redis (store + SAQ queue) or, when allowed and Redis is down, memory."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from saq.queue.redis import RedisQueue
+
+from service.diagnostics.redact import redact_url
+from service.jobs.queue import QUEUE_NAME, JobQueue, MemoryJobQueue, SaqJobQueue
+from service.jobs.store import JobStore, MemoryJobStore, RedisJobStore
+from service.settings import Settings
+
+__all__ = ["Backend", "BackendChoice", "BackendUnavailable", "open_backend"]
+
+logger = logging.getLogger(__name__)
+
+BackendChoice = Literal["redis", "memory", "auto"]
+"""``redis`` requires Redis; ``memory`` never touches it; ``auto`` uses Redis when it answers."""
+
+_CONNECT_TIMEOUT_SECONDS = 2.0
+
+
+class BackendUnavailable(RuntimeError):
+    """Redis is required but cannot be reached; the message says where it was looked for."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The job store and queue one process uses; ``kind`` says which implementation."""
+
+    kind: Literal["redis", "memory"]
+    store: JobStore
+    queue: JobQueue
+
+
+def _make_redis(url: str) -> Redis:
+    return Redis.from_url(
+        url, socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS, health_check_interval=30
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterator[Backend]:
+    """Connect to the configured backend for the lifetime of the context."""
+    result_ttl = settings.jobs.result_ttl_seconds
+    if choice == "memory":
+        yield Backend("memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue())
+        return
+    url = settings.redis.url
+    redis = _make_redis(url)
+    store = RedisJobStore(redis, result_ttl=result_ttl)
+    try:
+        await store.ping()
+    except (RedisError, OSError) as exc:
+        await redis.aclose()
+        if choice == "redis":
+            raise BackendUnavailable(
+                f"Redis at {redact_url(url)} is unreachable ({exc}); "
+                "start Redis or set RESOLVD_REDIS_URL"
+            ) from exc
+        logger.warning(
+            "Redis at %s is unreachable; using an in-process job store "
+            "(jobs live in this process only and are lost when it stops)",
+            redact_url(url),
+        )
+        yield Backend("memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue())
+        return
+    saq_queue = RedisQueue(_make_redis(url), name=QUEUE_NAME)
+    try:
+        await saq_queue.connect()
+        yield Backend("redis", store, SaqJobQueue(saq_queue, settings.jobs))
+    finally:
+        await saq_queue.disconnect()
+        await store.aclose()

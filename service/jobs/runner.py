@@ -1,0 +1,250 @@
+"""Run one job: load it, resolve it, publish progress, honour cancels and deadlines, finish it.
+
+``JobRunner.run`` is what every worker (SAQ or in-process) calls with a job id. It never raises
+for a resolution that goes wrong; the job document records why. It raises only when the store
+itself fails (so the queue retries the job) or when it is cancelled by a worker shutdown, in
+which case the job goes back to ``queued`` for another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+
+from service.index.models import Index
+from service.jobs.model import (
+    JobRecord,
+    mark_failed,
+    mark_running,
+    mark_succeeded,
+    record_progress,
+    release,
+)
+from service.jobs.store import JobStore
+from service.resolution import (
+    IndexRefError,
+    Progress,
+    Resolution,
+    ResolutionFailed,
+    ResolveRequest,
+    make_indexes,
+)
+from service.resolution.result import Failure, FailureKind
+from service.settings import Settings
+
+__all__ = ["JobRunner", "ResolveFn", "Resolver", "open_resolver"]
+
+logger = logging.getLogger(__name__)
+
+# How often a running job publishes progress and looks for a cancel.
+PROGRESS_INTERVAL_SECONDS = 0.25
+# How long past its deadline a resolution may run before the runner gives up on it.
+DEADLINE_GRACE_SECONDS = 5.0
+# How long a stopped resolution gets to notice ``stop`` before its task is cancelled.
+STOP_GRACE_SECONDS = 5.0
+
+_Outcome = TypeVar("_Outcome", Resolution, Failure)
+
+INTERNAL_ERROR_MESSAGE = (
+    "An internal error stopped this resolution. It has been logged; "
+    "try again, and report it if it persists."
+)
+
+
+class ResolveFn(Protocol):
+    """Resolve ``request`` against ``indexes`` (the index client already bound)."""
+
+    def __call__(
+        self,
+        request: ResolveRequest,
+        *,
+        indexes: Sequence[Index],
+        progress: Progress,
+        stop: threading.Event,
+    ) -> Coroutine[Any, Any, Resolution]: ...
+
+
+Resolver = Callable[[Settings], contextlib.AbstractAsyncContextManager[ResolveFn]]
+"""Opens what resolutions need for a worker's lifetime (the index client) and yields a
+``ResolveFn``; ``open_resolver`` is the real one, tests pass fakes."""
+
+
+@contextlib.asynccontextmanager
+async def open_resolver(settings: Settings) -> AsyncIterator[ResolveFn]:
+    """The real resolver: one index client per worker process, shared by its jobs."""
+    from service.index import make_index_client  # noqa: PLC0415 - keeps the API import light
+    from service.resolution import resolve_request  # noqa: PLC0415
+
+    # make_index_client probes the cache's Redis synchronously; keep that off the event loop.
+    async with await asyncio.to_thread(make_index_client, settings) as client:
+
+        def resolve(
+            request: ResolveRequest,
+            *,
+            indexes: Sequence[Index],
+            progress: Progress,
+            stop: threading.Event,
+        ) -> Coroutine[Any, Any, Resolution]:
+            return resolve_request(
+                request, indexes=indexes, client=client, progress=progress, stop=stop
+            )
+
+        yield resolve
+
+
+class JobRunner:
+    """Runs jobs for one worker; safe to call concurrently for different jobs."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        settings: Settings,
+        resolve: ResolveFn,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._resolve = resolve
+        self._environ = os.environ if environ is None else environ
+
+    async def run(self, job_id: str, *, touch: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Run ``job_id`` to an end. ``touch`` is called now and then as a queue heartbeat."""
+        started = await self._store.update(job_id, mark_running)
+        if started.record is None or not started.changed:
+            logger.info("job %s skipped: %s", job_id, _why_skipped(started.record))
+            return
+        record = started.record
+        if record.attempts > self._settings.jobs.max_tries:
+            await self._fail(job_id, "internal", "The job was retried too many times; giving up.")
+            return
+        try:
+            indexes = make_indexes(record.document.request.indexes, self._settings, self._environ)
+        except IndexRefError as exc:
+            await self._fail(job_id, "invalid_request", f"{exc.field}: {exc.message}")
+            return
+        try:
+            await self._supervise(record, indexes, touch)
+        except asyncio.CancelledError:
+            # A worker shutdown (or SAQ's timeout): hand the job back for another attempt.
+            await asyncio.shield(self._store.update(job_id, release))
+            raise
+
+    async def _supervise(
+        self,
+        record: JobRecord,
+        indexes: list[Index],
+        touch: Callable[[], Awaitable[None]] | None,
+    ) -> None:
+        job_id = record.id
+        request = record.document.request
+        progress = Progress()
+        stop = threading.Event()
+        task = asyncio.create_task(
+            self._resolve(request, indexes=indexes, progress=progress, stop=stop),
+            name=f"resolve-{job_id}",
+        )
+        deadline = time.monotonic() + request.deadline_seconds + DEADLINE_GRACE_SECONDS
+        touch_every = max(1.0, self._settings.jobs.heartbeat_seconds / 3)
+        last_touch = time.monotonic()
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=PROGRESS_INTERVAL_SECONDS)
+                if done:
+                    break
+                current = await self._store.update(
+                    job_id, lambda r: record_progress(r, msgspec.structs.replace(progress))
+                )
+                if current.record is None or current.record.status != "running":
+                    logger.info("job %s stopping: it was cancelled or expired", job_id)
+                    await _stop(task, stop)
+                    return
+                if time.monotonic() > deadline:
+                    await self._fail(
+                        job_id,
+                        "deadline_exceeded",
+                        f"The resolution did not finish within {request.deadline_seconds:g} s.",
+                    )
+                    await _stop(task, stop)
+                    return
+                if touch is not None and time.monotonic() - last_touch >= touch_every:
+                    await touch()
+                    last_touch = time.monotonic()
+        except BaseException:
+            await _stop(task, stop)
+            raise
+        await self._finish(job_id, task, progress)
+
+    async def _finish(
+        self, job_id: str, task: asyncio.Task[Resolution], progress: Progress
+    ) -> None:
+        try:
+            resolution = task.result()
+        except ResolutionFailed as exc:
+            failure = exc.failure
+            await self._store.update(
+                job_id, lambda r: _with_progress(mark_failed, r, failure, progress)
+            )
+            return
+        except Exception:
+            logger.exception("job %s: the resolver raised unexpectedly", job_id)
+            await self._fail(job_id, "internal", INTERNAL_ERROR_MESSAGE, progress)
+            return
+        await self._store.update(
+            job_id, lambda r: _with_progress(mark_succeeded, r, resolution, progress)
+        )
+
+    async def _fail(
+        self, job_id: str, kind: FailureKind, message: str, progress: Progress | None = None
+    ) -> None:
+        failure = Failure(kind=kind, message=message)
+        await self._store.update(
+            job_id, lambda r: _with_progress(mark_failed, r, failure, progress)
+        )
+
+
+def _with_progress(
+    finish: Callable[[JobRecord, _Outcome], JobRecord | None],
+    record: JobRecord,
+    outcome: _Outcome,
+    progress: Progress | None,
+) -> JobRecord | None:
+    """Apply a terminal transition, carrying the final counters into the document."""
+    if progress is not None and not record.terminal:
+        record = msgspec.structs.replace(
+            record,
+            document=msgspec.structs.replace(
+                record.document, progress=msgspec.structs.replace(progress)
+            ),
+        )
+    return finish(record, outcome)
+
+
+async def _stop(task: asyncio.Task[Resolution], stop: threading.Event) -> None:
+    """Ask the resolution to stop, give it a moment, then cancel its task."""
+    stop.set()
+    if not task.done():
+        await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+    if not task.done():
+        task.cancel()
+        # The job's outcome is already decided (cancelled, past deadline or shutting down);
+        # whatever the abandoned resolution raises on its way out no longer matters.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    elif not task.cancelled():
+        # Retrieve the outcome so asyncio does not log it as never retrieved.
+        task.exception()
+
+
+def _why_skipped(record: JobRecord | None) -> str:
+    if record is None:
+        return "unknown or expired"
+    return f"already {record.status}"
