@@ -96,13 +96,17 @@ def find_central_directory(tail: bytes, tail_offset: int) -> CentralDirectory:
     Handles archive comments and ZIP64 (when its records lie within ``tail``). The directory
     must end where the end records begin: no prepended data, no multi-disk archives.
     """
+    # The record is the last signature whose comment length reaches exactly to the end: a
+    # comment may itself contain the signature bytes.
     position = len(tail)
     while True:
         position = tail.rfind(_EOCD_SIG, 0, position)
-        if position < 0 or len(tail) - position < _EOCD.size:
+        if position < 0:
             raise ArchiveError("no end of central directory record in the archive's tail")
+        if len(tail) - position < _EOCD.size:
+            continue
         _sig, disk, cd_disk, _here, total, size, offset, comment = _EOCD.unpack_from(tail, position)
-        if position + _EOCD.size + comment <= len(tail):
+        if position + _EOCD.size + comment == len(tail):
             break
     if disk != 0 or cd_disk != 0:
         raise ArchiveError("multi-disk archive")
@@ -311,7 +315,9 @@ _TAR_ERRORS = (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError, OSError
 def _read_tar_pkg_info(fileobj: IO[bytes], max_size: int, max_unpacked: int) -> bytes:
     found: list[tuple[str, bytes]] = []
     try:
-        unpacked = io.BufferedReader(_BoundedReader(gzip.GzipFile(fileobj=fileobj), max_unpacked))
+        unpacked = io.BufferedReader(
+            _BoundedReader(gzip.GzipFile(fileobj=fileobj, mode="rb"), max_unpacked)
+        )
         # Stream mode: members are read in order, never seeking, never touching the disk.
         with tarfile.open(fileobj=unpacked, mode="r|") as archive:
             for member in archive:

@@ -76,7 +76,7 @@ from service.index.pages import (
 )
 from service.settings import FetchLimits, Settings
 
-__all__ = ["IndexClient", "make_index_client"]
+__all__ = ["FetchStats", "IndexClient", "make_index_client"]
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,55 @@
+"""Fixtures for the network edge: loopback servers, fast limits, clients, a real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio
+
+from service.index import IndexClient, RedisPageCache
+from service.settings import FetchLimits
+from tests.indexserver import IndexServer
+from tests.unit.index.loopback import StaticServer
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/13"
+
+
+@pytest.fixture
+def index_server() -> Iterator[IndexServer]:
+    """A running loopback index with no indexes yet."""
+    with IndexServer() as server:
+        yield server
+
+
+@pytest.fixture
+def static_server() -> Iterator[StaticServer]:
+    """A loopback server of hand-made bytes, for edge cases."""
+    with StaticServer() as server:
+        yield server
+
+
+@pytest.fixture
+def limits() -> FetchLimits:
+    """Limits that keep failure tests fast: short backoff and deadline."""
+    return FetchLimits(retries=2, backoff_base=0.01, fetch_deadline=5.0, read_timeout=2.0)
+
+
+@pytest.fixture
+async def client(limits: FetchLimits) -> AsyncIterator[IndexClient]:
+    """A client without a cache."""
+    async with IndexClient(limits) as client:
+        yield client
+
+
+@pytest.fixture
+async def redis_cache() -> AsyncIterator[RedisPageCache]:
+    """A Redis cache on db 13, flushed before and after."""
+    connection = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
+    await connection.flushdb()
+    cache = RedisPageCache(connection, url=REDIS_TEST_URL)
+    yield cache
+    cleanup = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
+    await cleanup.flushdb()
+    await cleanup.aclose()
+    await cache.aclose()

@@ -1,0 +1,158 @@
+"""A purpose-built loopback HTTP server for edge cases the index fixture does not produce.
+
+``tests.indexserver`` serves well-formed indexes built from specs. Some client behaviours need
+bytes no well-behaved index would send: hand-made wheels (huge central directories, members
+past the tail, broken archives), servers that ignore ``Range``, gzip bombs, bodies that trickle.
+``StaticServer`` serves exactly the bytes and headers a test registers, over real HTTP/1.1.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+__all__ = ["Served", "StaticServer"]
+
+
+class Served(NamedTuple):
+    """One request the server answered: path, status and the request's (lower-cased) headers."""
+
+    path: str
+    status: int
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class _Resource:
+    body: bytes
+    status: int
+    headers: Mapping[str, str]
+    ranges: bool
+    trickle: float
+    chunk: int
+
+
+@dataclass
+class _State:
+    resources: dict[str, _Resource] = field(default_factory=dict)
+    served: list[Served] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    state: _State
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    unit, _, spec = header.partition("=")
+    first, _, last = spec.partition("-")
+    if unit.strip() != "bytes" or "," in spec:
+        return None
+    if not first:
+        return max(0, size - int(last)), size - 1
+    return int(first), min(int(last) if last else size - 1, size - 1)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the log is ``StaticServer.served``."""
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        with self.server.state.lock:
+            resource = self.server.state.resources.get(path)
+        status, body, extra = 404, b"not found", {"Content-Type": "text/plain"}
+        if resource is not None:
+            status, body, extra = resource.status, resource.body, dict(resource.headers)
+            span = _byte_range(headers.get("range", ""), len(body)) if resource.ranges else None
+            if span is not None and status == 200:
+                first, last = span
+                extra["Content-Range"] = f"bytes {first}-{last}/{len(body)}"
+                status, body = 206, body[first : last + 1]
+        with self.server.state.lock:
+            self.server.state.served.append(Served(path, status, headers))
+        try:
+            self.send_response(status)
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if resource is not None and resource.trickle:
+                for start in range(0, len(body), resource.chunk):
+                    self.wfile.write(body[start : start + resource.chunk])
+                    self.wfile.flush()
+                    time.sleep(resource.trickle)
+            else:
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+class StaticServer:
+    """Serves registered bytes at registered paths on 127.0.0.1; a context manager."""
+
+    def __init__(self) -> None:
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.state = _State()
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def __enter__(self) -> StaticServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def add(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        headers: Mapping[str, str] | None = None,
+        status: int = 200,
+        ranges: bool = True,
+        trickle: float = 0.0,
+        chunk: int = 1024,
+    ) -> str:
+        """Serve ``body`` at ``path``; returns its URL.
+
+        ``ranges=False`` ignores ``Range`` (answers 200 with everything). ``trickle`` sleeps
+        that long after each ``chunk`` bytes of the body.
+        """
+        resource = _Resource(
+            body, status, {"Content-Type": content_type, **(headers or {})}, ranges, trickle, chunk
+        )
+        with self._httpd.state.lock:
+            self._httpd.state.resources[path] = resource
+        return self.base_url + path
+
+    @property
+    def served(self) -> list[Served]:
+        with self._httpd.state.lock:
+            return list(self._httpd.state.served)

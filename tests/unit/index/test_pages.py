@@ -1,0 +1,290 @@
+"""Parsing project pages: PEP 503 HTML and PEP 691 JSON, with PEPs 592, 658, 700 and 714."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from service.index.pages import (
+    ACCEPT_PROJECT_PAGE,
+    MEDIA_HTML,
+    MEDIA_JSON,
+    MEDIA_TEXT_HTML,
+    PageParseError,
+    negotiate,
+    parse_dist_filename,
+    parse_page,
+)
+
+PAGE_URL = "https://index.example/simple/demo/"
+SHA = "a" * 64
+
+
+def json_page(*files: dict[str, object], api_version: str = "1.1") -> bytes:
+    return json.dumps({"meta": {"api-version": api_version}, "name": "demo", "files": files}).encode()
+
+
+def json_file(filename: str = "demo-1.0-py3-none-any.whl", **fields: object) -> dict[str, object]:
+    return {"filename": filename, "url": f"../../files/{filename}", "hashes": {}, **fields}
+
+
+def html_page(*anchors: str, head: str = "") -> bytes:
+    return f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(anchors)}</body></html>".encode()
+
+
+class TestNegotiate:
+    def test_accept_header_prefers_json_then_versioned_html_then_legacy(self) -> None:
+        """The Accept header lists PEP 691 JSON first, then v1 HTML at q=0.2, text/html at q=0.01."""
+        assert ACCEPT_PROJECT_PAGE == (
+            f"{MEDIA_JSON}, {MEDIA_HTML};q=0.2, {MEDIA_TEXT_HTML};q=0.01"
+        )
+
+    @pytest.mark.parametrize(
+        ("content_type", "expected"),
+        [
+            (MEDIA_JSON, "json"),
+            (MEDIA_HTML, "html"),
+            ("text/html; charset=utf-8", "html"),
+            ("Application/Vnd.PyPI.Simple.V1+JSON", "json"),
+        ],
+    )
+    def test_known_media_types(self, content_type: str, expected: str) -> None:
+        """Each supported media type maps to its format, parameters and case aside."""
+        assert negotiate(content_type) == expected
+
+    @pytest.mark.parametrize(
+        "content_type", [None, "", "application/json", "application/vnd.pypi.simple.v2+json"]
+    )
+    def test_other_media_types_are_errors(self, content_type: str | None) -> None:
+        """Anything else (including a missing Content-Type) is a parse error."""
+        with pytest.raises(PageParseError, match="unsupported content type"):
+            negotiate(content_type)
+
+
+class TestFilenames:
+    def test_wheel_tags_are_expanded_and_sorted(self) -> None:
+        """A compressed tag set expands to one string per tag."""
+        parsed = parse_dist_filename(
+            "Demo_Pkg-1.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+        )
+        assert parsed is not None
+        assert parsed.project == "demo-pkg"
+        assert parsed.kind == "wheel"
+        assert parsed.tags == (
+            "cp312-cp312-manylinux2014_x86_64",
+            "cp312-cp312-manylinux_2_17_x86_64",
+        )
+
+    def test_version_is_normalized(self) -> None:
+        """Versions come back in normalized form."""
+        parsed = parse_dist_filename("demo-1.0.0alpha1.tar.gz")
+        assert parsed is not None
+        assert (parsed.version, parsed.kind, parsed.tags) == ("1.0.0a1", "sdist", ())
+
+    @pytest.mark.parametrize(
+        "filename",
+        [
+            "demo-1.0-py2.7.egg",
+            "demo-1.0.win32.exe",
+            "demo-1.0.tar.bz2",
+            "demo-1.0.tgz",
+            "demo-notaversion.tar.gz",
+            "demo-1.0-bad.whl",
+        ],
+    )
+    def test_legacy_and_unparsable_names_are_none(self, filename: str) -> None:
+        """Eggs, installers, other archive types and malformed names are not distributions."""
+        assert parse_dist_filename(filename) is None
+
+
+class TestJsonPages:
+    def test_fields_map_to_dist_files(self) -> None:
+        """Every PEP 691/700 field lands in the DistFile; relative URLs resolve against the page."""
+        page = json_page(
+            json_file(
+                hashes={"sha256": SHA},
+                **{
+                    "requires-python": ">=3.9",
+                    "size": 1234,
+                    "upload-time": "2024-01-02T03:04:05.000000Z",
+                },
+            )
+        )
+        (dist_file,) = parse_page(page, MEDIA_JSON, url=PAGE_URL, project="Demo")
+        assert dist_file.filename == "demo-1.0-py3-none-any.whl"
+        assert dist_file.url == "https://index.example/files/demo-1.0-py3-none-any.whl"
+        assert dist_file.kind == "wheel"
+        assert dist_file.version == "1.0"
+        assert dist_file.hashes == {"sha256": SHA}
+        assert dist_file.requires_python == ">=3.9"
+        assert dist_file.size == 1234
+        assert dist_file.upload_time == "2024-01-02T03:04:05.000000Z"
+        assert dist_file.tags == ("py3-none-any",)
+        assert (dist_file.yanked, dist_file.yanked_reason, dist_file.core_metadata) == (
+            False,
+            None,
+            None,
+        )
+
+    @pytest.mark.parametrize(
+        ("yanked", "expected"),
+        [(False, (False, None)), (True, (True, None)), ("", (True, None)), ("bad", (True, "bad"))],
+    )
+    def test_yanked_variants(self, yanked: object, expected: tuple[bool, str | None]) -> None:
+        """PEP 592: ``yanked`` is false, true, or a reason string (an empty reason is no reason)."""
+        (dist_file,) = parse_page(
+            json_page(json_file(yanked=yanked)), MEDIA_JSON, url=PAGE_URL, project="demo"
+        )
+        assert (dist_file.yanked, dist_file.yanked_reason) == expected
+
+    @pytest.mark.parametrize(
+        ("fields", "expected"),
+        [
+            ({}, None),
+            ({"core-metadata": False}, None),
+            ({"core-metadata": True}, {}),
+            ({"core-metadata": {"sha256": SHA}}, {"sha256": SHA}),
+            ({"dist-info-metadata": True}, {}),
+            ({"dist-info-metadata": {"sha256": SHA}}, {"sha256": SHA}),
+            ({"core-metadata": {"sha256": SHA}, "dist-info-metadata": True}, {"sha256": SHA}),
+        ],
+    )
+    def test_core_metadata_variants(
+        self, fields: dict[str, object], expected: dict[str, str] | None
+    ) -> None:
+        """PEP 658/714: ``core-metadata`` wins over the legacy key; true means no hash given."""
+        (dist_file,) = parse_page(
+            json_page(json_file(**fields)), MEDIA_JSON, url=PAGE_URL, project="demo"
+        )
+        assert dist_file.core_metadata == expected
+
+    def test_foreign_legacy_and_unparsable_files_are_skipped(self) -> None:
+        """Only wheels and sdists of the page's project are listed."""
+        page = json_page(
+            json_file("demo-1.0.tar.gz"),
+            json_file("demo-1.0.zip"),
+            json_file("demo-1.0-py2.7.egg"),
+            json_file("other-1.0-py3-none-any.whl"),
+            json_file("demo-1.0.tar.bz2"),
+        )
+        files = parse_page(page, MEDIA_JSON, url=PAGE_URL, project="demo")
+        assert [f.filename for f in files] == ["demo-1.0.tar.gz", "demo-1.0.zip"]
+        assert {f.kind for f in files} == {"sdist"}
+
+    @pytest.mark.parametrize(
+        "content",
+        [b"not json", b'{"files": "nope"}', b'{"files": [{"filename": 1}]}', b"[]"],
+    )
+    def test_malformed_json_is_an_error(self, content: bytes) -> None:
+        """A page that is not PEP 691 JSON is a parse error."""
+        with pytest.raises(PageParseError, match="malformed JSON"):
+            parse_page(content, MEDIA_JSON, url=PAGE_URL, project="demo")
+
+    def test_newer_major_api_version_is_refused(self) -> None:
+        """PEP 629: a major version the client does not know is an error."""
+        with pytest.raises(PageParseError, match="unsupported repository API version"):
+            parse_page(json_page(api_version="2.0"), MEDIA_JSON, url=PAGE_URL, project="demo")
+
+    def test_credentials_never_reach_file_urls(self) -> None:
+        """Userinfo of the page URL or of a file URL is dropped: DistFiles hold no secrets."""
+        page = json_page(
+            json_file(),
+            {"filename": "demo-2.0.tar.gz", "url": "https://u:pw@cdn.example/demo-2.0.tar.gz"},
+        )
+        files = parse_page(
+            page, MEDIA_JSON, url="https://user:s3cret@index.example/simple/demo/", project="demo"
+        )
+        assert [f.url for f in files] == [
+            "https://index.example/files/demo-1.0-py3-none-any.whl",
+            "https://cdn.example/demo-2.0.tar.gz",
+        ]
+
+
+class TestHtmlPages:
+    def test_anchor_attributes_map_to_dist_files(self) -> None:
+        """href, hash fragment and data-* attributes become DistFile fields."""
+        page = html_page(
+            f'<a href="../../files/demo-1.0-py3-none-any.whl#sha256={SHA}" '
+            'data-requires-python="&gt;=3.9,&lt;4">demo-1.0-py3-none-any.whl</a>'
+        )
+        (dist_file,) = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        assert dist_file.url == "https://index.example/files/demo-1.0-py3-none-any.whl"
+        assert dist_file.hashes == {"sha256": SHA}
+        assert dist_file.requires_python == ">=3.9,<4"
+        assert dist_file.core_metadata is None
+        assert not dist_file.yanked
+
+    def test_escaped_href_and_percent_encoded_filename(self) -> None:
+        """Entities in href are unescaped and the filename is the URL's decoded last segment."""
+        page = html_page('<a href="/files/demo-1.0%2Blocal.tar.gz?a=1&amp;b=2">x</a>')
+        (dist_file,) = parse_page(page, MEDIA_TEXT_HTML, url=PAGE_URL, project="demo")
+        assert dist_file.url == "https://index.example/files/demo-1.0%2Blocal.tar.gz?a=1&b=2"
+        assert (dist_file.filename, dist_file.version) == ("demo-1.0+local.tar.gz", "1.0+local")
+
+    @pytest.mark.parametrize(
+        ("attribute", "expected"),
+        [
+            ("", (False, None)),
+            ("data-yanked", (True, None)),
+            ('data-yanked=""', (True, None)),
+            ('data-yanked="broken &amp; bad"', (True, "broken & bad")),
+        ],
+    )
+    def test_yanked_variants(self, attribute: str, expected: tuple[bool, str | None]) -> None:
+        """PEP 592: the attribute's presence yanks; its value, if any, is the reason."""
+        page = html_page(f'<a href="demo-1.0.tar.gz" {attribute}>demo-1.0.tar.gz</a>')
+        (dist_file,) = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        assert (dist_file.yanked, dist_file.yanked_reason) == expected
+
+    @pytest.mark.parametrize(
+        ("attributes", "expected"),
+        [
+            ('data-core-metadata="true"', {}),
+            (f'data-core-metadata="sha256={SHA}"', {"sha256": SHA}),
+            ('data-dist-info-metadata="true"', {}),
+            (f'data-dist-info-metadata="sha256={SHA}"', {"sha256": SHA}),
+            (f'data-core-metadata="sha256={SHA}" data-dist-info-metadata="true"', {"sha256": SHA}),
+            ('data-core-metadata="false"', None),
+            ('data-core-metadata="nohash=1"', None),
+        ],
+    )
+    def test_core_metadata_variants(self, attributes: str, expected: dict[str, str] | None) -> None:
+        """PEP 658/714: ``true`` means no hash; ``<hash>=<value>`` a hash; the new name wins."""
+        page = html_page(f'<a href="demo-1.0-py3-none-any.whl" {attributes}>w</a>')
+        (dist_file,) = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        assert dist_file.core_metadata == expected
+
+    def test_base_href_is_honoured(self) -> None:
+        """A ``<base href>`` changes what relative links resolve against."""
+        page = html_page(
+            '<a href="demo-1.0.tar.gz">demo-1.0.tar.gz</a>',
+            head='<base href="https://mirror.example/packages/">',
+        )
+        (dist_file,) = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        assert dist_file.url == "https://mirror.example/packages/demo-1.0.tar.gz"
+
+    def test_unknown_hash_fragments_are_ignored(self) -> None:
+        """Only hashlib-guaranteed algorithms are kept from a fragment."""
+        page = html_page('<a href="demo-1.0.tar.gz#whirlpool=abc">x</a>')
+        (dist_file,) = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        assert dist_file.hashes == {}
+
+    def test_charset_parameter_decodes_the_page(self) -> None:
+        """The Content-Type charset decodes the page."""
+        page = '<a href="demo-1.0.tar.gz" data-yanked="café">x</a>'.encode("latin-1")
+        (dist_file,) = parse_page(
+            page, "text/html; charset=latin-1", url=PAGE_URL, project="demo"
+        )
+        assert dist_file.yanked_reason == "café"
+
+    def test_repository_version_meta_is_checked(self) -> None:
+        """PEP 629 applies to HTML too."""
+        page = html_page(head='<meta name="pypi:repository-version" content="2.0">')
+        with pytest.raises(PageParseError, match="unsupported repository API version"):
+            parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+
+    def test_anchors_without_href_and_foreign_files_are_skipped(self) -> None:
+        """Anchors without href, and links to other projects, are not files of this page."""
+        page = html_page('<a name="top">x</a>', '<a href="other-1.0.tar.gz">o</a>')
+        assert parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo") == ()
