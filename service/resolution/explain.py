@@ -17,8 +17,6 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from service.diagnostics.model import Code, Diagnostic, Severity
-from service.index.errors import IndexFetchError
-from service.index.models import ProjectPage
 from service.resolution.candidates import Candidate, ResolverRequirement
 from service.resolution.environment import TargetEnvironment
 from service.resolution.request import ResolveRequest
@@ -29,7 +27,7 @@ if TYPE_CHECKING:
 
     from service.resolution.finder import Finder
 
-__all__ = ["explain_failure", "format_version_set"]
+__all__ = ["explain_failure", "format_version_set", "similar_names"]
 
 HEADER = "No solution found when resolving dependencies:"
 _UNSATISFIABLE = "we can conclude that your requirements are unsatisfiable"
@@ -234,7 +232,8 @@ class _Explainer:
             self.hints.append(diagnostic)
 
     def hint_not_found(self, name: str) -> None:
-        searched = [index.display_name for index in self.finder._indexes]
+        searched = [index.display_name for index in self.finder.indexes]
+        self.hint_similar_name(name)
         self._add(
             ("not_found", name),
             Diagnostic(
@@ -246,6 +245,26 @@ class _Explainer:
                 data={"indexes": searched},
             ),
         )
+
+    def hint_similar_name(self, name: str) -> None:
+        """Probe a few spellings people confuse (``python-`` prefixes, ``py`` prefixes, plurals)."""
+        for variant in similar_names(name):
+            for index in self.finder.indexes:
+                page = self.finder.find_page_on(index, variant)
+                if page is not None and page.files:
+                    self._add(
+                        ("similar", name),
+                        Diagnostic(
+                            code=Code.SIMILAR_NAME,
+                            severity=Severity.HINT,
+                            message=f"{name} was not found, but {variant} exists on index "
+                            f"'{index.display_name}'. Did you mean {variant}?",
+                            package=name,
+                            index=index.display_name,
+                            data={"suggestion": variant},
+                        ),
+                    )
+                    return
 
     def hint_prerelease(self, name: str, versions: list[Version]) -> None:
         example = str(max(versions))
@@ -371,19 +390,16 @@ class _Explainer:
                 ),
             )
 
-    def hint_other_indexes(self, name: str, requirements: Sequence[ResolverRequirement]) -> None:
+    def hint_other_indexes(self, name: str, requirements: Sequence[_Matcher]) -> None:
         """Under first-index, look whether a later index has a version that would have matched."""
         versions = self.finder.known_versions.get(name)
         if self.request.index_strategy != "first-index" or not versions or not versions.found_on:
             return
-        indexes = self.finder._indexes
+        indexes = self.finder.indexes
         first = indexes.index(versions.found_on[0])
         for index in indexes[first + 1 :]:
-            try:
-                page: ProjectPage = self.finder._bridge.wait(
-                    self.finder._page_future(index, name)  # type: ignore[arg-type]
-                )
-            except IndexFetchError:
+            page = self.finder.find_page_on(index, name)
+            if page is None:
                 continue
             matching = sorted(
                 {
@@ -412,6 +428,25 @@ class _Explainer:
                         },
                     ),
                 )
+
+
+_MAX_SIMILAR_PROBES = 4
+
+
+def similar_names(name: str) -> list[str]:
+    """Likely intended spellings of a project name that does not exist, most likely first."""
+    name = canonicalize_name(name)
+    variants: list[str] = []
+    prefix = next((p for p in ("python-", "py-", "py") if name.startswith(p)), None)
+    if prefix and len(name) > len(prefix) + 1:
+        variants.append(name.removeprefix(prefix))
+    else:
+        variants += [f"python-{name}", f"py{name}"]
+    variants.append(name[:-1] if name.endswith("s") else f"{name}s")
+    if "-" in name:
+        variants.append(name.replace("-", ""))
+    unique = [str(canonicalize_name(v)) for v in dict.fromkeys(variants) if v and v != name]
+    return unique[:_MAX_SIMILAR_PROBES]
 
 
 def explain_failure(

@@ -158,6 +158,18 @@ class Finder:
         if name not in self._versions and self._indexes:
             self._page_future(self._indexes[0], name)
 
+    @property
+    def indexes(self) -> list[Index]:
+        return list(self._indexes)
+
+    def find_page_on(self, index: Index, name: str) -> ProjectPage | None:
+        """``name``'s page on one index, or None when that index cannot give it."""
+        try:
+            page: ProjectPage = self._bridge.wait(self._page_future(index, name))  # type: ignore[arg-type]
+        except IndexFetchError:
+            return None
+        return page
+
     def _find_pages(
         self, name: NormalizedName
     ) -> tuple[list[tuple[Index, ProjectPage]], list[Index]]:

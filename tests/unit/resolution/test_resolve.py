@@ -346,6 +346,13 @@ class TestExplanations:
         assert "nosuch was not found" in failure.message
         assert [h.code for h in failure.hints] == [Code.PACKAGE_NOT_FOUND]
 
+    async def test_similar_name(self, index_server: IndexServer, client: IndexClient) -> None:
+        """A missing name whose common variant exists gets a similar_name hint."""
+        index_server.add_index(IndexSpec("corp", [Project("python-dateutil", [Release("2.9.0")])]))
+        failure = await fail(client, request("dateutil"), [index(index_server, "corp")])
+        hint = next(h for h in failure.hints if h.code is Code.SIMILAR_NAME)
+        assert hint.data["suggestion"] == "python-dateutil"
+
     async def test_requires_python(self, index_server: IndexServer, client: IndexClient) -> None:
         """Versions needing a newer Python are explained with the target Python version."""
         index_server.add_index(
