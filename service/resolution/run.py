@@ -232,6 +232,11 @@ def _resolve_sync(
     bridge: FetchBridge,
 ) -> Resolution:
     started = time.monotonic()
+    if request.universal:
+        raise _invalid(
+            "universal: universal (all-platform) resolution is not supported yet; resolve for "
+            "each target environment instead"
+        )
     try:
         target = make_target_environment(
             request.environment.python_version, request.environment.platform

@@ -376,6 +376,25 @@ class TestExplanations:
         assert hint.data["wheel_tags"] == ["cp312-cp312-win_amd64"]
 
 
+class TestRefusals:
+    async def test_universal_is_refused_not_ignored(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """A universal request fails as invalid_request rather than resolving one platform."""
+        index_server.add_index(IndexSpec("corp", [Project("a", [Release("1.0")])]))
+        failure = await fail(client, request("a", universal=True), [index(index_server, "corp")])
+        assert failure.kind == "invalid_request" and "universal" in failure.message
+
+    async def test_direct_url_is_refused(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """A direct URL requirement is refused: resolvd only fetches from its indexes."""
+        index_server.add_index(IndexSpec("corp", []))
+        req = request("a @ https://example.invalid/a-1.0-py3-none-any.whl")
+        failure = await fail(client, req, [index(index_server, "corp")])
+        assert failure.kind == "invalid_request" and "requirements[0]" in failure.message
+
+
 class TestControl:
     async def test_stop_event_cancels(self, index_server: IndexServer, client: IndexClient) -> None:
         """Setting the stop event ends the resolution with a cancelled failure."""
