@@ -1,25 +1,22 @@
-"""Fixtures for the network edge: loopback servers, fast limits, clients, a real Redis."""
+"""Fixtures for the network edge: loopback servers, fast limits, clients, a real Redis.
+
+``index_server`` (the loopback index) comes from ``tests.indexserver.fixtures`` via the root
+conftest.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis
 import redis.asyncio
 
 from service.index import IndexClient, RedisPageCache
 from service.settings import FetchLimits
-from tests.indexserver import IndexServer
 from tests.unit.index.loopback import StaticServer
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/13"
-
-
-@pytest.fixture
-def index_server() -> Iterator[IndexServer]:
-    """A running loopback index with no indexes yet."""
-    with IndexServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -44,7 +41,14 @@ async def client(limits: FetchLimits) -> AsyncIterator[IndexClient]:
 
 @pytest.fixture
 async def redis_cache() -> AsyncIterator[RedisPageCache]:
-    """A Redis cache on db 13, flushed before and after."""
+    """A Redis cache on db 13, flushed before and after; skips when Redis is not running."""
+    probe = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1.0)
+    try:
+        probe.ping()
+    except (redis.RedisError, OSError) as exc:
+        pytest.skip(f"Redis not reachable at {REDIS_TEST_URL}: {exc}")
+    finally:
+        probe.close()
     connection = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
     await connection.flushdb()
     cache = RedisPageCache(connection, url=REDIS_TEST_URL)

@@ -8,16 +8,17 @@ past the tail, broken archives), servers that ignore ``Range``, gzip bombs, bodi
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-__all__ = ["Served", "StaticServer"]
+__all__ = ["Served", "StaticServer", "wait_until"]
 
 
 class Served(NamedTuple):
@@ -156,3 +157,12 @@ class StaticServer:
     def served(self) -> list[Served]:
         with self._httpd.state.lock:
             return list(self._httpd.state.served)
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    """Wait for ``condition``: servers log a request only after sending the response."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
