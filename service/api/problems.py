@@ -24,6 +24,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi.datastructures import ResponseSpec
 from redis.exceptions import RedisError
 
 from service.api.schemas import FieldError, Problem
@@ -39,6 +40,7 @@ __all__ = [
     "RateLimited",
     "Unauthorized",
     "problem_response",
+    "problem_spec",
     "problem_type",
 ]
 
@@ -51,6 +53,16 @@ _TYPE_PREFIX = "urn:resolvd:problem:"
 def problem_type(slug: str) -> str:
     """The stable ``type`` URI for ``slug``."""
     return f"{_TYPE_PREFIX}{slug}"
+
+
+def problem_spec(description: str) -> ResponseSpec:
+    """An OpenAPI response entry for a problem document."""
+    return ResponseSpec(
+        data_container=Problem,
+        description=description,
+        media_type=PROBLEM_JSON,
+        generate_examples=False,
+    )
 
 
 class ApiProblem(Exception):

@@ -14,11 +14,13 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from service.diagnostics.redact import redact_text
 from service.index.models import Index
 from service.jobs.model import (
     JobRecord,
@@ -110,11 +112,15 @@ class JobRunner:
         resolve: ResolveFn,
         *,
         environ: Mapping[str, str] | None = None,
+        deadline_grace: float = DEADLINE_GRACE_SECONDS,
+        stop_grace: float = STOP_GRACE_SECONDS,
     ) -> None:
         self._store = store
         self._settings = settings
         self._resolve = resolve
         self._environ = os.environ if environ is None else environ
+        self._deadline_grace = deadline_grace
+        self._stop_grace = stop_grace
 
     async def run(self, job_id: str, *, touch: Callable[[], Awaitable[None]] | None = None) -> None:
         """Run ``job_id`` to an end. ``touch`` is called now and then as a queue heartbeat."""
@@ -152,7 +158,7 @@ class JobRunner:
             self._resolve(request, indexes=indexes, progress=progress, stop=stop),
             name=f"resolve-{job_id}",
         )
-        deadline = time.monotonic() + request.deadline_seconds + DEADLINE_GRACE_SECONDS
+        deadline = time.monotonic() + request.deadline_seconds + self._deadline_grace
         touch_every = max(1.0, self._settings.jobs.heartbeat_seconds / 3)
         last_touch = time.monotonic()
         try:
@@ -165,7 +171,7 @@ class JobRunner:
                 )
                 if current.record is None or current.record.status != "running":
                     logger.info("job %s stopping: it was cancelled or expired", job_id)
-                    await _stop(task, stop)
+                    await _stop(task, stop, self._stop_grace)
                     return
                 if time.monotonic() > deadline:
                     await self._fail(
@@ -173,13 +179,13 @@ class JobRunner:
                         "deadline_exceeded",
                         f"The resolution did not finish within {request.deadline_seconds:g} s.",
                     )
-                    await _stop(task, stop)
+                    await _stop(task, stop, self._stop_grace)
                     return
                 if touch is not None and time.monotonic() - last_touch >= touch_every:
                     await touch()
                     last_touch = time.monotonic()
         except BaseException:
-            await _stop(task, stop)
+            await _stop(task, stop, self._stop_grace)
             raise
         await self._finish(job_id, task, progress)
 
@@ -195,7 +201,12 @@ class JobRunner:
             )
             return
         except Exception:
-            logger.exception("job %s: the resolver raised unexpectedly", job_id)
+            # The traceback is redacted: an unexpected error may quote a URL with credentials.
+            logger.error(
+                "job %s: the resolver raised unexpectedly\n%s",
+                job_id,
+                redact_text(traceback.format_exc()),
+            )
             await self._fail(job_id, "internal", INTERNAL_ERROR_MESSAGE, progress)
             return
         await self._store.update(
@@ -228,11 +239,11 @@ def _with_progress(
     return finish(record, outcome)
 
 
-async def _stop(task: asyncio.Task[Resolution], stop: threading.Event) -> None:
-    """Ask the resolution to stop, give it a moment, then cancel its task."""
+async def _stop(task: asyncio.Task[Resolution], stop: threading.Event, grace: float) -> None:
+    """Ask the resolution to stop, give it ``grace`` seconds, then cancel its task."""
     stop.set()
     if not task.done():
-        await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+        await asyncio.wait({task}, timeout=grace)
     if not task.done():
         task.cancel()
         # The job's outcome is already decided (cancelled, past deadline or shutting down);

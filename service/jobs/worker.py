@@ -109,6 +109,7 @@ class SaqWorker:
         concurrency: int,
         settings: Settings,
         handle_signals: bool,
+        drain_grace: int = DRAIN_GRACE_SECONDS,
     ) -> None:
         worker_class = _SaqWorker if handle_signals else _EmbeddedSaqWorker
         self._store = store
@@ -117,7 +118,7 @@ class SaqWorker:
             functions=[(RESOLVE_FUNCTION, _resolve_job)],
             concurrency=concurrency,
             dequeue_timeout=_DEQUEUE_TIMEOUT_SECONDS,
-            shutdown_grace_period_s=DRAIN_GRACE_SECONDS,
+            shutdown_grace_period_s=drain_grace,
             cancellation_hard_deadline_s=STOP_GRACE_SECONDS + 2,
             # SAQ's PartialTimersDict inherits required keys, so a partial dict needs a cast.
             timers=cast(PartialTimersDict, {"sweep": max(5, settings.jobs.heartbeat_seconds)}),
@@ -138,8 +139,15 @@ class MemoryWorker:
     """Consumes the in-process queue of a ``resolvd serve`` running without Redis."""
 
     def __init__(
-        self, queue: MemoryJobQueue, store: JobStore, runner: JobRunner, *, concurrency: int
+        self,
+        queue: MemoryJobQueue,
+        store: JobStore,
+        runner: JobRunner,
+        *,
+        concurrency: int,
+        drain_grace: float = DRAIN_GRACE_SECONDS,
     ) -> None:
+        self._drain_grace = drain_grace
         self.id = f"memory-{uuid.uuid4().hex[:12]}"
         self._queue = queue
         self._store = store
@@ -176,7 +184,7 @@ class MemoryWorker:
         for task in idle:
             task.cancel()
         if busy:
-            await asyncio.wait(busy, timeout=DRAIN_GRACE_SECONDS)
+            await asyncio.wait(busy, timeout=self._drain_grace)
         for task in self._busy:
             task.cancel()
         await asyncio.gather(*self._busy, return_exceptions=True)

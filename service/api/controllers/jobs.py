@@ -8,12 +8,10 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from service.api.problems import PROBLEM_JSON, JobNotFound
-from service.api.schemas import Problem
+from service.api.problems import JobNotFound, problem_spec
 from service.jobs.backend import Backend
 from service.jobs.model import JobDocument, JobRecord, mark_cancelled
 from service.jobs.store import JobStore
@@ -26,18 +24,12 @@ _REREAD_SECONDS = 5.0
 # An idle event stream sends a comment this often so proxies keep it open.
 _KEEPALIVE_SECONDS = 15.0
 
-_NOT_FOUND = ResponseSpec(
-    data_container=Problem,
-    description="Unknown or expired job",
-    media_type=PROBLEM_JSON,
-    generate_examples=False,
-)
-_UNAUTHORIZED = ResponseSpec(
-    data_container=Problem,
-    description="Missing or unknown bearer token",
-    media_type=PROBLEM_JSON,
-    generate_examples=False,
-)
+_ERRORS = {
+    400: problem_spec("Invalid path or query parameter"),
+    401: problem_spec("Missing or unknown bearer token"),
+    404: problem_spec("Unknown or expired job"),
+    503: problem_spec("The job store is unreachable"),
+}
 
 JobId = Annotated[str, Parameter(description="The opaque job id from `POST /resolve`.")]
 
@@ -61,7 +53,7 @@ class JobsController(Controller):
             "The job document. With `?wait=N` (0 to 30 seconds) the reply is held until the "
             "job ends or N seconds pass, whichever comes first."
         ),
-        responses={401: _UNAUTHORIZED, 404: _NOT_FOUND},
+        responses=_ERRORS,
     )
     async def get_job(
         self,
@@ -97,7 +89,9 @@ class JobsController(Controller):
             "change (`id` is the document's version), ending after the document reaches a "
             "terminal status. A job that expires mid-stream ends it with a `gone` event."
         ),
-        responses={401: _UNAUTHORIZED, 404: _NOT_FOUND},
+        responses=_ERRORS,
+        media_type="text/event-stream",
+        response_description="A stream of `job` events, each carrying the job document as JSON",
     )
     async def stream_job_events(
         self, job_id: JobId, client: str, backend: Backend
@@ -117,7 +111,7 @@ class JobsController(Controller):
             "and returns its document as it is, with `200`."
         ),
         status_code=200,
-        responses={401: _UNAUTHORIZED, 404: _NOT_FOUND},
+        responses=_ERRORS,
     )
     async def cancel_job(self, job_id: JobId, client: str, backend: Backend) -> JobDocument:
         await _find(backend.store, job_id, client)

@@ -13,8 +13,8 @@ from litestar import Controller, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
-from service.api.problems import PROBLEM_JSON, InvalidRequest, RateLimited
-from service.api.schemas import FieldError, Problem, ResolveBody
+from service.api.problems import InvalidRequest, RateLimited, problem_spec
+from service.api.schemas import FieldError, ResolveBody
 from service.api.validation import to_resolve_request
 from service.jobs.backend import Backend
 from service.jobs.model import JobDocument, make_record, mark_failed
@@ -33,15 +33,6 @@ _MAX_IDEMPOTENCY_KEY_LENGTH = 255
 def fingerprint(request: ResolveRequest) -> str:
     """The digest identifying a canonical request (defaults applied) for deduplication."""
     return hashlib.sha256(msgspec.json.encode(request)).hexdigest()
-
-
-def _problem(description: str) -> ResponseSpec:
-    return ResponseSpec(
-        data_container=Problem,
-        description=description,
-        media_type=PROBLEM_JSON,
-        generate_examples=False,
-    )
 
 
 class ResolveController(Controller):
@@ -69,12 +60,12 @@ class ResolveController(Controller):
                 description="An identical request's finished job",
                 generate_examples=False,
             ),
-            400: _problem("The body is not JSON"),
-            401: _problem("Missing or unknown bearer token"),
-            413: _problem("The body exceeds limits.max_body_bytes"),
-            422: _problem("Invalid field values (each named in `errors`)"),
-            429: _problem("Too many jobs from this client this minute"),
-            503: _problem("The job store is unreachable"),
+            400: problem_spec("The body is not JSON"),
+            401: problem_spec("Missing or unknown bearer token"),
+            413: problem_spec("The body exceeds limits.max_body_bytes"),
+            422: problem_spec("Invalid field values (each named in `errors`)"),
+            429: problem_spec("Too many jobs from this client this minute"),
+            503: problem_spec("The job store is unreachable"),
         },
     )
     async def create_job(

@@ -1,0 +1,156 @@
+"""The ``resolvd`` command: ``serve``, ``worker`` and ``openapi``.
+
+``serve`` runs the API under uvicorn, by default with a worker inside each server process;
+``worker`` runs a queue consumer (any number, anywhere Redis is reachable); ``openapi`` prints
+the OpenAPI document that ``openapi/openapi.json`` must equal. ``--config`` names the TOML file
+(else ``$RESOLVD_CONFIG``). SIGTERM or SIGINT drains workers: no new jobs are taken and running
+ones finish or go back to the queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from service.jobs.backend import BackendChoice, BackendUnavailable
+from service.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+__all__ = ["main", "make_serve_app", "render_openapi"]
+
+logger = logging.getLogger("service.cli")
+
+# How ``serve`` tells each uvicorn process (possibly spawned) how to build its app.
+SERVE_OPTIONS_ENV = "RESOLVD_SERVE_OPTIONS"
+# Open connections (event streams, ``?wait=`` holds) get this long to finish on shutdown.
+_GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+class _ServeOptions(msgspec.Struct, frozen=True, kw_only=True):
+    config: str | None = None
+    in_process_worker: bool = True
+    backend: BackendChoice = "auto"
+
+
+def make_serve_app() -> Litestar:
+    """uvicorn's app factory for ``resolvd serve`` (reads ``RESOLVD_SERVE_OPTIONS``)."""
+    from service.api.app import create_app  # noqa: PLC0415 - only the serving process needs it
+
+    options = msgspec.json.decode(os.environ.get(SERVE_OPTIONS_ENV, "{}"), type=_ServeOptions)
+    settings = load_settings(options.config)
+    return create_app(
+        settings, backend=options.backend, in_process_worker=options.in_process_worker
+    )
+
+
+def render_openapi() -> str:
+    """The OpenAPI document as ``openapi/openapi.json`` holds it (sorted, indented, newline)."""
+    from service.api.app import create_app  # noqa: PLC0415
+
+    # Default settings: the document must not depend on the local configuration.
+    schema = create_app(Settings()).openapi_schema.to_schema()
+    return json.dumps(schema, sort_keys=True, indent=2) + "\n"
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn  # noqa: PLC0415
+
+    in_process_worker = not args.no_worker
+    # Without Redis only a single process with its own worker can run jobs, so only then may
+    # the server fall back to the in-memory store.
+    backend: BackendChoice = "auto" if in_process_worker and args.workers == 1 else "redis"
+    options = _ServeOptions(
+        config=args.config, in_process_worker=in_process_worker, backend=backend
+    )
+    os.environ[SERVE_OPTIONS_ENV] = msgspec.json.encode(options).decode()
+    uvicorn.run(
+        "service.cli:make_serve_app",
+        factory=True,
+        host=args.host or settings.server.host,
+        port=args.port or settings.server.port,
+        workers=args.workers,
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
+        proxy_headers=False,
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from service.jobs.worker import run_worker_process  # noqa: PLC0415
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    concurrency = args.concurrency or settings.jobs.worker_concurrency
+    try:
+        asyncio.run(run_worker_process(settings, concurrency=concurrency))
+    except BackendUnavailable as exc:
+        print(f"resolvd worker: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="resolvd", description="Python dependency resolution as an HTTP service."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP API (and an in-process worker)")
+    serve.add_argument("--host", help="interface to bind (default: server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: server.port, 8000)")
+    serve.add_argument(
+        "--workers", type=_positive_int, default=1, help="uvicorn worker processes (default 1)"
+    )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not run jobs in this process (run `resolvd worker` processes instead)",
+    )
+    serve.add_argument("--config", help="TOML configuration file (default: $RESOLVD_CONFIG)")
+
+    worker = commands.add_parser("worker", help="consume jobs from the Redis queue")
+    worker.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        help="jobs run at once (default: jobs.worker_concurrency)",
+    )
+    worker.add_argument("--config", help="TOML configuration file (default: $RESOLVD_CONFIG)")
+
+    commands.add_parser("openapi", help="print the OpenAPI document")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``resolvd`` console script and ``python -m service``."""
+    args = _make_parser().parse_args(argv)
+    if args.command == "openapi":
+        sys.stdout.write(render_openapi())
+        return 0
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"resolvd: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return _serve(args, settings)
+    return _worker(args, settings)
