@@ -7,6 +7,7 @@ conftest.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 import redis
@@ -39,8 +40,8 @@ async def client(limits: FetchLimits) -> AsyncIterator[IndexClient]:
         yield client
 
 
-@pytest.fixture
-async def redis_cache() -> AsyncIterator[RedisPageCache]:
+@asynccontextmanager
+async def open_redis_cache() -> AsyncIterator[RedisPageCache]:
     """A Redis cache on db 13, flushed before and after; skips when Redis is not running."""
     probe = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1.0)
     try:
@@ -52,8 +53,17 @@ async def redis_cache() -> AsyncIterator[RedisPageCache]:
     connection = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
     await connection.flushdb()
     cache = RedisPageCache(connection, url=REDIS_TEST_URL)
-    yield cache
-    cleanup = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
-    await cleanup.flushdb()
-    await cleanup.aclose()
-    await cache.aclose()
+    try:
+        yield cache
+    finally:
+        cleanup = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
+        await cleanup.flushdb()
+        await cleanup.aclose()
+        await cache.aclose()
+
+
+@pytest.fixture
+async def redis_cache() -> AsyncIterator[RedisPageCache]:
+    """A Redis cache on db 13, flushed before and after; skips when Redis is not running."""
+    async with open_redis_cache() as cache:
+        yield cache

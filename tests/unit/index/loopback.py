@@ -159,9 +159,9 @@ class StaticServer:
             return list(self._httpd.state.served)
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+async def wait_until(condition: Callable[[], bool], within: float = 3.0) -> None:
     """Wait for ``condition``: servers log a request only after sending the response."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")

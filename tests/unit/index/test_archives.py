@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import struct
 import zipfile
 
@@ -63,9 +64,11 @@ class TestPiecewise:
     def test_zip64_extra_fields_are_read(self) -> None:
         """Sizes and offsets moved into ZIP64 extra fields are used."""
         buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            with zf.open("demo-1.0.dist-info/METADATA", "w", force_zip64=True) as member:
-                member.write(METADATA)
+        with (
+            zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+            zf.open("demo-1.0.dist-info/METADATA", "w", force_zip64=True) as member,
+        ):
+            member.write(METADATA)
         assert read_piecewise(buffer.getvalue()) == METADATA
 
     def test_not_a_zip_is_an_archive_error(self) -> None:
@@ -116,7 +119,9 @@ class TestPiecewise:
     def test_dist_info_of_another_project_is_not_used(self) -> None:
         """Only the dist-info directory named for the project counts."""
         wheel = make_wheel("demo", "1.0", METADATA, dist_info="other-1.0.dist-info")
-        with pytest.raises(ArchiveContentError, match="no demo-<version>.dist-info/METADATA"):
+        with pytest.raises(
+            ArchiveContentError, match=re.escape("no demo-<version>.dist-info/METADATA")
+        ):
             read_piecewise(wheel)
 
     def test_truncated_directory_is_an_archive_error(self) -> None:
@@ -135,9 +140,8 @@ class TestPiecewise:
 class TestWholeWheel:
     def test_metadata_is_read(self) -> None:
         """The project's METADATA is returned from a whole wheel."""
-        assert read_wheel_metadata(io.BytesIO(make_wheel("demo", "1.0", METADATA)), "demo", LIMIT) == (
-            METADATA
-        )
+        wheel = make_wheel("demo", "1.0", METADATA)
+        assert read_wheel_metadata(io.BytesIO(wheel), "demo", LIMIT) == METADATA
 
     def test_duplicates_are_refused(self) -> None:
         """zipfile would silently pick one of two same-named entries; we refuse."""
@@ -160,7 +164,9 @@ class TestWholeWheel:
 class TestSdists:
     def test_pkg_info_from_tar_gz(self) -> None:
         """``<top>/PKG-INFO`` is read from a tar.gz stream."""
-        sdist = make_sdist_tar("demo-1.0", METADATA, extra={"demo-1.0/src/x.egg-info/PKG-INFO": b"no"})
+        sdist = make_sdist_tar(
+            "demo-1.0", METADATA, extra={"demo-1.0/src/x.egg-info/PKG-INFO": b"no"}
+        )
         assert read_sdist_pkg_info(io.BytesIO(sdist), "demo-1.0.tar.gz", LIMIT, 10 * LIMIT) == (
             METADATA
         )
@@ -173,7 +179,7 @@ class TestSdists:
     def test_missing_pkg_info(self) -> None:
         """An sdist without a top-level PKG-INFO has no usable metadata."""
         sdist = make_sdist_tar("demo-1.0", None)
-        with pytest.raises(ArchiveContentError, match="no <top>/PKG-INFO"):
+        with pytest.raises(ArchiveContentError, match=re.escape("no <top>/PKG-INFO")):
             read_sdist_pkg_info(io.BytesIO(sdist), "demo-1.0.tar.gz", LIMIT, 10 * LIMIT)
 
     def test_two_top_level_pkg_infos_are_refused(self) -> None:
@@ -191,7 +197,7 @@ class TestSdists:
 
     def test_corrupt_gzip_is_an_archive_error(self) -> None:
         """Bytes that are not gzip are an archive error."""
-        with pytest.raises(ArchiveError, match="unreadable tar.gz"):
+        with pytest.raises(ArchiveError, match=re.escape("unreadable tar.gz")):
             read_sdist_pkg_info(io.BytesIO(b"nope"), "demo-1.0.tar.gz", LIMIT, LIMIT)
 
     def test_truncated_tar_is_an_archive_error(self) -> None:

@@ -163,7 +163,9 @@ class TestAuth:
     ) -> None:
         """``Index.auth`` as a pair authenticates with HTTP Basic."""
         spec = IndexSpec("corp", CORP.projects, basic_auth=("user", SECRET))
-        page = await client.find_project_page(corp(index_server, spec, auth=("user", SECRET)), "flask")
+        page = await client.find_project_page(
+            corp(index_server, spec, auth=("user", SECRET)), "flask"
+        )
         assert page.files
 
     async def test_userinfo_in_the_index_url_is_sent_as_basic_auth(
@@ -260,7 +262,9 @@ class TestRetries:
     ) -> None:
         """Retry-After is honoured (the backoff alone would be ~10 ms here)."""
         index = corp(index_server)
-        index_server.inject("/corp/simple/flask/", status=429, headers={"Retry-After": "1"}, times=1)
+        index_server.inject(
+            "/corp/simple/flask/", status=429, headers={"Retry-After": "1"}, times=1
+        )
         started = time.monotonic()
         page = await client.find_project_page(index, "flask")
         assert page.files
@@ -383,9 +387,7 @@ class TestCaching:
         index = corp(index_server)
         async with IndexClient(FetchLimits(page_ttl_seconds=0), cache=MemoryPageCache()) as client:
             before = await client.find_project_page(index, "flask")
-            index_server.add_index(
-                IndexSpec("corp", [Project("flask", [Release("9.0")])])
-            )
+            index_server.add_index(IndexSpec("corp", [Project("flask", [Release("9.0")])]))
             after = await client.find_project_page(index, "flask")
         assert [f.version for f in after.files] == ["9.0"]
         assert after.etag != before.etag

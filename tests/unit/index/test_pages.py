@@ -22,7 +22,9 @@ SHA = "a" * 64
 
 
 def json_page(*files: dict[str, object], api_version: str = "1.1") -> bytes:
-    return json.dumps({"meta": {"api-version": api_version}, "name": "demo", "files": files}).encode()
+    return json.dumps(
+        {"meta": {"api-version": api_version}, "name": "demo", "files": files}
+    ).encode()
 
 
 def json_file(filename: str = "demo-1.0-py3-none-any.whl", **fields: object) -> dict[str, object]:
@@ -30,15 +32,16 @@ def json_file(filename: str = "demo-1.0-py3-none-any.whl", **fields: object) -> 
 
 
 def html_page(*anchors: str, head: str = "") -> bytes:
-    return f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(anchors)}</body></html>".encode()
+    return (
+        f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(anchors)}</body></html>".encode()
+    )
 
 
 class TestNegotiate:
     def test_accept_header_prefers_json_then_versioned_html_then_legacy(self) -> None:
-        """The Accept header lists PEP 691 JSON first, then v1 HTML at q=0.2, text/html at q=0.01."""
-        assert ACCEPT_PROJECT_PAGE == (
-            f"{MEDIA_JSON}, {MEDIA_HTML};q=0.2, {MEDIA_TEXT_HTML};q=0.01"
-        )
+        """Accept lists PEP 691 JSON first, then v1 HTML at q=0.2, text/html at q=0.01."""
+        expected = f"{MEDIA_JSON}, {MEDIA_HTML};q=0.2, {MEDIA_TEXT_HTML};q=0.01"
+        assert expected == ACCEPT_PROJECT_PAGE
 
     @pytest.mark.parametrize(
         ("content_type", "expected"),
@@ -273,9 +276,7 @@ class TestHtmlPages:
     def test_charset_parameter_decodes_the_page(self) -> None:
         """The Content-Type charset decodes the page."""
         page = '<a href="demo-1.0.tar.gz" data-yanked="café">x</a>'.encode("latin-1")
-        (dist_file,) = parse_page(
-            page, "text/html; charset=latin-1", url=PAGE_URL, project="demo"
-        )
+        (dist_file,) = parse_page(page, "text/html; charset=latin-1", url=PAGE_URL, project="demo")
         assert dist_file.yanked_reason == "café"
 
     def test_repository_version_meta_is_checked(self) -> None:

@@ -1,0 +1,215 @@
+"""The ``PageCache`` contract, run against the memory store and a real Redis (db 13)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio
+
+from service.index import (
+    CoreMetadata,
+    DistFile,
+    Index,
+    MemoryPageCache,
+    PageCache,
+    ProjectPage,
+    RedisPageCache,
+    make_index_client,
+)
+from service.index.cache import CachedPage
+from service.settings import RedisSettings, Settings
+from tests.unit.index.conftest import REDIS_TEST_URL, open_redis_cache
+
+SECRET = "s3cret"
+INDEX = Index(name="corp", url="https://corp.example/simple", auth=("user", SECRET))
+
+
+def dist_file(name: str = "demo-1.0-py3-none-any.whl", sha: str | None = "ab" * 32) -> DistFile:
+    return DistFile(
+        filename=name,
+        url=f"https://corp.example/files/{name}",
+        kind="wheel",
+        version="1.0",
+        hashes={} if sha is None else {"sha256": sha},
+    )
+
+
+PAGE = ProjectPage(name="demo", index="corp", files=(dist_file(),), etag='"e1"')
+ENTRY = CachedPage(page=PAGE, fetched_at=1_700_000_000.0)
+METADATA = CoreMetadata(name="demo", version="1.0", requires_dist=("click>=8",))
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def cache(request: pytest.FixtureRequest) -> AsyncIterator[PageCache]:
+    """Each contract test runs once per implementation."""
+    if request.param == "memory":
+        memory = MemoryPageCache()
+        yield memory
+        await memory.aclose()
+    else:
+        async with open_redis_cache() as redis_cache:
+            yield redis_cache
+
+
+class TestContract:
+    async def test_missing_entries_are_none(self, cache: PageCache) -> None:
+        """An empty cache answers None for pages and metadata."""
+        assert await cache.get_page(INDEX, "demo") is None
+        assert await cache.get_metadata(INDEX, dist_file()) is None
+
+    async def test_page_round_trip(self, cache: PageCache) -> None:
+        """A stored page comes back equal, with its fetch time, ETag and Last-Modified."""
+        await cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
+        assert await cache.get_page(INDEX, "demo") == ENTRY
+
+    async def test_pages_expire_after_keep_seconds(self, cache: PageCache) -> None:
+        """A page is forgotten once its keep time passes."""
+        await cache.set_page(INDEX, "demo", ENTRY, keep_seconds=0.1)
+        await asyncio.sleep(0.2)
+        assert await cache.get_page(INDEX, "demo") is None
+
+    async def test_metadata_round_trip(self, cache: PageCache) -> None:
+        """Stored metadata comes back equal."""
+        await cache.set_metadata(INDEX, dist_file(), METADATA)
+        assert await cache.get_metadata(INDEX, dist_file()) == METADATA
+
+    async def test_metadata_is_keyed_by_sha256(self, cache: PageCache) -> None:
+        """Another filename with the same digest is the same artifact."""
+        await cache.set_metadata(INDEX, dist_file(), METADATA)
+        assert await cache.get_metadata(INDEX, dist_file("renamed.whl")) == METADATA
+
+    async def test_files_without_sha256_are_not_stored(self, cache: PageCache) -> None:
+        """No digest, no key: nothing is stored."""
+        await cache.set_metadata(INDEX, dist_file(sha=None), METADATA)
+        assert await cache.get_metadata(INDEX, dist_file(sha=None)) is None
+
+    async def test_get_many_aligns_with_the_files(self, cache: PageCache) -> None:
+        """A batch read answers per file, in order, None for misses."""
+        first, second, bare = (
+            dist_file(sha="01" * 32),
+            dist_file(sha="02" * 32),
+            dist_file(sha=None),
+        )
+        await cache.set_metadata(INDEX, second, METADATA)
+        assert await cache.get_many_metadata(INDEX, [first, second, bare]) == [None, METADATA, None]
+        assert await cache.get_many_metadata(INDEX, []) == []
+
+    async def test_entries_are_scoped_by_index_identity(self, cache: PageCache) -> None:
+        """Other credentials or another URL do not see the entries."""
+        await cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
+        await cache.set_metadata(INDEX, dist_file(), METADATA)
+        for other in (
+            Index(name="corp", url=INDEX.url, auth=("user", "other")),
+            Index(name="corp", url=INDEX.url),
+            Index(name="corp", url="https://mirror.example/simple", auth=INDEX.auth),
+        ):
+            assert await cache.get_page(other, "demo") is None
+            assert await cache.get_metadata(other, dist_file()) is None
+        renamed = Index(name="renamed", url=INDEX.url, auth=INDEX.auth)
+        assert await cache.get_page(renamed, "demo") == ENTRY
+
+
+class TestMemoryCache:
+    async def test_least_recently_used_entries_are_dropped(self) -> None:
+        """The store holds at most ``max_entries`` of each kind."""
+        cache = MemoryPageCache(max_entries=2)
+        for name in ("a", "b"):
+            await cache.set_page(INDEX, name, ENTRY, keep_seconds=60)
+        assert await cache.get_page(INDEX, "a") is not None  # "a" is now the freshest
+        await cache.set_page(INDEX, "c", ENTRY, keep_seconds=60)
+        assert [await cache.get_page(INDEX, n) is not None for n in "abc"] == [True, False, True]
+
+
+class TestRedisCache:
+    async def test_keys_and_values_hold_no_credentials(self, redis_cache: RedisPageCache) -> None:
+        """What lands in Redis is scoped by a digest, never by the secret itself."""
+        await redis_cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
+        await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
+        connection = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
+        keys = sorted(await connection.keys("*"))
+        values = [await connection.get(key) for key in keys]
+        await connection.aclose()
+        assert [key.decode().rsplit(":", 1)[0] for key in keys] == [
+            f"resolvd:cache:v1:meta:{INDEX.identity}",
+            f"resolvd:cache:v1:page:{INDEX.identity}",
+        ]
+        assert all(SECRET.encode() not in blob for blob in [*keys, *values])
+
+    async def test_pages_get_a_ttl_and_metadata_none(self, redis_cache: RedisPageCache) -> None:
+        """Pages expire in Redis; metadata of an immutable file does not."""
+        await redis_cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
+        await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
+        connection = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
+        page_ttl = await connection.ttl(f"resolvd:cache:v1:page:{INDEX.identity}:demo")
+        meta_ttl = await connection.ttl(f"resolvd:cache:v1:meta:{INDEX.identity}:{'ab' * 32}")
+        await connection.aclose()
+        assert 0 < page_ttl <= 60
+        assert meta_ttl == -1
+
+    async def test_another_process_sees_the_entries(self, redis_cache: RedisPageCache) -> None:
+        """A second cache on the same Redis (another worker) reads what the first stored."""
+        await redis_cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
+        await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
+        other = RedisPageCache.from_url(REDIS_TEST_URL)
+        try:
+            assert await other.get_page(INDEX, "demo") == ENTRY
+            assert await other.get_many_metadata(INDEX, [dist_file()]) == [METADATA]
+        finally:
+            await other.aclose()
+
+    async def test_corrupt_values_read_as_misses(self, redis_cache: RedisPageCache) -> None:
+        """A value that does not decode is a miss, not an error."""
+        connection = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
+        await connection.set(f"resolvd:cache:v1:page:{INDEX.identity}:demo", b"\xc1garbage")
+        await connection.aclose()
+        assert await redis_cache.get_page(INDEX, "demo") is None
+
+    async def test_unreachable_redis_is_a_miss_logged_once(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Every operation degrades to a miss; one warning, with the password redacted."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cache = RedisPageCache.from_url(f"redis://:{SECRET}@127.0.0.1:{port}/0", timeout=0.5)
+        try:
+            await cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
+            await cache.set_metadata(INDEX, dist_file(), METADATA)
+            # The front LRU still answers what this process stored.
+            assert await cache.get_page(INDEX, "demo") == ENTRY
+            assert await cache.get_page(INDEX, "other") is None
+            assert await cache.get_many_metadata(INDEX, [dist_file(sha="03" * 32)]) == [None]
+        finally:
+            await cache.aclose()
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1
+        assert SECRET not in caplog.text
+        assert f"127.0.0.1:{port}" in caplog.text
+
+
+class TestMakeIndexClient:
+    async def test_reachable_redis_gives_a_redis_cache(self, redis_cache: RedisPageCache) -> None:
+        """With Redis up, the client caches there."""
+        settings = Settings(redis=RedisSettings(cache_url=REDIS_TEST_URL))
+        async with make_index_client(settings) as client:
+            assert isinstance(client._cache, RedisPageCache)
+
+    async def test_unreachable_redis_falls_back_to_memory_with_one_warning(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With Redis down, one warning (redacted) and an in-process cache."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        settings = Settings(redis=RedisSettings(url=f"redis://:{SECRET}@127.0.0.1:{port}/0"))
+        started = time.monotonic()
+        async with make_index_client(settings) as client:
+            assert isinstance(client._cache, MemoryPageCache)
+        assert time.monotonic() - started < 2
+        assert [r.levelno for r in caplog.records] == [logging.WARNING]
+        assert SECRET not in caplog.text

@@ -1,0 +1,156 @@
+"""The HTTP edge: body decoding and caps, trickling bodies, redirects, malformed answers.
+
+These use ``StaticServer`` because each needs a response no well-formed index sends: a gzip
+bomb, a body that trickles, a redirect to another origin, an unknown Content-Encoding.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+
+import pytest
+
+from service.index import (
+    FetchStats,
+    FetchTimeoutError,
+    Index,
+    IndexClient,
+    InvalidResponseError,
+    ResponseTooLargeError,
+)
+from service.index.pages import MEDIA_JSON
+from service.settings import FetchLimits
+from tests.unit.index.loopback import StaticServer
+
+PAGE = json.dumps(
+    {
+        "meta": {"api-version": "1.1"},
+        "name": "demo",
+        "files": [{"filename": "demo-1.0.tar.gz", "url": "demo-1.0.tar.gz", "hashes": {}}],
+    }
+).encode()
+
+
+def index_on(server: StaticServer) -> Index:
+    return Index(name="static", url=f"{server.base_url}/simple")
+
+
+class TestBodies:
+    @pytest.mark.parametrize(
+        ("encoding", "encode"),
+        [
+            ("gzip", gzip.compress),
+            ("deflate", zlib.compress),
+            ("deflate", lambda data: zlib.compress(data, wbits=-zlib.MAX_WBITS)),
+        ],
+        ids=["gzip", "deflate", "raw-deflate"],
+    )
+    async def test_compressed_pages_are_decoded(
+        self, static_server: StaticServer, client: IndexClient, encoding: str, encode: object
+    ) -> None:
+        """gzip and deflate (zlib-wrapped or raw) pages decode to the same files."""
+        assert callable(encode)
+        static_server.add(
+            "/simple/demo/",
+            encode(PAGE),
+            content_type=MEDIA_JSON,
+            headers={"Content-Encoding": encoding},
+        )
+        page = await client.find_project_page(index_on(static_server), "demo")
+        assert [f.filename for f in page.files] == ["demo-1.0.tar.gz"]
+        assert page.files[0].url == f"{static_server.base_url}/simple/demo/demo-1.0.tar.gz"
+
+    async def test_gzip_bomb_stops_at_the_decoded_cap(self, static_server: StaticServer) -> None:
+        """The page cap counts decoded bytes: 16 KiB on the wire inflating to 16 MiB is refused."""
+        bomb = gzip.compress(b" " * (16 * 1024 * 1024), compresslevel=9)
+        assert len(bomb) < 32 * 1024
+        static_server.add(
+            "/simple/demo/", bomb, content_type=MEDIA_JSON, headers={"Content-Encoding": "gzip"}
+        )
+        async with IndexClient(FetchLimits(max_page_bytes=1024 * 1024)) as client:
+            with pytest.raises(ResponseTooLargeError, match="1048576-byte limit") as caught:
+                await client.find_project_page(index_on(static_server), "demo")
+        assert caught.value.index == "static"
+
+    async def test_unknown_content_encoding_is_invalid(
+        self, static_server: StaticServer, client: IndexClient
+    ) -> None:
+        """An encoding the client did not offer cannot be decoded."""
+        static_server.add(
+            "/simple/demo/", PAGE, content_type=MEDIA_JSON, headers={"Content-Encoding": "br"}
+        )
+        with pytest.raises(InvalidResponseError, match="unsupported Content-Encoding"):
+            await client.find_project_page(index_on(static_server), "demo")
+
+    async def test_corrupt_gzip_is_invalid(
+        self, static_server: StaticServer, client: IndexClient
+    ) -> None:
+        """A body that is not the gzip it claims to be is an invalid response."""
+        static_server.add(
+            "/simple/demo/",
+            b"not gzip",
+            content_type=MEDIA_JSON,
+            headers={"Content-Encoding": "gzip"},
+        )
+        with pytest.raises(InvalidResponseError, match="corrupt compressed body"):
+            await client.find_project_page(index_on(static_server), "demo")
+
+    async def test_trickling_body_hits_the_deadline(self, static_server: StaticServer) -> None:
+        """The deadline covers body streaming: steady trickles never trip the read timeout."""
+        static_server.add("/simple/demo/", PAGE, content_type=MEDIA_JSON, trickle=0.05, chunk=8)
+        limits = FetchLimits(fetch_deadline=0.5, read_timeout=1.0, retries=0)
+        async with IndexClient(limits) as client:
+            with pytest.raises(FetchTimeoutError, match="deadline"):
+                await client.find_project_page(index_on(static_server), "demo")
+
+
+class TestAnswers:
+    async def test_malformed_page_is_invalid(
+        self, static_server: StaticServer, client: IndexClient
+    ) -> None:
+        """A JSON page that does not parse is InvalidResponseError naming index and URL."""
+        static_server.add("/simple/demo/", b"{", content_type=MEDIA_JSON)
+        with pytest.raises(InvalidResponseError, match="malformed JSON") as caught:
+            await client.find_project_page(index_on(static_server), "demo")
+        assert caught.value.url == f"{static_server.base_url}/simple/demo/"
+
+    async def test_unexpected_content_type_is_invalid(
+        self, static_server: StaticServer, client: IndexClient
+    ) -> None:
+        """A page served as something else (say a login page as text/plain) is invalid."""
+        static_server.add("/simple/demo/", b"please log in", content_type="text/plain")
+        with pytest.raises(InvalidResponseError, match="unsupported content type"):
+            await client.find_project_page(index_on(static_server), "demo")
+
+    async def test_redirect_to_another_origin_is_refused(
+        self, static_server: StaticServer, client: IndexClient
+    ) -> None:
+        """Cross-origin redirects are not followed (credentials must not travel)."""
+        static_server.add(
+            "/simple/demo/",
+            b"",
+            status=302,
+            headers={"Location": "http://localhost:9/simple/demo/"},
+        )
+        stats = FetchStats()
+        with pytest.raises(InvalidResponseError, match="another origin"):
+            await client.find_project_page(index_on(static_server), "demo", stats=stats)
+        assert stats.requests == 1
+
+    async def test_redirect_loops_end(
+        self, static_server: StaticServer, client: IndexClient
+    ) -> None:
+        """A redirect loop stops after a few hops."""
+        static_server.add("/simple/demo/", b"", status=307, headers={"Location": "/simple/demo/"})
+        with pytest.raises(InvalidResponseError, match="more than 5 redirects"):
+            await client.find_project_page(index_on(static_server), "demo")
+
+    async def test_unexpected_success_status_is_invalid(
+        self, static_server: StaticServer, client: IndexClient
+    ) -> None:
+        """A 3xx that is no redirect (here 304 to an unconditional GET) is invalid, not 'ok'."""
+        static_server.add("/simple/demo/", b"", status=304)
+        with pytest.raises(InvalidResponseError, match="unexpected status 304"):
+            await client.find_project_page(index_on(static_server), "demo")
