@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import IO, Any, Self, TypeVar
-from urllib.parse import urldefrag
+from urllib.parse import quote, urldefrag
 
 import httpx
 import msgspec
@@ -199,7 +199,7 @@ class IndexClient:
     async def _refresh_page(
         self, index: Index, name: str, entry: CachedPage | None, stats: FetchStats
     ) -> ProjectPage:
-        url = f"{strip_userinfo(index.url).rstrip('/')}/{name}/"
+        url = f"{strip_userinfo(index.url).rstrip('/')}/{quote(name, safe='')}/"
         headers = {"Accept": ACCEPT_PROJECT_PAGE, **_COMPRESSIBLE}
         if entry is not None and entry.page.etag:
             headers["If-None-Match"] = entry.page.etag

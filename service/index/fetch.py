@@ -51,6 +51,7 @@ _MAX_PROBLEM_BYTES = 64 * 1024
 _MAX_REASON_CHARS = 300
 _INFLATE_STEP = 64 * 1024
 _PROBLEM_JSON = "application/problem+json"
+_USER_AGENT = f"resolvd httpx/{httpx.__version__}"
 # Failures worth another attempt: the server may answer next time.
 _RETRYABLE_ERRORS = (
     httpx.ConnectError,
@@ -147,28 +148,39 @@ class Body:
         self.url = url
         self._index = index
 
+    def _too_large(self, cap: int) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"{self._index.display_name}: GET {redact_url(self.url)}: the response exceeds "
+            f"the {cap}-byte limit",
+            index=self._index.display_name,
+            url=redact_url(self.url),
+        )
+
     async def read_into(self, cap: int, write: Callable[[bytes], object]) -> int:
         """Stream the decoded body into ``write``; ``ResponseTooLargeError`` past ``cap`` bytes."""
+        encoding = self.headers.get("content-encoding", "")
         try:
-            inflater = _Inflater(self.headers.get("content-encoding", ""))
+            inflater = _Inflater(encoding)
         except ValueError as exc:
             raise InvalidResponseError(
                 f"{self._index.display_name}: GET {redact_url(self.url)}: {exc}",
                 index=self._index.display_name,
                 url=redact_url(self.url),
             ) from exc
+        declared = self.headers.get("content-length", "")
+        if (
+            encoding.strip().lower() in ("", "identity")
+            and declared.isdigit()
+            and int(declared) > cap
+        ):
+            raise self._too_large(cap)  # refused before a byte is read
         total = 0
         try:
             async for raw in self.response.aiter_raw():
                 for chunk in inflater.feed(raw):
                     total += len(chunk)
                     if total > cap:
-                        raise ResponseTooLargeError(
-                            f"{self._index.display_name}: GET {redact_url(self.url)}: the "
-                            f"response exceeds the {cap}-byte limit",
-                            index=self._index.display_name,
-                            url=redact_url(self.url),
-                        )
+                        raise self._too_large(cap)
                     write(chunk)
         except zlib.error as exc:
             raise InvalidResponseError(
@@ -228,6 +240,8 @@ class Fetcher:
             # Per-origin caps are the semaphores below; httpx's limit is client-wide.
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
             follow_redirects=False,
+            headers={"User-Agent": _USER_AGENT},
+            # Proxies and .netrc credentials from the environment are not this service's config.
             trust_env=False,
             cookies=no_cookies,
         )

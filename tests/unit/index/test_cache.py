@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 import redis.asyncio
@@ -14,6 +14,7 @@ import redis.asyncio
 from service.index import (
     CoreMetadata,
     DistFile,
+    FetchStats,
     Index,
     MemoryPageCache,
     PageCache,
@@ -23,6 +24,7 @@ from service.index import (
 )
 from service.index.cache import CachedPage
 from service.settings import RedisSettings, Settings
+from tests.indexserver import IndexServer, IndexSpec, Project, Release
 from tests.unit.index.conftest import REDIS_TEST_URL, open_redis_cache
 
 SECRET = "s3cret"
@@ -131,8 +133,8 @@ class TestRedisCache:
         await redis_cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
         await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
         connection = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
-        keys = sorted(await connection.keys("*"))
-        values = [await connection.get(key) for key in keys]
+        keys = sorted(cast("list[bytes]", await connection.keys("*")))
+        values = [cast("bytes", await connection.get(key)) for key in keys]
         await connection.aclose()
         assert [key.decode().rsplit(":", 1)[0] for key in keys] == [
             f"resolvd:cache:v1:meta:{INDEX.identity}",
@@ -193,23 +195,30 @@ class TestRedisCache:
 
 
 class TestMakeIndexClient:
-    async def test_reachable_redis_gives_a_redis_cache(self, redis_cache: RedisPageCache) -> None:
-        """With Redis up, the client caches there."""
+    async def test_reachable_redis_gives_a_redis_cache(
+        self, redis_cache: RedisPageCache, index_server: IndexServer
+    ) -> None:
+        """With Redis up, the client caches pages there."""
+        url = index_server.add_index(IndexSpec("corp", [Project("demo", [Release("1.0")])]))
         settings = Settings(redis=RedisSettings(cache_url=REDIS_TEST_URL))
         async with make_index_client(settings) as client:
-            assert isinstance(client._cache, RedisPageCache)
+            await client.find_project_page(Index(name="corp", url=url), "demo")
+        assert await redis_cache.get_page(Index(name="corp", url=url), "demo") is not None
 
     async def test_unreachable_redis_falls_back_to_memory_with_one_warning(
-        self, caplog: pytest.LogCaptureFixture
+        self, caplog: pytest.LogCaptureFixture, index_server: IndexServer
     ) -> None:
-        """With Redis down, one warning (redacted) and an in-process cache."""
+        """With Redis down: one warning (redacted), and pages still cached in process."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
+        url = index_server.add_index(IndexSpec("corp", [Project("demo", [Release("1.0")])]))
         settings = Settings(redis=RedisSettings(url=f"redis://:{SECRET}@127.0.0.1:{port}/0"))
-        started = time.monotonic()
+        stats = FetchStats()
         async with make_index_client(settings) as client:
-            assert isinstance(client._cache, MemoryPageCache)
-        assert time.monotonic() - started < 2
+            for _ in range(2):
+                await client.find_project_page(Index(name="corp", url=url), "demo", stats=stats)
+        assert (stats.requests, stats.cache_hits) == (1, 1)
         assert [r.levelno for r in caplog.records] == [logging.WARNING]
+        assert "unreachable" in caplog.text
         assert SECRET not in caplog.text

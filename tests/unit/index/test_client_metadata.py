@@ -36,9 +36,9 @@ WHEEL = "demo-1.0-py3-none-any.whl"
 METADATA = make_metadata("demo", "1.0", requires=["click>=8"], requires_python=">=3.9")
 
 
-def corp(server: IndexServer, *releases: Release, **fields: object) -> Index:
+def corp(server: IndexServer, *releases: Release) -> Index:
     url = server.add_index(IndexSpec("corp", [Project("demo", list(releases))]))
-    return Index(name="corp", url=url, **fields)  # type: ignore[arg-type]
+    return Index(name="corp", url=url)
 
 
 async def only_file(client: IndexClient, index: Index, suffix: str = ".whl") -> DistFile:
@@ -72,8 +72,8 @@ def static_file(
     )
 
 
-def static_index(server: StaticServer, **fields: object) -> Index:
-    return Index(name="static", url=f"{server.base_url}/simple", **fields)  # type: ignore[arg-type]
+def static_index(server: StaticServer, auth: str | None = None) -> Index:
+    return Index(name="static", url=f"{server.base_url}/simple", auth=auth)
 
 
 class TestMetadataFile:

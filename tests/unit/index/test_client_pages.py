@@ -41,8 +41,10 @@ CORP = IndexSpec(
 )
 
 
-def corp(server: IndexServer, spec: IndexSpec = CORP, **fields: object) -> Index:
-    return Index(name="corp", url=server.add_index(spec), **fields)  # type: ignore[arg-type]
+def corp(
+    server: IndexServer, spec: IndexSpec = CORP, auth: tuple[str, str] | str | None = None
+) -> Index:
+    return Index(name="corp", url=server.add_index(spec), auth=auth)
 
 
 def with_userinfo(url: str, userinfo: str) -> str:

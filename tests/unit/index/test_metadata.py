@@ -14,11 +14,11 @@ from service.index.metadata import (
     check_sdist_metadata,
     parse_core_metadata,
 )
-from service.index.pages import parse_dist_filename
+from service.index.pages import DistName, parse_dist_filename
 from tests.unit.index.builders import make_metadata
 
 
-def expected_for(filename: str):  # type: ignore[no-untyped-def]
+def expected_for(filename: str) -> DistName:
     parsed = parse_dist_filename(filename)
     assert parsed is not None
     return parsed

@@ -27,7 +27,9 @@ def json_page(*files: dict[str, object], api_version: str = "1.1") -> bytes:
     ).encode()
 
 
-def json_file(filename: str = "demo-1.0-py3-none-any.whl", **fields: object) -> dict[str, object]:
+def json_file(
+    filename: str = "demo-1.0-py3-none-any.whl", /, **fields: object
+) -> dict[str, object]:
     return {"filename": filename, "url": f"../../files/{filename}", "hashes": {}, **fields}
 
 
