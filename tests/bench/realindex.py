@@ -1,0 +1,360 @@
+"""Serve the on-disk PEP 503 indexes under ``/opt/pypi*`` read-only on loopback.
+
+Each root (``/opt/pypi``, ``/opt/pypi-more``) holds ``simple/<project>/index.html`` pages that
+link ``../../files/<wheel>#sha256=...``. ``RealIndexServer`` merges the roots' pages per
+project and serves them in two variants::
+
+    /plain/simple/<project>/      the links as they are: no PEP 658, so a client must read
+                                  METADATA with Range requests into the wheel or download it
+    /pep658/simple/<project>/     the same links with ``data-core-metadata="sha256=..."``
+    /<variant>/files/<wheel>           the wheel, straight from /opt (Range answered with 206)
+    /<variant>/files/<wheel>.metadata  its ``*.dist-info/METADATA`` (``pep658`` only)
+
+Sidecars are extracted lazily, the first time a ``pep658`` page of that project is rendered, and
+cached under ``.bench/metadata/`` so later runs read them from disk. Nothing under ``/opt`` is
+copied or written. Every answered request is logged (``requests``) so the benchmark can count
+what each client fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import re
+import threading
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from packaging.utils import canonicalize_name
+
+from tests.indexserver.server import RangeNotSatisfiableError, parse_byte_range
+
+__all__ = [
+    "DEFAULT_ROOTS",
+    "VARIANTS",
+    "Hit",
+    "RealIndexServer",
+    "extract_metadata",
+]
+
+DEFAULT_ROOTS = (Path("/opt/pypi"), Path("/opt/pypi-more"))
+VARIANTS = ("plain", "pep658")
+_LINK = re.compile(r'href="\.\./\.\./files/(?P<file>[^"#]+)#sha256=(?P<sha>[0-9a-f]{64})"')
+_PAGE = re.compile(r"^/(?P<variant>[^/]+)/simple/(?:(?P<project>[^/]+)/?)?$")
+_FILE = re.compile(r"^/(?P<variant>[^/]+)/files/(?P<file>[^/]+)$")
+_METADATA_SUFFIX = ".metadata"
+_CHUNK = 1 << 20
+
+
+class Hit(NamedTuple):
+    """One answered request: what was asked, the status and how many body bytes went out."""
+
+    method: str
+    path: str
+    status: int
+    sent: int
+    ranged: bool
+
+
+@dataclass(frozen=True)
+class _Link:
+    filename: str
+    sha256: str
+
+
+def extract_metadata(wheel: Path) -> bytes:
+    """The bytes of ``<name>-<version>.dist-info/METADATA`` inside ``wheel``.
+
+    Reading a zip only touches its central directory and that one member, so this stays cheap
+    even for the multi-hundred-megabyte wheels.
+    """
+    with zipfile.ZipFile(wheel) as archive:
+        candidates = [
+            name
+            for name in archive.namelist()
+            if name.count("/") == 1 and name.endswith(".dist-info/METADATA")
+        ]
+        if len(candidates) != 1:
+            raise ValueError(f"{wheel.name}: expected one .dist-info/METADATA, got {candidates}")
+        return archive.read(candidates[0])
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    owner: RealIndexServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 30
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the request log is ``RealIndexServer.requests``."""
+
+    def do_GET(self) -> None:
+        self._handle(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._handle(send_body=False)
+
+    def _handle(self, *, send_body: bool) -> None:
+        path = unquote(urlsplit(self.path).path)
+        owner = self.server.owner
+        status, sent, ranged = 500, 0, False
+        try:
+            status, sent, ranged = owner._serve(self, path, send_body=send_body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        owner._record(Hit(self.command, path, status, sent, ranged))
+
+    def send_simple(
+        self, status: int, body: bytes, headers: Mapping[str, str], *, send_body: bool
+    ) -> int:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if send_body and body:
+            self.wfile.write(body)
+            return len(body)
+        return 0
+
+
+class RealIndexServer:
+    """A threaded read-only server of ``roots`` on ``127.0.0.1``, started on construction.
+
+    ``cache_dir`` receives the extracted METADATA sidecars. Use as a context manager or call
+    ``close()``.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        roots: Sequence[Path] = DEFAULT_ROOTS,
+        port: int = 0,
+    ) -> None:
+        self._roots = [root for root in roots if (root / "simple").is_dir()]
+        if not self._roots:
+            raise FileNotFoundError(f"none of {[str(r) for r in roots]} holds a simple/ index")
+        self._metadata_dir = cache_dir / "metadata"
+        self._metadata_dir.mkdir(parents=True, exist_ok=True)
+        self._files: dict[str, Path] = {}
+        for root in self._roots:
+            for entry in os.scandir(root / "files"):
+                self._files.setdefault(entry.name, Path(entry.path))
+        self._lock = threading.Lock()
+        self._project_locks: dict[str, threading.Lock] = {}
+        self._links: dict[str, tuple[_Link, ...]] = {}
+        self._metadata_sha: dict[str, str] = {}
+        self._hits: list[Hit] = []
+        self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def __enter__(self) -> RealIndexServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+    # -- addresses -------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def url(self, variant: str) -> str:
+        """The simple-API URL of ``variant`` (``plain`` or ``pep658``), no trailing slash."""
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+        return f"{self.base_url}/{variant}/simple"
+
+    # -- content ---------------------------------------------------------------------------
+    def project_names(self) -> list[str]:
+        """Every normalized project name any root publishes."""
+        names = {entry.name for root in self._roots for entry in os.scandir(root / "simple")} - {
+            "index.html"
+        }
+        return sorted(names)
+
+    def find_links(self, project: str) -> tuple[_Link, ...]:
+        """The wheels of ``project`` across roots, first root first; empty when unknown."""
+        name = canonicalize_name(project)
+        with self._lock:
+            cached = self._links.get(name)
+        if cached is not None:
+            return cached
+        links: list[_Link] = []
+        seen: set[str] = set()
+        for root in self._roots:
+            page = root / "simple" / name / "index.html"
+            if not page.is_file():
+                continue
+            for match in _LINK.finditer(page.read_text()):
+                if match["file"] not in seen and match["file"] in self._files:
+                    seen.add(match["file"])
+                    links.append(_Link(match["file"], match["sha"]))
+        with self._lock:
+            self._links[name] = tuple(links)
+        return tuple(links)
+
+    def prepare_metadata(self, projects: Iterable[str]) -> int:
+        """Extract (or load from the cache) the sidecars of ``projects``; how many are ready."""
+        return sum(len(self._find_metadata_hashes(project)) for project in projects)
+
+    def _project_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._project_locks.setdefault(name, threading.Lock())
+
+    def _find_metadata_hashes(self, project: str) -> dict[str, str]:
+        """``{wheel: sha256 of its METADATA}``, extracting into the cache what is missing."""
+        links = self.find_links(project)
+        with self._project_lock(canonicalize_name(project)):
+            hashes: dict[str, str] = {}
+            for link in links:
+                with self._lock:
+                    known = self._metadata_sha.get(link.filename)
+                if known is None:
+                    sidecar = self._metadata_dir / (link.filename + _METADATA_SUFFIX)
+                    if not sidecar.is_file():
+                        data = extract_metadata(self._files[link.filename])
+                        partial = sidecar.with_suffix(f".{os.getpid()}.part")
+                        partial.write_bytes(data)
+                        partial.replace(sidecar)
+                    known = hashlib.sha256(sidecar.read_bytes()).hexdigest()
+                    with self._lock:
+                        self._metadata_sha[link.filename] = known
+                hashes[link.filename] = known
+            return hashes
+
+    def _read_sidecar(self, wheel: str) -> bytes | None:
+        """The cached METADATA of ``wheel``, extracted now if no page has asked for it yet."""
+        if wheel not in self._files:
+            return None
+        sidecar = self._metadata_dir / (wheel + _METADATA_SUFFIX)
+        if not sidecar.is_file():
+            project = canonicalize_name(wheel.split("-", 1)[0])
+            self._find_metadata_hashes(project)
+        return sidecar.read_bytes() if sidecar.is_file() else None
+
+    def _render_page(self, variant: str, project: str) -> bytes | None:
+        links = self.find_links(project)
+        if not links:
+            return None
+        hashes = self._find_metadata_hashes(project) if variant == "pep658" else {}
+        lines = ["<!DOCTYPE html><html><body>"]
+        for link in links:
+            href = html.escape(f"../../files/{link.filename}#sha256={link.sha256}")
+            extra = ""
+            if link.filename in hashes:
+                value = f"sha256={hashes[link.filename]}"
+                extra = f' data-core-metadata="{value}" data-dist-info-metadata="{value}"'
+            lines.append(f'<a href="{href}"{extra}>{html.escape(link.filename)}</a>')
+        lines.append("</body></html>")
+        return ("\n".join(lines) + "\n").encode()
+
+    def _render_list(self) -> bytes:
+        anchors = (f'<a href="{n}/">{n}</a>' for n in self.project_names())
+        return (
+            "<!DOCTYPE html><html><body>\n" + "\n".join(anchors) + "\n</body></html>\n"
+        ).encode()
+
+    # -- request log -----------------------------------------------------------------------
+    @property
+    def requests(self) -> list[Hit]:
+        """Every request answered since the last ``clear_requests()``, oldest first."""
+        with self._lock:
+            return list(self._hits)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._hits.clear()
+
+    def _record(self, hit: Hit) -> None:
+        with self._lock:
+            self._hits.append(hit)
+
+    # -- serving (handler threads) ---------------------------------------------------------
+    def _serve(self, handler: _Handler, path: str, *, send_body: bool) -> tuple[int, int, bool]:
+        """Answer one request; returns ``(status, body bytes sent, was a 206)``."""
+        not_found = (404, b"Not Found\n", {"Content-Type": "text/plain"})
+        page = _PAGE.match(path)
+        file = _FILE.match(path)
+        match = page or file
+        if match is None or match["variant"] not in VARIANTS:
+            status, body, headers = not_found
+            return status, handler.send_simple(status, body, headers, send_body=send_body), False
+        variant = match["variant"]
+        if page is not None:
+            project = page["project"]
+            rendered = (
+                self._render_list() if project is None else self._render_page(variant, project)
+            )
+            if rendered is None:
+                status, body, headers = not_found
+            else:
+                status, body = 200, rendered
+                headers = {"Content-Type": "text/html; charset=utf-8"}
+            return status, handler.send_simple(status, body, headers, send_body=send_body), False
+        filename = match["file"]
+        if filename.endswith(_METADATA_SUFFIX) and variant == "pep658":
+            body = self._read_sidecar(filename.removesuffix(_METADATA_SUFFIX))
+            if body is None:
+                status, body, headers = not_found
+            else:
+                status = 200
+                headers = {"Content-Type": "application/octet-stream"}
+            return status, handler.send_simple(status, body, headers, send_body=send_body), False
+        wheel_path = self._files.get(filename)
+        if wheel_path is None:
+            status, body, headers = not_found
+            return status, handler.send_simple(status, body, headers, send_body=send_body), False
+        return _send_file(handler, wheel_path, send_body=send_body)
+
+
+def _send_file(handler: _Handler, path: Path, *, send_body: bool) -> tuple[int, int, bool]:
+    size = path.stat().st_size
+    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+    try:
+        span = parse_byte_range(handler.headers.get("Range"), size)
+    except RangeNotSatisfiableError:
+        headers["Content-Range"] = f"bytes */{size}"
+        return 416, handler.send_simple(416, b"", headers, send_body=send_body), False
+    first, last = span if span is not None else (0, size - 1)
+    status = 200 if span is None else 206
+    handler.send_response(status)
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    if span is not None:
+        handler.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+    count = last - first + 1 if size else 0
+    handler.send_header("Content-Length", str(count))
+    handler.end_headers()
+    if not send_body or count == 0:
+        return status, 0, span is not None
+    with path.open("rb") as stream:
+        sent = handler.connection.sendfile(stream, offset=first, count=count)
+    return status, sent, span is not None
