@@ -1,7 +1,8 @@
 """The HTTP edge: body decoding and caps, trickling bodies, redirects, malformed answers.
 
 These use ``StaticServer`` because each needs a response no well-formed index sends: a gzip
-bomb, a body that trickles, a redirect to another origin, an unknown Content-Encoding.
+bomb, a body that trickles, a redirect to another origin, an unknown Content-Encoding, a page
+dated by Last-Modified alone.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from service.index import (
     Index,
     IndexClient,
     InvalidResponseError,
+    MemoryPageCache,
     ResponseTooLargeError,
 )
 from service.index.pages import MEDIA_JSON
 from service.settings import FetchLimits
-from tests.unit.index.loopback import StaticServer
+from tests.unit.index.loopback import StaticServer, wait_until
 
 PAGE = json.dumps(
     {
@@ -154,3 +156,26 @@ class TestAnswers:
         static_server.add("/simple/demo/", b"", status=304)
         with pytest.raises(InvalidResponseError, match="unexpected status 304"):
             await client.find_project_page(index_on(static_server), "demo")
+
+
+class TestRevalidation:
+    async def test_last_modified_is_sent_back_as_if_modified_since(
+        self, static_server: StaticServer
+    ) -> None:
+        """A page that came with Last-Modified (and no ETag) is revalidated by date."""
+        stamp = "Wed, 21 Oct 2015 07:28:00 GMT"
+        static_server.add(
+            "/simple/demo/", PAGE, content_type=MEDIA_JSON, headers={"Last-Modified": stamp}
+        )
+        stats = FetchStats()
+        async with IndexClient(FetchLimits(page_ttl_seconds=0), cache=MemoryPageCache()) as client:
+            first = await client.find_project_page(index_on(static_server), "demo", stats=stats)
+            static_server.add("/simple/demo/", b"", status=304)
+            second = await client.find_project_page(index_on(static_server), "demo", stats=stats)
+        assert first == second
+        assert first.last_modified == stamp
+        assert stats.revalidated == 1
+        await wait_until(lambda: len(static_server.served) == 2)
+        revalidation = static_server.served[1]
+        assert revalidation.headers["if-modified-since"] == stamp
+        assert "if-none-match" not in revalidation.headers
