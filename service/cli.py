@@ -42,10 +42,17 @@ class _ServeOptions(msgspec.Struct, frozen=True, kw_only=True):
     backend: BackendChoice = "auto"
 
 
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
 def make_serve_app() -> Litestar:
     """uvicorn's app factory for ``resolvd serve`` (reads ``RESOLVD_SERVE_OPTIONS``)."""
     from service.api.app import create_app  # noqa: PLC0415 - only the serving process needs it
 
+    _configure_logging()
     options = msgspec.json.decode(os.environ.get(SERVE_OPTIONS_ENV, "{}"), type=_ServeOptions)
     settings = load_settings(options.config)
     return create_app(
@@ -88,9 +95,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from service.jobs.worker import run_worker_process  # noqa: PLC0415
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging()
     concurrency = args.concurrency or settings.jobs.worker_concurrency
     try:
         asyncio.run(run_worker_process(settings, concurrency=concurrency))

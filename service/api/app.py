@@ -101,6 +101,9 @@ def create_app(
         lifespan=[lifespan],
         state=State({"tokens": tokens}),
         request_max_body_size=settings.limits.max_body_bytes,
+        # Logging is the host's to configure (``resolvd serve`` does); an app factory that
+        # rewired the root logger would also break pytest's log capture.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="resolvd",
             version=API_VERSION,

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from service.api.problems import JobNotFound, problem_spec
@@ -31,7 +32,7 @@ _ERRORS = {
     503: problem_spec("The job store is unreachable"),
 }
 
-JobId = Annotated[str, Parameter(description="The opaque job id from `POST /resolve`.")]
+JobId = Annotated[str, PathParameter(description="The opaque job id from `POST /resolve`.")]
 
 
 async def _find(store: JobStore, job_id: str, client: str) -> JobRecord:
@@ -58,11 +59,11 @@ class JobsController(Controller):
     async def get_job(
         self,
         job_id: JobId,
-        client: str,
-        backend: Backend,
+        client: NamedDependency[str],
+        backend: NamedDependency[Backend],
         wait: Annotated[
             float,
-            Parameter(
+            QueryParameter(
                 ge=0,
                 le=MAX_WAIT_SECONDS,
                 description="Seconds to hold the reply until the job ends (0-30).",
@@ -94,7 +95,7 @@ class JobsController(Controller):
         response_description="A stream of `job` events, each carrying the job document as JSON",
     )
     async def stream_job_events(
-        self, job_id: JobId, client: str, backend: Backend
+        self, job_id: JobId, client: NamedDependency[str], backend: NamedDependency[Backend]
     ) -> ServerSentEvent:
         store = backend.store
         await _find(store, job_id, client)
@@ -113,7 +114,9 @@ class JobsController(Controller):
         status_code=200,
         responses=_ERRORS,
     )
-    async def cancel_job(self, job_id: JobId, client: str, backend: Backend) -> JobDocument:
+    async def cancel_job(
+        self, job_id: JobId, client: NamedDependency[str], backend: NamedDependency[Backend]
+    ) -> JobDocument:
         await _find(backend.store, job_id, client)
         updated = await backend.store.update(job_id, mark_cancelled)
         if updated.record is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from redis.exceptions import RedisError
 
 from service.api.schemas import HealthStatus, IndexErrorCodes, IndexView, ReadyStatus
@@ -40,7 +41,7 @@ class HealthController(Controller):
         ),
         responses={},
     )
-    async def readyz(self, backend: Backend) -> Response[ReadyStatus]:
+    async def readyz(self, backend: NamedDependency[Backend]) -> Response[ReadyStatus]:
         try:
             await backend.store.ping()
             workers = await backend.store.count_workers(READY_WINDOW_SECONDS)
@@ -83,7 +84,9 @@ class IndexesController(Controller):
             "client-error policy (`ignore_error_codes`; 404 on project pages always counts)."
         ),
     )
-    async def list_indexes(self, client: str, settings: Settings) -> list[IndexView]:
+    async def list_indexes(
+        self, client: NamedDependency[str], settings: NamedDependency[Settings]
+    ) -> list[IndexView]:
         views = []
         for index in settings.index:
             policy = make_policy(index.ignore_error_codes)

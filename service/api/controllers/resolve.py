@@ -10,8 +10,9 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, JSONBody
 
 from service.api.problems import InvalidRequest, RateLimited, problem_spec
 from service.api.schemas import FieldError, ResolveBody
@@ -70,14 +71,14 @@ class ResolveController(Controller):
     )
     async def create_job(
         self,
-        data: ResolveBody,
-        client: str,
-        backend: Backend,
-        settings: Settings,
+        data: JSONBody[ResolveBody],
+        client: NamedDependency[str],
+        backend: NamedDependency[Backend],
+        settings: NamedDependency[Settings],
         idempotency_key: Annotated[
             str | None,
-            Parameter(
-                header="Idempotency-Key",
+            HeaderParameter(
+                name="Idempotency-Key",
                 description="Retry-safe submission: the same key and body return the same job.",
                 required=False,
             ),

@@ -4,7 +4,7 @@ The first requirement's name picks the script:
 
 - ``ok`` (or anything unlisted): succeed at once with one package.
 - ``slow``: count progress every 20 ms until ``stop`` is set, then fail ``cancelled``;
-  if ``release`` is set on the resolver, succeed once it is.
+  or succeed once ``release`` is set.
 - ``unsat``: fail ``unsatisfiable``.
 - ``crash``: raise ``RuntimeError`` carrying a secret-looking URL (must never reach a client).
 - ``hang``: ignore ``stop`` and the deadline; only task cancellation ends it.
@@ -55,7 +55,8 @@ class ScriptedResolver:
         self.calls: list[ResolveRequest] = []
         self.indexes: list[Sequence[Index]] = []
         self.stops: list[threading.Event] = []
-        self.release = asyncio.Event()
+        # A threading.Event: the test client runs the app on another thread's loop.
+        self.release = threading.Event()
 
     @contextlib.asynccontextmanager
     async def __call__(self, settings: Settings) -> AsyncIterator[ResolveFn]:
