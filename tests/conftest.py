@@ -16,6 +16,7 @@ import redis
 from redis.asyncio import Redis
 
 from service.settings import IndexSettings, JobSettings, RedisSettings, Settings
+from tests.unit.jobs.fakes import ScriptedResolver
 
 pytest_plugins = ["tests.indexserver.fixtures"]
 
@@ -84,3 +85,9 @@ def make_test_settings(redis_url: str = TEST_REDIS_URL, **overrides: object) -> 
 def settings(clean_redis: str) -> Settings:
     """Test settings on the flushed Redis db 15."""
     return make_test_settings(clean_redis)
+
+
+@pytest.fixture
+def resolver() -> ScriptedResolver:
+    """A scripted resolver (see ``tests.unit.jobs.fakes``) for in-process workers."""
+    return ScriptedResolver()

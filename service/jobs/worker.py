@@ -15,7 +15,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from redis.exceptions import RedisError
 from saq import Worker as _SaqWorker
@@ -91,7 +91,34 @@ async def _resolve_job(ctx: _Context, *, job_id: str) -> None:
     await ctx["runner"].run(job_id, touch=saq_job.update)
 
 
-class _EmbeddedSaqWorker(_SaqWorker[_Context]):
+class _DrainingSaqWorker(_SaqWorker[_Context]):
+    """SAQ's worker with a drain that is quick when idle.
+
+    SAQ's own ``stop`` waits out its grace period for every task, including upkeep loops that
+    sleep up to 10 s; here upkeep is cancelled at once, running jobs get ``drain_grace``
+    seconds, and jobs still running then are cancelled, which SAQ turns into a retry.
+    """
+
+    def __init__(self, *args: Any, drain_grace: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._drain_grace = drain_grace
+
+    async def stop(self) -> None:
+        self.event.set()
+        tasks = list(self.tasks)
+        processing = [task for task in tasks if task.get_name() == "process"]
+        for task in tasks:
+            if task not in processing:
+                task.cancel()
+        if processing:
+            _, late = await asyncio.wait(processing, timeout=self._drain_grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*processing, return_exceptions=True)
+        await super().stop()
+
+
+class _EmbeddedSaqWorker(_DrainingSaqWorker):
     """A SAQ worker that leaves signals to its host (uvicorn owns them in ``resolvd serve``)."""
 
     SIGNALS = []  # noqa: RUF012 - overrides SAQ's class attribute of the same shape
@@ -109,16 +136,16 @@ class SaqWorker:
         concurrency: int,
         settings: Settings,
         handle_signals: bool,
-        drain_grace: int = DRAIN_GRACE_SECONDS,
+        drain_grace: float = DRAIN_GRACE_SECONDS,
     ) -> None:
-        worker_class = _SaqWorker if handle_signals else _EmbeddedSaqWorker
+        worker_class = _DrainingSaqWorker if handle_signals else _EmbeddedSaqWorker
         self._store = store
-        self._saq: _SaqWorker[_Context] = worker_class(
+        self._saq: _DrainingSaqWorker = worker_class(
             queue.saq,
             functions=[(RESOLVE_FUNCTION, _resolve_job)],
             concurrency=concurrency,
             dequeue_timeout=_DEQUEUE_TIMEOUT_SECONDS,
-            shutdown_grace_period_s=drain_grace,
+            drain_grace=drain_grace,
             cancellation_hard_deadline_s=STOP_GRACE_SECONDS + 2,
             # SAQ's PartialTimersDict inherits required keys, so a partial dict needs a cast.
             timers=cast(PartialTimersDict, {"sweep": max(5, settings.jobs.heartbeat_seconds)}),
@@ -199,6 +226,7 @@ def make_worker(
     concurrency: int,
     settings: Settings,
     handle_signals: bool,
+    drain_grace: float = DRAIN_GRACE_SECONDS,
 ) -> Worker:
     """The worker that consumes ``backend``'s queue."""
     if isinstance(backend.queue, SaqJobQueue):
@@ -209,9 +237,12 @@ def make_worker(
             concurrency=concurrency,
             settings=settings,
             handle_signals=handle_signals,
+            drain_grace=drain_grace,
         )
     assert isinstance(backend.queue, MemoryJobQueue)
-    return MemoryWorker(backend.queue, backend.store, runner, concurrency=concurrency)
+    return MemoryWorker(
+        backend.queue, backend.store, runner, concurrency=concurrency, drain_grace=drain_grace
+    )
 
 
 async def run_worker_process(

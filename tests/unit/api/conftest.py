@@ -20,11 +20,6 @@ ClientFactory = Callable[..., contextlib.AbstractAsyncContextManager[Client]]
 
 
 @pytest.fixture
-def resolver() -> ScriptedResolver:
-    return ScriptedResolver()
-
-
-@pytest.fixture
 def make_client(settings: Settings, resolver: ScriptedResolver) -> ClientFactory:
     """``async with make_client(worker=False, settings=..., environ=...) as client``."""
 

@@ -27,11 +27,6 @@ async def store() -> AsyncIterator[MemoryJobStore]:
 
 
 @pytest.fixture
-def resolver() -> ScriptedResolver:
-    return ScriptedResolver()
-
-
-@pytest.fixture
 def test_settings() -> Settings:
     return make_test_settings()
 
