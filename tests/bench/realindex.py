@@ -10,10 +10,12 @@ project and serves them in two variants::
     /<variant>/files/<wheel>           the wheel, straight from /opt (Range answered with 206)
     /<variant>/files/<wheel>.metadata  its ``*.dist-info/METADATA`` (``pep658`` only)
 
-Sidecars are extracted lazily, the first time a ``pep658`` page of that project is rendered, and
-cached under ``.bench/metadata/`` so later runs read them from disk. Nothing under ``/opt`` is
-copied or written. Every answered request is logged (``requests``) so the benchmark can count
-what each client fetched.
+Caching headers follow PyPI's: pages ``max-age=600``, files and sidecars immutable, all with an
+ETag that ``If-None-Match`` turns into a 304, so a client's warm cache behaves as it would
+against pypi.org. Sidecars are extracted lazily, the first time a ``pep658`` page of that
+project is rendered (or a sidecar is asked for), and cached under ``.bench/metadata/`` so later
+runs read them from disk. Nothing under ``/opt`` is copied or written. Every answered request
+is logged (``requests``) so the benchmark can count what each client fetched.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ _LINK = re.compile(r'href="\.\./\.\./files/(?P<file>[^"#]+)#sha256=(?P<sha>[0-9a
 _PAGE = re.compile(r"^/(?P<variant>[^/]+)/simple/(?:(?P<project>[^/]+)/?)?$")
 _FILE = re.compile(r"^/(?P<variant>[^/]+)/files/(?P<file>[^/]+)$")
 _METADATA_SUFFIX = ".metadata"
-_CHUNK = 1 << 20
+# What pypi.org sends: project pages may be reused for 10 minutes, files never change.
+_PAGE_CACHE_CONTROL = "max-age=600, public"
+_FILE_CACHE_CONTROL = "max-age=365000000, immutable, public"
 
 
 class Hit(NamedTuple):
@@ -300,44 +304,60 @@ class RealIndexServer:
     # -- serving (handler threads) ---------------------------------------------------------
     def _serve(self, handler: _Handler, path: str, *, send_body: bool) -> tuple[int, int, bool]:
         """Answer one request; returns ``(status, body bytes sent, was a 206)``."""
-        not_found = (404, b"Not Found\n", {"Content-Type": "text/plain"})
         page = _PAGE.match(path)
         file = _FILE.match(path)
         match = page or file
+        content: tuple[bytes, str, str] | None = None  # body, content type, cache control
         if match is None or match["variant"] not in VARIANTS:
-            status, body, headers = not_found
-            return status, handler.send_simple(status, body, headers, send_body=send_body), False
-        variant = match["variant"]
-        if page is not None:
+            pass
+        elif page is not None:
             project = page["project"]
+            variant = page["variant"]
             rendered = (
                 self._render_list() if project is None else self._render_page(variant, project)
             )
-            if rendered is None:
-                status, body, headers = not_found
-            else:
-                status, body = 200, rendered
-                headers = {"Content-Type": "text/html; charset=utf-8"}
-            return status, handler.send_simple(status, body, headers, send_body=send_body), False
-        filename = match["file"]
-        if filename.endswith(_METADATA_SUFFIX) and variant == "pep658":
-            body = self._read_sidecar(filename.removesuffix(_METADATA_SUFFIX))
-            if body is None:
-                status, body, headers = not_found
-            else:
-                status = 200
-                headers = {"Content-Type": "application/octet-stream"}
-            return status, handler.send_simple(status, body, headers, send_body=send_body), False
-        wheel_path = self._files.get(filename)
-        if wheel_path is None:
-            status, body, headers = not_found
-            return status, handler.send_simple(status, body, headers, send_body=send_body), False
-        return _send_file(handler, wheel_path, send_body=send_body)
+            if rendered is not None:
+                content = (rendered, "text/html; charset=utf-8", _PAGE_CACHE_CONTROL)
+        elif match["file"].endswith(_METADATA_SUFFIX) and match["variant"] == "pep658":
+            sidecar = self._read_sidecar(match["file"].removesuffix(_METADATA_SUFFIX))
+            if sidecar is not None:
+                content = (sidecar, "application/octet-stream", _FILE_CACHE_CONTROL)
+        elif (wheel_path := self._files.get(match["file"])) is not None:
+            return _send_file(handler, wheel_path, send_body=send_body)
+        if content is None:
+            headers = {"Content-Type": "text/plain"}
+            return (
+                404,
+                handler.send_simple(404, b"Not Found\n", headers, send_body=send_body),
+                False,
+            )
+        body, content_type, cache_control = content
+        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        headers = {"Content-Type": content_type, "Cache-Control": cache_control, "ETag": etag}
+        status, body = _conditional(handler, etag, body)
+        return status, handler.send_simple(status, body, headers, send_body=send_body), False
+
+
+def _conditional(handler: _Handler, etag: str, body: bytes) -> tuple[int, bytes]:
+    """``(304, b"")`` when the request's ``If-None-Match`` names ``etag``, else ``(200, body)``."""
+    tags = {
+        t.strip().removeprefix("W/") for t in handler.headers.get("If-None-Match", "").split(",")
+    }
+    return (304, b"") if etag in tags or "*" in tags else (200, body)
 
 
 def _send_file(handler: _Handler, path: Path, *, send_body: bool) -> tuple[int, int, bool]:
-    size = path.stat().st_size
-    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+    stat = path.stat()
+    size = stat.st_size
+    etag = f'"{size:x}-{stat.st_mtime_ns:x}"'
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Accept-Ranges": "bytes",
+        "Cache-Control": _FILE_CACHE_CONTROL,
+        "ETag": etag,
+    }
+    if _conditional(handler, etag, b"")[0] == 304:
+        return 304, handler.send_simple(304, b"", headers, send_body=False), False
     try:
         span = parse_byte_range(handler.headers.get("Range"), size)
     except RangeNotSatisfiableError:

@@ -25,6 +25,7 @@ from tests.indexserver import IndexSpec, Project, Release
 
 __all__ = [
     "SyntheticSet",
+    "check_resolution",
     "check_witness",
     "make_backtracking_set",
     "make_scaling_set",
@@ -171,24 +172,24 @@ def check_witness(synthetic: SyntheticSet) -> list[str]:
     Empty means the dependency graph over all releases is acyclic and the witness releases
     reachable from the roots satisfy the roots and each other's dependencies.
     """
-    releases = {
-        canonicalize_name(project.name): {Version(r.version): r for r in project.releases}
-        for project in synthetic.spec.projects
-    }
-    problems: list[str] = []
-    edges = {
-        name: {
+    return _find_cycles(synthetic.spec) + check_resolution(synthetic, synthetic.witness)
+
+
+def _find_cycles(spec: IndexSpec) -> list[str]:
+    edges: dict[str, set[str]] = {
+        canonicalize_name(project.name): {
             canonicalize_name(Requirement(line).name)
-            for release in by_version.values()
+            for release in project.releases
             for line in release.requires
         }
-        for name, by_version in releases.items()
+        for project in spec.projects
     }
+    problems: list[str] = []
     state: dict[str, int] = {}  # 1 = on the DFS stack, 2 = done
 
     def visit(name: str) -> None:
         state[name] = 1
-        for child in sorted(edges.get(name, ())):
+        for child in sorted(edges.get(name, set())):
             if state.get(child) == 1:
                 problems.append(f"cycle through {name} -> {child}")
             elif child not in state:
@@ -198,24 +199,38 @@ def check_witness(synthetic: SyntheticSet) -> list[str]:
     for name in sorted(edges):
         if name not in state:
             visit(name)
+    return problems
 
+
+def check_resolution(synthetic: SyntheticSet, resolution: Mapping[str, str]) -> list[str]:
+    """Why ``resolution`` (normalized name -> version) is not a solution of ``synthetic``.
+
+    Walks from the root requirements through the chosen releases' dependencies: every
+    requirement met must name a published release that satisfies it and allows Python 3.11.
+    Empty means it is a valid resolution (it may still differ from another valid one).
+    """
+    releases = {
+        canonicalize_name(project.name): {Version(r.version): r for r in project.releases}
+        for project in synthetic.spec.projects
+    }
+    problems: list[str] = []
     pending = [Requirement(line) for line in synthetic.requirements]
     seen: set[str] = set()
     while pending:
         requirement = pending.pop()
         name = canonicalize_name(requirement.name)
-        chosen = synthetic.witness.get(name)
+        chosen = resolution.get(name)
         if chosen is None or Version(chosen) not in releases.get(name, {}):
-            problems.append(f"no witness release of {name}")
+            problems.append(f"{name} is required ({requirement}) but {chosen or 'not chosen'}")
             continue
         if not requirement.specifier.contains(chosen, prereleases=True):
-            problems.append(f"witness {name}=={chosen} does not satisfy {requirement}")
+            problems.append(f"{name}=={chosen} does not satisfy {requirement}")
+        if name in seen:
+            continue
+        seen.add(name)
         release = releases[name][Version(chosen)]
-        if release.requires_python and not Requirement(
-            f"python{release.requires_python}"
-        ).specifier.contains("3.11"):
-            problems.append(f"witness {name}=={chosen} needs Python {release.requires_python}")
-        if name not in seen:
-            seen.add(name)
-            pending.extend(Requirement(line) for line in release.requires)
+        python = Requirement(f"python{release.requires_python or ''}").specifier
+        if not python.contains("3.11"):
+            problems.append(f"{name}=={chosen} needs Python {release.requires_python}")
+        pending.extend(Requirement(line) for line in release.requires)
     return problems

@@ -1,0 +1,216 @@
+"""``python -m tests.bench [--quick] [--repeat N] [--only NAME ...]``: run the benchmark.
+
+What is measured (median wall-clock seconds of ``--repeat`` runs, never asserted):
+
+- resolvd **cold**: a fresh ``resolvd serve`` on a flushed Redis db (``RESOLVD_BENCH_REDIS_URL``,
+  default db 12), timed from ``POST /resolve`` to the terminal job document; **warm**: a new
+  request on the same server with the metadata cache populated; **repeat**: that request again,
+  answered by the result store. Also its ``result.stats`` and peak RSS (``VmHWM``).
+- ``uv pip compile`` cold (``--no-cache``) and warm (populated ``--cache-dir``).
+- ``pip install --dry-run --report --ignore-installed`` (resolves dependencies, installs nothing).
+- index requests each client made (the loopback index servers' logs), and whether resolvd's
+  and pip's resolutions equal uv's (a ``DIFF`` line when not).
+- a load run on ``GET /jobs/{id}`` (``load``).
+
+All indexes are served on 127.0.0.1 by this process: the wheels under ``/opt/pypi*``
+(``realindex``) and generated ones (``synthetic`` via ``tests.indexserver``). Results go to
+stdout, ``.bench/bench.md`` and ``.bench/bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import redis
+
+from tests.bench.load import LoadPlan, LoadReport, run_load
+from tests.bench.realindex import RealIndexServer
+from tests.bench.report import format_markdown, make_json
+from tests.bench.resolvd import (
+    REDIS_URL,
+    ResolvdProcess,
+    ResolvdUnavailableError,
+    find_resolvd_command,
+    flush_redis,
+)
+from tests.bench.runner import SetResult, Workspace, measure_resolvd, measure_set
+from tests.bench.sets import BenchSet, find_sets
+from tests.bench.synthetic import check_resolution, make_scaling_set
+from tests.indexserver import IndexServer
+
+BENCH_DIR = Path(".bench")
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench",
+        description="Time resolvd against uv and pip on loopback indexes.",
+    )
+    parser.add_argument("--quick", action="store_true", help="a few sets, 3 runs each")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per figure (default 5)")
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="run only this set (repeatable)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds one client run may take (default 60)"
+    )
+    parser.add_argument("--no-load", action="store_true", help="skip the load run")
+    parser.add_argument("--list", action="store_true", help="list the sets and exit")
+    return parser.parse_args(argv)
+
+
+def _log(message: str, started: float = time.perf_counter()) -> None:
+    print(f"[{time.perf_counter() - started:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _resolvd_unavailable_reason() -> str | None:
+    if find_resolvd_command() is None:
+        return "resolvd is not installed in the venv (run `make setup`)"
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1.0)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        return f"Redis not reachable at {REDIS_URL} ({exc}); `make redis` starts one"
+    finally:
+        client.close()
+    return None
+
+
+@dataclass
+class _Session:
+    """What one benchmark run shares across sets: servers, limits and the notes it gathers."""
+
+    workspace: Workspace
+    synthetic: IndexServer
+    real_server: RealIndexServer | None
+    notes: list[str] = field(default_factory=list)
+    resolvd_reason: str | None = None
+
+    @property
+    def allowed(self) -> list[str]:
+        servers = [self.synthetic.base_url]
+        if self.real_server is not None:
+            servers.append(self.real_server.base_url)
+        return [f"{base}/" for base in servers]
+
+    def run_set(self, bench_set: BenchSet) -> SetResult | None:
+        """uv, pip and (when it can run) resolvd on one set."""
+        result = _measure(bench_set, self.real_server, self.synthetic, self.workspace)
+        if result is None or result.error or self.resolvd_reason is not None:
+            return result
+        index = self.real_server if bench_set.source == "real" else self.synthetic
+        assert index is not None
+        _log(f"[{bench_set.name}] resolvd x{self.workspace.repeat} (fresh process, flushed Redis)")
+        try:
+            measure_resolvd(result, index, self.workspace, self.allowed)
+        except ResolvdUnavailableError as exc:
+            self.resolvd_reason = str(exc)
+            self.notes.append(f"resolvd skipped from {bench_set.name} on: {exc}")
+            _log(f"resolvd unavailable: {exc}")
+        return result
+
+    def run_load(self, plan: LoadPlan) -> LoadReport | None:
+        if self.resolvd_reason is not None:
+            return None
+        _log(f"load run ({plan.seconds:g}s per phase)")
+        small = make_scaling_set(10)
+        index_url = self.synthetic.add_index(small.spec)
+        flush_redis()
+        log_path = self.workspace.path("logs", "resolvd-load.log")
+        try:
+            with ResolvdProcess(self.allowed, log_path=log_path) as server:
+                return run_load(server.base_url, server.port, small.requirements, index_url, plan)
+        except ResolvdUnavailableError as exc:
+            self.notes.append(f"load run skipped: {exc}")
+            return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.list:
+        for bench_set in find_sets(quick=False):
+            quick = " (quick)" if bench_set.quick else ""
+            print(f"{bench_set.name:16} {bench_set.description}{quick}")
+        return 0
+    try:
+        sets = find_sets(quick=args.quick, only=tuple(args.only))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    repeat = args.repeat or (3 if args.quick else 5)
+    workspace = Workspace(BENCH_DIR.resolve(), repeat=repeat, timeout=args.timeout)
+    notes: list[str] = []
+    real_server: RealIndexServer | None = None
+    if any(s.source == "real" for s in sets):
+        try:
+            real_server = RealIndexServer(BENCH_DIR)
+        except FileNotFoundError as exc:
+            notes.append(f"real-wheel sets skipped: {exc}")
+    results: list[SetResult] = []
+    load: LoadReport | None = None
+    with IndexServer() as synthetic:
+        session = _Session(workspace, synthetic, real_server, notes)
+        session.resolvd_reason = _resolvd_unavailable_reason()
+        if session.resolvd_reason:
+            notes.append(f"resolvd skipped: {session.resolvd_reason}")
+            _log(f"resolvd skipped: {session.resolvd_reason}")
+        try:
+            results = [r for s in sets if (r := session.run_set(s)) is not None]
+            if not args.no_load:
+                load = session.run_load(LoadPlan(seconds=5.0) if args.quick else LoadPlan())
+        finally:
+            if real_server is not None:
+                real_server.close()
+
+    text = format_markdown(results, load, repeat=repeat, notes=notes)
+    BENCH_DIR.mkdir(exist_ok=True)
+    (BENCH_DIR / "bench.md").write_text(text)
+    data = make_json(results, load, repeat=repeat, notes=notes)
+    (BENCH_DIR / "bench.json").write_text(json.dumps(data, indent=2) + "\n")
+    print(text)
+    _log(f"wrote {BENCH_DIR / 'bench.md'} and {BENCH_DIR / 'bench.json'}")
+    return 0
+
+
+def _measure(
+    bench_set: BenchSet,
+    real_server: RealIndexServer | None,
+    synthetic: IndexServer,
+    workspace: Workspace,
+) -> SetResult | None:
+    """The uv and pip runs of one set (``None``: its index is not available here)."""
+    index: RealIndexServer | IndexServer
+    if bench_set.source == "real":
+        if real_server is None:
+            return None
+        index = real_server
+        result = SetResult(
+            bench_set.name,
+            bench_set.description,
+            real_server.url(bench_set.variant),
+            bench_set.requirements,
+        )
+    else:
+        assert bench_set.make is not None
+        generated = bench_set.make()
+        index = synthetic
+        result = SetResult(
+            bench_set.name,
+            bench_set.description,
+            synthetic.add_index(generated.spec),
+            generated.requirements,
+            validator=partial(check_resolution, generated),
+        )
+    measure_set(result, index, workspace, log=_log)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
