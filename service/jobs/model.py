@@ -26,6 +26,7 @@ __all__ = [
     "is_reusable",
     "make_job_id",
     "make_record",
+    "mark_abandoned",
     "mark_cancelled",
     "mark_failed",
     "mark_running",
@@ -172,6 +173,16 @@ def mark_cancelled(record: JobRecord, now: datetime | None = None) -> JobRecord 
         record.document, status="cancelled", finished_at=now or utcnow(), failure=failure
     )
     return _bump(record, document)
+
+
+ABANDONED_MESSAGE = (
+    "The worker running this job stopped, and the job could not be retried. Submit it again."
+)
+
+
+def mark_abandoned(record: JobRecord, now: datetime | None = None) -> JobRecord | None:
+    """Fail a job the queue gave up on while its document still says queued or running."""
+    return mark_failed(record, Failure(kind="internal", message=ABANDONED_MESSAGE), now)
 
 
 def release(record: JobRecord) -> JobRecord | None:

@@ -37,6 +37,10 @@ class JobQueue(Protocol):
         """How many jobs wait for a worker."""
         ...
 
+    async def gave_up(self, job_id: str) -> bool:
+        """True when the queue has given up on ``job_id`` (its tries ran out)."""
+        ...
+
 
 class SaqJobQueue:
     """Jobs on a SAQ Redis queue: retries, heartbeats and sweeping of jobs whose worker died."""
@@ -63,6 +67,12 @@ class SaqJobQueue:
     async def depth(self) -> int:
         return await self.saq.count("queued")
 
+    async def gave_up(self, job_id: str) -> bool:
+        # SAQ ends a job ABORTED or FAILED when its last try was swept (the worker died) or
+        # crashed outside the runner; the runner never wrote an outcome for those.
+        job = await self.saq.job(job_id)
+        return job is not None and job.status in (Status.ABORTED, Status.FAILED)
+
 
 class MemoryJobQueue:
     """Jobs on an ``asyncio.Queue``, consumed by the in-process worker of the same app."""
@@ -79,3 +89,6 @@ class MemoryJobQueue:
 
     async def depth(self) -> int:
         return self.pending.qsize()
+
+    async def gave_up(self, job_id: str) -> bool:
+        return False

@@ -14,7 +14,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from service.api.problems import JobNotFound, problem_spec
 from service.jobs.backend import Backend
-from service.jobs.model import JobDocument, JobRecord, mark_cancelled
+from service.jobs.model import JobDocument, JobRecord, mark_abandoned, mark_cancelled
 from service.jobs.store import JobStore
 
 __all__ = ["JobsController"]
@@ -35,10 +35,17 @@ _ERRORS = {
 JobId = Annotated[str, PathParameter(description="The opaque job id from `POST /resolve`.")]
 
 
-async def _find(store: JobStore, job_id: str, client: str) -> JobRecord:
-    record = await store.get(job_id)
+async def _find(backend: Backend, job_id: str, client: str) -> JobRecord:
+    """The client's job; a live job the queue gave up on is failed on the way (read-repair)."""
+    # Ask the queue first: the runner writes a job's outcome before the queue marks it done,
+    # so "queue gave up" followed by "document still live" means nobody will finish it.
+    gave_up = await backend.queue.gave_up(job_id)
+    record = await backend.store.get(job_id)
     if record is None or record.client != client:
         raise JobNotFound(f"No job {job_id!r}: it never existed or has expired.")
+    if gave_up and not record.terminal:
+        repaired = await backend.store.update(job_id, mark_abandoned)
+        record = repaired.record or record
     return record
 
 
@@ -72,13 +79,13 @@ class JobsController(Controller):
     ) -> JobDocument:
         store = backend.store
         if wait <= 0:
-            return (await _find(store, job_id, client)).document
+            return (await _find(backend, job_id, client)).document
         until = time.monotonic() + wait
         async with store.watch(job_id) as watch:
-            record = await _find(store, job_id, client)
+            record = await _find(backend, job_id, client)
             while not record.terminal and (remaining := until - time.monotonic()) > 0:
                 await watch.wait(min(remaining, _REREAD_SECONDS))
-                record = await _find(store, job_id, client)
+                record = await _find(backend, job_id, client)
         return record.document
 
     @get(
@@ -97,9 +104,8 @@ class JobsController(Controller):
     async def stream_job_events(
         self, job_id: JobId, client: NamedDependency[str], backend: NamedDependency[Backend]
     ) -> ServerSentEvent:
-        store = backend.store
-        await _find(store, job_id, client)
-        return ServerSentEvent(_iter_job_events(store, job_id, client))
+        await _find(backend, job_id, client)
+        return ServerSentEvent(_iter_job_events(backend.store, job_id, client))
 
     @delete(
         "/{job_id:str}",
@@ -117,7 +123,7 @@ class JobsController(Controller):
     async def cancel_job(
         self, job_id: JobId, client: NamedDependency[str], backend: NamedDependency[Backend]
     ) -> JobDocument:
-        await _find(backend.store, job_id, client)
+        await _find(backend, job_id, client)
         updated = await backend.store.update(job_id, mark_cancelled)
         if updated.record is None:
             raise JobNotFound(f"No job {job_id!r}: it never existed or has expired.")

@@ -18,7 +18,7 @@ from service.api.problems import InvalidRequest, RateLimited, problem_spec
 from service.api.schemas import FieldError, ResolveBody
 from service.api.validation import to_resolve_request
 from service.jobs.backend import Backend
-from service.jobs.model import JobDocument, make_record, mark_failed
+from service.jobs.model import JobDocument, JobRecord, make_record, mark_abandoned, mark_failed
 from service.resolution.request import ResolveRequest
 from service.resolution.result import Failure
 from service.settings import Settings
@@ -95,6 +95,8 @@ class ResolveController(Controller):
         await self._check_rate(backend, client, settings.limits.jobs_per_client_per_minute)
         record = make_record(request, client=client, fingerprint=fingerprint(request))
         created = await backend.store.create(record, idempotency_key=idempotency_key)
+        if not created.created and await self._repair_abandoned(backend, created.record):
+            created = await backend.store.create(record, idempotency_key=idempotency_key)
         job = created.record
         if created.created:
             await self._enqueue(backend, job.id, request.deadline_seconds)
@@ -113,6 +115,14 @@ class ResolveController(Controller):
                 f"This client may submit {limit} jobs per minute.",
                 headers={"Retry-After": str(retry_after)},
             )
+
+    @staticmethod
+    async def _repair_abandoned(backend: Backend, job: JobRecord) -> bool:
+        """Fail a live-looking job the queue gave up on, so it captures no more requests."""
+        if job.terminal or not await backend.queue.gave_up(job.id):
+            return False
+        repaired = await backend.store.update(job.id, mark_abandoned)
+        return repaired.changed
 
     @staticmethod
     async def _enqueue(backend: Backend, job_id: str, deadline_seconds: float) -> None:

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from saq.job import Status
+from saq.queue.redis import RedisQueue
 
+from service.jobs.model import ABANDONED_MESSAGE
+from service.jobs.queue import QUEUE_NAME
 from tests.unit.api.conftest import Client, count_queued
 from tests.unit.jobs.fakes import ScriptedResolver
 
@@ -202,3 +206,34 @@ class TestOutcomesThroughTheApi:
         response = await api_with_worker.get(f"/jobs/{submitted['id']}", params={"wait": 5})
         assert response.json()["failure"]["kind"] == "internal"
         assert "hunter2" not in response.text
+
+
+class TestAbandonedJobs:
+    async def test_a_job_the_queue_gave_up_on_is_failed_when_read(
+        self, api: Client, redis_client: Redis
+    ) -> None:
+        """Queue says failed (tries exhausted), document says queued: the read repairs it."""
+        submitted = await submit(api, "ok")
+        await give_up(redis_client, submitted["id"])
+        document = (await api.get(f"/jobs/{submitted['id']}")).json()
+        assert document["status"] == "failed"
+        assert document["failure"]["kind"] == "internal"
+        assert document["failure"]["message"] == ABANDONED_MESSAGE
+
+    async def test_an_abandoned_job_captures_no_identical_request(
+        self, api: Client, redis_client: Redis
+    ) -> None:
+        """Deduplication does not hand out a job nobody will finish."""
+        submitted = await submit(api, "ok")
+        await give_up(redis_client, submitted["id"])
+        again = await submit(api, "ok")
+        assert again["id"] != submitted["id"]
+        assert again["status"] == "queued"
+
+
+async def give_up(redis: Redis, job_id: str) -> None:
+    """Make SAQ end the job FAILED, as it does when a job's last try is swept."""
+    queue = RedisQueue(redis, name=QUEUE_NAME)
+    saq_job = await queue.job(job_id)
+    assert saq_job is not None
+    await queue.finish(saq_job, Status.FAILED, error="swept")
