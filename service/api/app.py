@@ -16,6 +16,7 @@ from litestar.openapi.spec import Tag
 
 from service.api.auth import load_token_table, provide_client
 from service.api.controllers.jobs import JobsController
+from service.api.controllers.metrics import MetricsController, SubmissionMetrics
 from service.api.controllers.ops import HealthController, IndexesController
 from service.api.controllers.resolve import ResolveController
 from service.api.problems import problem_response
@@ -70,6 +71,7 @@ def create_app(
     environ = os.environ if environ is None else environ
     tokens = load_token_table(settings, environ)
     concurrency = worker_concurrency or settings.jobs.worker_concurrency
+    submissions = SubmissionMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -91,11 +93,18 @@ def create_app(
             yield
 
     return Litestar(
-        route_handlers=[ResolveController, JobsController, IndexesController, HealthController],
+        route_handlers=[
+            ResolveController,
+            JobsController,
+            IndexesController,
+            HealthController,
+            MetricsController,
+        ],
         dependencies={
             "backend": Provide(_provide_backend, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "client": Provide(provide_client),
+            "submissions": Provide(lambda: submissions, sync_to_thread=False),
         },
         exception_handlers={Exception: problem_response},
         lifespan=[lifespan],
@@ -111,7 +120,7 @@ def create_app(
             tags=[
                 Tag(name="jobs", description="Submit, read, stream and cancel resolution jobs"),
                 Tag(name="indexes", description="The package indexes this server knows"),
-                Tag(name="operations", description="Health and readiness"),
+                Tag(name="operations", description="Health, readiness and metrics"),
             ],
             use_handler_docstrings=False,
         ),

@@ -14,6 +14,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody
 
+from service.api.controllers.metrics import SubmissionMetrics
 from service.api.problems import InvalidRequest, RateLimited, problem_spec
 from service.api.schemas import FieldError, ResolveBody
 from service.api.validation import to_resolve_request
@@ -71,10 +72,12 @@ class ResolveController(Controller):
     )
     async def create_job(
         self,
+        *,
         data: JSONBody[ResolveBody],
         client: NamedDependency[str],
         backend: NamedDependency[Backend],
         settings: NamedDependency[Settings],
+        submissions: NamedDependency[SubmissionMetrics],
         idempotency_key: Annotated[
             str | None,
             HeaderParameter(
@@ -101,6 +104,8 @@ class ResolveController(Controller):
         if created.created:
             await self._enqueue(backend, job.id, request.deadline_seconds)
             logger.info("job %s queued for client %s", job.id, client)
+        outcome = "created" if created.created else "deduplicated"
+        submissions.submitted.labels(outcome=outcome).inc()
         status = 200 if job.terminal else 202
         return Response(job.document, status_code=status, headers={"Location": f"/jobs/{job.id}"})
 

@@ -54,6 +54,7 @@ class TestOpenAPI:
                 "listIndexes",
                 "getHealth",
                 "getReadiness",
+                "getMetrics",
             ]
         )
 

@@ -105,3 +105,21 @@ class TestMemoryFallback:
             async with make_client(settings=no_redis, backend="redis"):
                 pass
         assert raised.group_contains(BackendUnavailable, match=r"127\.0\.0\.1:1")
+
+
+class TestMetrics:
+    async def test_metrics_expose_the_job_system(self, api_with_worker: Client) -> None:
+        """Prometheus text: finished jobs by status, queue depth, live workers, submissions."""
+        submitted = (await api_with_worker.post("/resolve", json={"requirements": ["ok"]})).json()
+        await api_with_worker.get(f"/jobs/{submitted['id']}", params={"wait": 5})
+        await api_with_worker.post("/resolve", json={"requirements": ["ok"]})
+        response = await api_with_worker.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        text = response.text
+        assert 'resolvd_jobs_finished{status="succeeded"} 1.0' in text
+        assert 'resolvd_jobs_finished{status="cancelled"} 0.0' in text
+        assert "resolvd_queue_depth 0.0" in text
+        assert "resolvd_workers_alive 1.0" in text
+        assert 'resolvd_jobs_submitted_total{outcome="created"} 1.0' in text
+        assert 'resolvd_jobs_submitted_total{outcome="deduplicated"} 1.0' in text

@@ -281,6 +281,19 @@ class TestLiveness:
         assert await store.count_workers(0.1) == 0
 
 
+class TestFinishedCounts:
+    async def test_each_job_counts_once_under_its_terminal_status(self, store: JobStore) -> None:
+        """Terminal transitions are counted by status; a rejected late write adds nothing."""
+        succeeded = (await store.create(job("a"))).record
+        cancelled = (await store.create(job("b"))).record
+        failed = (await store.create(job("c"))).record
+        await store.update(succeeded.id, lambda r: mark_succeeded(r, make_resolution()))
+        await store.update(succeeded.id, mark_cancelled)
+        await store.update(cancelled.id, mark_cancelled)
+        await store.update(failed.id, lambda r: mark_failed(r, internal_failure()))
+        assert await store.count_finished() == {"succeeded": 1, "cancelled": 1, "failed": 1}
+
+
 class TestSubmissionCount:
     async def test_counts_per_client(self, store: JobStore) -> None:
         """Each call counts one submission for that client in the current window."""

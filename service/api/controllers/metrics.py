@@ -1,0 +1,87 @@
+"""``GET /metrics``: a minimal Prometheus exposition of the job system.
+
+Cluster-wide values come from the job store at scrape time (jobs finished by status, queue
+depth, live workers); ``resolvd_jobs_submitted_total`` counts this API process's submissions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from service.jobs.backend import Backend
+from service.jobs.model import TERMINAL_STATUSES
+from service.jobs.worker import READY_WINDOW_SECONDS
+
+__all__ = ["MetricsController", "SubmissionMetrics"]
+
+
+class SubmissionMetrics:
+    """This process's submission counter, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.submitted = Counter(
+            "resolvd_jobs_submitted",
+            "Accepted POST /resolve requests by outcome (created a job, or deduplicated).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+
+class _Snapshot(Collector):
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+class MetricsController(Controller):
+    path = "/metrics"
+    tags = ["operations"]  # noqa: RUF012 - Litestar's declared class attribute
+
+    @get(
+        "/",
+        operation_id="getMetrics",
+        summary="Prometheus metrics",
+        description=(
+            "`resolvd_jobs_finished` (gauge, by terminal status, all processes, since the store "
+            "was created), `resolvd_queue_depth`, `resolvd_workers_alive` and this process's "
+            "`resolvd_jobs_submitted_total` by outcome."
+        ),
+        media_type=CONTENT_TYPE_LATEST,
+    )
+    async def metrics(
+        self,
+        client: NamedDependency[str],
+        backend: NamedDependency[Backend],
+        submissions: NamedDependency[SubmissionMetrics],
+    ) -> Response[bytes]:
+        finished = await backend.store.count_finished()
+        by_status = GaugeMetricFamily(
+            "resolvd_jobs_finished",
+            "Jobs that reached each terminal status.",
+            labels=["status"],
+        )
+        for status in sorted(TERMINAL_STATUSES):
+            by_status.add_metric([status], finished.get(status, 0))
+        depth = GaugeMetricFamily(
+            "resolvd_queue_depth",
+            "Jobs waiting for a worker.",
+            value=await backend.queue.depth(),
+        )
+        workers = GaugeMetricFamily(
+            "resolvd_workers_alive",
+            f"Workers that wrote a heartbeat in the last {READY_WINDOW_SECONDS:g} s.",
+            value=await backend.store.count_workers(READY_WINDOW_SECONDS),
+        )
+        snapshot = CollectorRegistry(auto_describe=True)
+        snapshot.register(_Snapshot([by_status, depth, workers]))
+        body = generate_latest(snapshot) + generate_latest(submissions.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
