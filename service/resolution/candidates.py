@@ -56,6 +56,8 @@ class Candidate:
         return make_identifier(self.name, self.extras)
 
     def format_for_error(self) -> str:
+        if self.extras:
+            return f"{self.name}[{','.join(sorted(self.extras))}]=={self.version}"
         return f"{self.name}=={self.version}"
 
     def __repr__(self) -> str:

@@ -43,6 +43,8 @@ def format_version_set(name: str, chosen: Sequence[Version], universe: Sequence[
     picked = set(chosen)
     if not picked:
         return name
+    if len(ordered) == 1 and picked >= set(ordered):
+        return f"{name}=={ordered[0]}"
     if picked >= set(ordered):
         return f"all versions of {name}"
     runs: list[list[Version]] = []
@@ -81,26 +83,48 @@ def _describe_requirement(requirement: _Matcher) -> str:
     return requirement.format_for_error()
 
 
-def _who_requires(requirement: ResolverRequirement, parent: Candidate | None) -> str:
-    if parent is None:
-        return f"you require {_describe_requirement(requirement)}"
-    return f"{parent.format_for_error()} depends on {_describe_requirement(requirement)}"
-
-
+# (singular, plural) phrasing of why versions were passed over.
 _REASON_TEXT = {
-    "metadata_unavailable": "could not be fetched from the network",
-    "requires_python": "requires a different Python version",
-    "yanked": "was yanked",
-    "no_compatible_wheels": "has no wheels with a matching platform tag and no usable source "
-    "distribution",
-    "no_binary": "has only wheels, and binary distributions are disabled (no_binary)",
-    "only_binary": "has only a source distribution, and only_binary is set",
-    "exclude_newer": "was published after the exclude_newer cutoff",
-    "sdist_dynamic_metadata": "has only a source distribution whose metadata needs a build",
-    "invalid_metadata": "has invalid metadata",
-    "inconsistent_metadata": "has metadata inconsistent with its file name",
-    "no_files": "has no distribution files",
+    "metadata_unavailable": ("could not be fetched from the network",) * 2,
+    "requires_python": ("requires a different Python version", "require a different Python"),
+    "yanked": ("was yanked", "were yanked"),
+    "no_compatible_wheels": (
+        "has no wheels with a matching {tag} and no source distribution",
+        "have no wheels with a matching {tag} and no source distribution",
+    ),
+    "no_binary": (
+        "has no source distribution (no_binary is set for {name})",
+        "have no source distribution (no_binary is set for {name})",
+    ),
+    "only_binary": (
+        "has no usable wheels (only_binary is set for {name})",
+        "have no usable wheels (only_binary is set for {name})",
+    ),
+    "exclude_newer": (
+        "was published after the exclude_newer cutoff",
+        "were published after the exclude_newer cutoff",
+    ),
+    "sdist_dynamic_metadata": (
+        "has only a source distribution whose metadata needs a build",
+        "have only source distributions whose metadata needs a build",
+    ),
+    "invalid_metadata": ("has invalid metadata", "have invalid metadata"),
+    "inconsistent_metadata": (
+        "has metadata inconsistent with its file name",
+        "have metadata inconsistent with their file names",
+    ),
+    "no_files": ("has no distribution files", "have no distribution files"),
 }
+
+
+def _plural(subject: str) -> bool:
+    return subject.startswith("all versions") or "|" in subject or ">" in subject or "<" in subject
+
+
+def _reason_text(reason: str, subject: str, **fields: str) -> str:
+    singular, plural = _REASON_TEXT.get(reason, ("cannot be used", "cannot be used"))
+    text = plural if _plural(subject) else singular
+    return text.format(**fields) if fields else text
 
 
 class _Explainer:
@@ -147,15 +171,7 @@ class _Explainer:
                     f"only pre-releases of {name} match {_describe_requirement(requirement)} "
                     f"({subject}) and pre-releases are not allowed"
                 )
-            if not universe:
-                return f"there is no version of {name}"
-            if len(universe) == 1:
-                return f"only {name}=={universe[0]} is available"
-            available = format_version_set(name, universe, universe)
-            return (
-                f"there is no version of {_describe_requirement(requirement)} "
-                f"(available: {available.removeprefix('all versions of ')})"
-            )
+            return self._no_version_clause(requirement, universe)
         rejections = self.rejections(name)
         reasons: dict[str, list[Version]] = defaultdict(list)
         for version in matching:
@@ -179,23 +195,97 @@ class _Explainer:
                     f"{subject} could not be fetched from the network ({', '.join(statuses)})"
                 )
             elif reason == "requires_python":
-                bounds = sorted(
-                    {r.detail for v in versions if (r := rejections.get(str(v))) and r.detail}
-                )
-                need = f"Python{bounds[0]}" if len(bounds) == 1 else "a different Python"
-                verb = (
-                    "depend" if subject.startswith("all versions") or "|" in subject else "depends"
-                )
-                clauses.append(
-                    f"the requested Python version ({self.target.python_full_version}) does not "
-                    f"satisfy {need} and {subject} {verb} on {need}"
-                )
+                clauses.append(self._python_clause(name, versions, universe, rejections))
             elif reason == "conflict":
                 clauses.append(f"{subject} conflicts with other requirements")
             else:
-                verb = _REASON_TEXT.get(reason, f"cannot be used ({reason})")
-                clauses.append(f"{subject} {verb}")
+                tag = self._missing_tag(name, versions) if reason == "no_compatible_wheels" else ""
+                clauses.append(f"{subject} {_reason_text(reason, subject, name=name, tag=tag)}")
         return " and ".join(clauses)
+
+    def _no_version_clause(self, requirement: _Matcher, universe: list[Version]) -> str:
+        """uv's phrasing: name what *is* available when the requirement asks beyond it."""
+        name = requirement.name
+        described = _describe_requirement(requirement)
+        if not universe:
+            return f"there is no version of {name}"
+        if "==" in described and "," not in described:
+            return f"there is no version of {described}"
+        if len(universe) == 1:
+            return f"only {name}=={universe[0]} is available"
+        high, low = max(universe), min(universe)
+        if requirement.contains(Version(f"{high.release[0] + 1000}")):
+            return f"only {name}<={high} is available"
+        if requirement.contains(Version("0.dev0")):
+            return f"only {name}>={low} is available"
+        return f"there is no version of {described}"
+
+    def _python_clause(
+        self,
+        name: str,
+        versions: list[Version],
+        universe: list[Version],
+        rejections: dict[str, VersionRejection],
+    ) -> str:
+        by_bound: dict[str, list[Version]] = defaultdict(list)
+        for version in versions:
+            rejection = rejections.get(str(version))
+            by_bound[rejection.detail if rejection and rejection.detail else "?"].append(version)
+        full = self.target.python_full_version
+        if len(by_bound) == 1:
+            bound = next(iter(by_bound))
+            subject = format_version_set(name, versions, universe)
+            verb = "depend" if _plural(subject) else "depends"
+            return (
+                f"the requested Python version ({full}) does not satisfy Python{bound} and "
+                f"{subject} {verb} on Python{bound}"
+            )
+        parts = [
+            f"{format_version_set(name, vs, universe)} "
+            f"{'depend' if _plural(format_version_set(name, vs, universe)) else 'depends'} "
+            f"on Python{bound}"
+            for bound, vs in sorted(by_bound.items())
+        ]
+        return f"{', '.join(parts)}, none of which the requested Python version ({full}) satisfies"
+
+    def _missing_tag(self, name: str, versions: list[Version]) -> str:
+        """Which part of the wheel tags failed to match: interpreter, ABI or platform."""
+        supported = [tag.split("-") for tag in self.target.supported_tags]
+        interpreters = {t[0] for t in supported}
+        abis = {t[1] for t in supported}
+        entries = self.finder.known_versions[name].entries
+        tags = [tag.split("-") for e in entries if e.version in versions for tag in e.wheel_tags]
+        example = f"cp3{self.target.python_version.split('.')[1]}"
+        if tags and not any(t[0] in interpreters for t in tags):
+            return f"Python implementation tag (e.g., `{example}`)"
+        if tags and not any(t[1] in abis for t in tags):
+            return f"Python ABI tag (e.g., `{example}`)"
+        platform = self.target.supported_tags[0].split("-")[2]
+        return f"platform tag (e.g., `{platform}`)"
+
+    def parent_subject(self, parent: Candidate, requirement: ResolverRequirement) -> str:
+        """``parent`` widened to every loaded version of it with the same requirement."""
+        if parent.extras:
+            return parent.format_for_error()
+        wanted = (requirement.name, str(getattr(requirement, "specifier", "")))
+        same = [
+            Version(version)
+            for (name, version), requirements in self.finder.records.dependencies.items()
+            if name == parent.name
+            and any((canonicalize_name(r.name), str(r.specifier)) == wanted for r in requirements)
+        ]
+        if len(same) <= 1:
+            return parent.format_for_error()
+        excluded = self.finder.records.excluded_prereleases.get(parent.name, set())
+        universe = [v for v in self.universe(parent.name) if v not in excluded]
+        return format_version_set(parent.name, same, universe)
+
+    def who_requires(self, requirement: ResolverRequirement, parent: Candidate | None) -> str:
+        if parent is None:
+            return f"you require {_describe_requirement(requirement)}"
+        subject = self.parent_subject(parent, requirement)
+        verb = "depend" if _plural(subject) else "depends"
+        return f"{subject} {verb} on {_describe_requirement(requirement)}"
 
     def requirers(self, name: str) -> str:
         roots = [
@@ -380,7 +470,7 @@ class _Explainer:
                 Diagnostic(
                     code=Code(reason),
                     severity=Severity.HINT,
-                    message=f"{name}=={rejection.version} {_REASON_TEXT[reason]}"
+                    message=f"{name}=={rejection.version} {_reason_text(reason, rejection.version)}"
                     + (f": {rejection.detail}" if rejection.detail else "")
                     + ".",
                     package=name,
@@ -449,6 +539,51 @@ def similar_names(name: str) -> list[str]:
     return unique[:_MAX_SIMILAR_PROBES]
 
 
+def _join_requirers(clauses: Sequence[str]) -> str:
+    """``you require a`` + ``you require b`` -> ``you require a and b``; others joined by and."""
+    unique = list(dict.fromkeys(clauses))
+    mine = [c.removeprefix("you require ") for c in unique if c.startswith("you require ")]
+    others = [c for c in unique if not c.startswith("you require ")]
+    parts = [*others, *([f"you require {' and '.join(mine)}"] if mine else [])]
+    return " and ".join(parts)
+
+
+def _explain_group(
+    explainer: _Explainer,
+    name: str,
+    infos: Sequence[RequirementInformation[ResolverRequirement, Candidate]],
+    parents: Sequence[Candidate],
+) -> str:
+    """One "Because …, we can conclude that …" paragraph for the requirements on ``name``."""
+    who = list(dict.fromkeys(explainer.who_requires(i.requirement, i.parent) for i in infos))
+    distinct_subjects = list(
+        dict.fromkeys(explainer.parent_subject(i.parent, i.requirement) for i in infos if i.parent)
+    )
+    subjects = " and ".join(distinct_subjects)
+    roots = _join_requirers([explainer.requirers(p.name) for p in parents])
+    lone = len(infos) == 1 or not explainer.found(name)
+    if lone:
+        # Nothing can satisfy the requirement itself: no conflict between requirers is involved.
+        reason = explainer.why_unusable(infos[0].requirement)
+        if not parents:
+            return f"Because {reason} and {' and '.join(who)}, {_UNSATISFIABLE}."
+        verb = "cannot be used"
+        return (
+            f"Because {reason} and {' and '.join(who)}, we can conclude that {subjects} {verb}. "
+            f"And because {roots}, {_UNSATISFIABLE}."
+        )
+    joint = [v for v in explainer.universe(name) if all(i.requirement.contains(v) for i in infos)]
+    if joint:
+        who.append(explainer.why_unusable(_JointRequirement(name, infos)))
+    if not parents:
+        return f"Because {' and '.join(who)}, {_UNSATISFIABLE}."
+    verb = "are incompatible" if len(distinct_subjects) > 1 else "cannot be used"
+    return (
+        f"Because {' and '.join(who)}, we can conclude that {subjects} {verb}. "
+        f"And because {roots}, {_UNSATISFIABLE}."
+    )
+
+
 def explain_failure(
     causes: Collection[RequirementInformation[ResolverRequirement, Candidate]],
     *,
@@ -475,38 +610,7 @@ def explain_failure(
         infos = list(distinct.values())
         explainer.hint_other_indexes(name, [i.requirement for i in infos])
         parents = [i.parent for i in infos if i.parent is not None]
-        if len(infos) == 1:
-            info = infos[0]
-            reason = explainer.why_unusable(info.requirement)
-            if info.parent is None:
-                who = _who_requires(info.requirement, None)
-                paragraphs.append(f"Because {reason} and {who}, {_UNSATISFIABLE}.")
-            else:
-                parent = info.parent
-                paragraphs.append(
-                    f"Because {reason} and {_who_requires(info.requirement, parent)}, we can "
-                    f"conclude that {parent.format_for_error()} cannot be used. And because "
-                    f"{explainer.requirers(parent.name)}, {_UNSATISFIABLE}."
-                )
-        else:
-            clauses = [_who_requires(i.requirement, i.parent) for i in infos]
-            joint = [
-                v for v in explainer.universe(name) if all(i.requirement.contains(v) for i in infos)
-            ]
-            if joint:
-                clauses.append(explainer.why_unusable(_JointRequirement(name, infos)))
-            if not parents:
-                paragraphs.append(f"Because {' and '.join(clauses)}, {_UNSATISFIABLE}.")
-            else:
-                used = " and ".join(sorted({p.format_for_error() for p in parents}))
-                verb = (
-                    "are incompatible" if len(parents) > 1 or len(infos) > 2 else "cannot be used"
-                )
-                roots = " and ".join(dict.fromkeys(explainer.requirers(p.name) for p in parents))
-                paragraphs.append(
-                    f"Because {' and '.join(clauses)}, we can conclude that {used} {verb}. "
-                    f"And because {roots}, {_UNSATISFIABLE}."
-                )
+        paragraphs.append(_explain_group(explainer, name, infos, parents))
         universe = explainer.universe(name)
         rejections = explainer.rejections(name)
         for info in infos:
