@@ -59,7 +59,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only", action="append", default=[], metavar="NAME", help="run only this set (repeatable)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds one client run may take (default 60)"
+        "--timeout", type=float, default=45.0, help="seconds one client run may take (default 45)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=15.0,
+        help="stop repeating a client on a set once its runs took this many seconds (default 15)",
     )
     parser.add_argument("--no-load", action="store_true", help="skip the load run")
     parser.add_argument("--list", action="store_true", help="list the sets and exit")
@@ -145,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     repeat = args.repeat or (3 if args.quick else 5)
-    workspace = Workspace(BENCH_DIR.resolve(), repeat=repeat, timeout=args.timeout)
+    workspace = Workspace(
+        BENCH_DIR.resolve(), repeat=repeat, timeout=args.timeout, budget=args.budget
+    )
     notes: list[str] = []
     real_server: RealIndexServer | None = None
     if any(s.source == "real" for s in sets):

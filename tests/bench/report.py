@@ -6,6 +6,7 @@ to ``.bench/bench.md``); ``make_json`` is the same data for ``.bench/bench.json`
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Sequence
 from typing import Any
@@ -36,15 +37,17 @@ _KIND_ABBREVIATIONS = {
     "range": "rg",
     "download": "dl",
     "not_modified": "nm",
+    "head": "hd",
 }
 
 
-def _seconds(measurement: Measurement) -> str:
+def _seconds(measurement: Measurement, repeat: int) -> str:
     median = measurement.median
     if median is None:
         return "FAIL" if measurement.failures else "-"
     text = f"{median:.3f}" if median < 1 else f"{median:.2f}"
-    return text + ("*" if measurement.failures else "")
+    runs = len(measurement.seconds)
+    return text + ("*" if measurement.failures else "") + (f" n={runs}" if runs < repeat else "")
 
 
 def _ratio(numerator: Measurement, denominator: Measurement) -> str:
@@ -62,7 +65,10 @@ def _requests(measurement: Measurement) -> str:
     detail = " ".join(
         f"{_KIND_ABBREVIATIONS.get(kind, kind)}{count}" for kind, count in kinds.items() if count
     )
-    return f"{total} ({detail})" if detail else str(total)
+    text = f"{total} ({detail})" if detail else str(total)
+    if (sent := measurement.median_bytes) is not None:
+        text += f" {sent / 1e6:.1f}MB"
+    return text
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -81,13 +87,14 @@ def format_markdown(
 ) -> str:
     """Every table and note as markdown text."""
     out = [
-        f"## resolvd benchmark: median wall seconds of {repeat} runs",
+        f"## resolvd benchmark: median wall seconds of up to {repeat} runs",
         "",
         "resolvd: POST /resolve to terminal job document; cold = fresh process, flushed Redis;"
         " warm = new request, cache populated; repeat = identical request (result store)."
         " uv: `uv pip compile` (cold `--no-cache`, warm populated `--cache-dir`)."
-        " pip: `pip install --dry-run --report`. `*` = some runs failed; ratios are"
-        " resolvd/uv and resolvd/pip (lower is better for resolvd).",
+        " pip: `pip install --dry-run --report`. `*` = some runs failed; `n=` = median of"
+        " fewer runs (time budget or timeout); ratios are resolvd/uv and resolvd/pip (lower is"
+        " better for resolvd). RSS = resolvd serve's peak (VmHWM).",
         "",
     ]
     rows = []
@@ -100,7 +107,7 @@ def format_markdown(
             [
                 r.name,
                 str(r.packages),
-                *(_seconds(r.runs[key]) for _, key in _TIMING_COLUMNS),
+                *(_seconds(r.runs[key], repeat) for _, key in _TIMING_COLUMNS),
                 _ratio(r.runs["resolvd_cold"], r.runs["uv_cold"]),
                 _ratio(r.runs["resolvd_warm"], r.runs["uv_warm"]),
                 _ratio(r.runs["resolvd_cold"], r.runs["pip"]),
@@ -114,7 +121,15 @@ def format_markdown(
     out += [
         "",
         "### index requests per run (median): pg page, md PEP 658 metadata, rg range (206),"
-        " dl whole-file download, nm 304 revalidation",
+        " dl whole-file download, hd HEAD, nm 304 revalidation; MB = body bytes the /opt"
+        " index sent",
+        "",
+    ]
+    out += [
+        "Real sets are served with PyPI's caching headers (pages max-age=600, files immutable)."
+        " Synthetic sets come from tests.indexserver, which sends ETags but no Cache-Control:"
+        " there uv's warm cache revalidates every page and sidecar (nm), while resolvd reuses"
+        " pages for its own page_ttl_seconds.",
         "",
     ]
     request_rows = [
@@ -198,11 +213,16 @@ def make_json(
             "seconds": m.seconds,
             "failures": m.failures,
             "median_requests": m.median_requests,
+            "median_bytes_sent": m.median_bytes,
         }
 
     return {
         "repeat": repeat,
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
         "notes": list(notes),
         "sets": [
             {

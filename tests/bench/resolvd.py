@@ -107,6 +107,7 @@ class ResolvdProcess:
         if command is None:
             raise ResolvdUnavailableError("no resolvd command in the venv (pip install -e .)")
         self.port = _free_port()
+        self._terminated = False
         env = {k: v for k, v in os.environ.items() if not k.startswith("RESOLVD_")}
         env |= {
             "RESOLVD_REDIS_URL": redis_url,
@@ -176,10 +177,16 @@ class ResolvdProcess:
                     total += int(line.split()[1])
         return total or None
 
+    def terminate(self) -> None:
+        """Ask the server to drain and exit (SIGTERM) without waiting for it."""
+        if self._process.poll() is None and not self._terminated:
+            self._terminated = True
+            self._process.send_signal(signal.SIGTERM)
+
     def close(self) -> None:
         """SIGTERM (the server drains), then SIGKILL if it lingers; only our own process."""
+        self.terminate()
         if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
             try:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:

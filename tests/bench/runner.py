@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Protocol
 
 import httpx
 
+from tests.bench.realindex import Hit
 from tests.bench.resolvd import (
     JobOutcome,
     ResolvdProcess,
@@ -41,10 +41,13 @@ __all__ = [
     "summarize_requests",
 ]
 
+_DIFF_SHOWN = 6
 TOOLS = ("resolvd_cold", "resolvd_warm", "resolvd_repeat", "uv_cold", "uv_warm", "pip")
 
 
 class _Logged(Protocol):
+    @property
+    def method(self) -> str: ...
     @property
     def path(self) -> str: ...
     @property
@@ -67,6 +70,7 @@ class Workspace:
     root: Path
     repeat: int
     timeout: float
+    budget: float
 
     def path(self, *parts: str) -> Path:
         target = self.root.joinpath(*parts)
@@ -81,6 +85,19 @@ class Measurement:
     seconds: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     requests: list[Counter[str]] = field(default_factory=list)
+    # Body bytes the index sent per run (only the /opt server counts them).
+    bytes_sent: list[int] = field(default_factory=list)
+
+    def add(self, seconds: float, log: Sequence[_Logged]) -> None:
+        """Record one successful run that made the requests in ``log``."""
+        self.seconds.append(seconds)
+        self.requests.append(summarize_requests(log))
+        if log and all(isinstance(entry, Hit) for entry in log):
+            self.bytes_sent.append(sum(entry.sent for entry in log if isinstance(entry, Hit)))
+
+    @property
+    def median_bytes(self) -> int | None:
+        return round(statistics.median(self.bytes_sent)) if self.bytes_sent else None
 
     @property
     def median(self) -> float | None:
@@ -124,10 +141,12 @@ class SetResult:
 
 
 def summarize_requests(log: Iterable[_Logged]) -> Counter[str]:
-    """Count requests by kind: page, metadata (PEP 658), range (206), download, not_modified…"""
+    """Count requests by kind: page, metadata (PEP 658), range (206), download, head, 304…"""
     kinds: Counter[str] = Counter()
     for entry in log:
-        if entry.status == 304:
+        if entry.method == "HEAD":
+            kinds["head"] += 1
+        elif entry.status == 304:
             kinds["not_modified"] += 1
         elif entry.status >= 400:
             kinds[f"http_{entry.status}"] += 1
@@ -161,9 +180,9 @@ def describe_diff(
     if only_ref:
         parts.append("only uv: " + ", ".join(f"{n}=={reference[n]}" for n in only_ref))
     if changed:
-        parts.append(
-            "versions: " + ", ".join(f"{n} {other[n]} (uv {reference[n]})" for n in changed)
-        )
+        shown = ", ".join(f"{n} {other[n]} (uv {reference[n]})" for n in changed[:_DIFF_SHOWN])
+        more = f" and {len(changed) - _DIFF_SHOWN} more" if len(changed) > _DIFF_SHOWN else ""
+        parts.append(f"{len(changed)} versions differ: {shown}{more}")
     line = f"{label} vs uv: " + "; ".join(parts)
     if validator is not None:
         for who, resolution in ((label, other), ("uv", reference)):
@@ -173,29 +192,26 @@ def describe_diff(
     return line
 
 
-def _timed(
-    measurement: Measurement,
-    index: RequestLog,
-    run: Callable[[], ToolRun],
-) -> ToolRun:
+def _timed(measurement: Measurement, index: RequestLog, run: Callable[[], ToolRun]) -> ToolRun:
     index.clear_requests()
     outcome = run()
-    counts = summarize_requests(index.requests)
     if outcome.ok:
-        measurement.seconds.append(outcome.seconds)
-        measurement.requests.append(counts)
+        measurement.add(outcome.seconds, index.requests)
     else:
         measurement.failures.append(outcome.error.splitlines()[-1] if outcome.error else "failed")
     return outcome
 
 
 def _repeat_tool(
-    measurement: Measurement, index: RequestLog, times: int, run: Callable[[], ToolRun]
+    measurement: Measurement, index: RequestLog, workspace: Workspace, run: Callable[[], ToolRun]
 ) -> ToolRun | None:
+    """Up to ``repeat`` runs, fewer once they have taken ``budget`` seconds or one timed out."""
     last = None
-    for _ in range(times):
+    spent = 0.0
+    for _ in range(workspace.repeat):
         last = _timed(measurement, index, run)
-        if last.timed_out:
+        spent += last.seconds
+        if last.timed_out or spent >= workspace.budget:
             break
     return last
 
@@ -209,10 +225,8 @@ def _record_job(
 ) -> JobOutcome:
     index.clear_requests()
     outcome = submit_and_wait(client, body, timeout)
-    counts = summarize_requests(index.requests)
     if outcome.ok:
-        measurement.seconds.append(outcome.seconds)
-        measurement.requests.append(counts)
+        measurement.add(outcome.seconds, index.requests)
     else:
         detail = outcome.failure_kind or outcome.status
         message = outcome.failure_message.strip().splitlines()
@@ -261,7 +275,7 @@ def measure_set(
     _repeat_tool(
         result.runs["uv_cold"],
         index,
-        repeat,
+        workspace,
         lambda: run_uv(
             requirements_file, result.index_url, home=home, cache_dir=None, timeout=timeout
         ),
@@ -273,7 +287,7 @@ def measure_set(
     _repeat_tool(
         result.runs["uv_warm"],
         index,
-        repeat,
+        workspace,
         lambda: run_uv(
             requirements_file, result.index_url, home=home, cache_dir=cache_dir, timeout=timeout
         ),
@@ -284,7 +298,7 @@ def measure_set(
     pip_run = _repeat_tool(
         result.runs["pip"],
         index,
-        repeat,
+        workspace,
         lambda: run_pip(
             requirements_file, result.index_url, home=home, report=pip_report, timeout=timeout
         ),
@@ -304,54 +318,69 @@ def measure_resolvd(
     workspace: Workspace,
     allowed_index_urls: Sequence[str],
 ) -> None:
-    """``repeat`` cycles of a fresh ``resolvd serve``: a cold job, a warm job, and it again.
+    """Cycles of a fresh ``resolvd serve``: a cold job, a warm job, and the warm one again.
 
-    Raises ``ResolvdUnavailableError`` when the server cannot be started.
+    Up to ``repeat`` cycles, fewer once their jobs have taken ``budget`` seconds or a cold job
+    ran out of time. A finished cycle's server drains (SIGTERM) while the next one starts; it
+    has exited before the next cold job is timed. Raises ``ResolvdUnavailableError`` when the
+    server cannot be started.
     """
     timeout = workspace.timeout
     cold_outcomes: list[JobOutcome] = []
     warm_outcomes: list[JobOutcome] = []
     rss: list[int] = []
-    for cycle in range(workspace.repeat):
-        flush_redis()
-        with (
-            ResolvdProcess(
+    spent = 0.0
+    previous: ResolvdProcess | None = None
+    try:
+        for cycle in range(workspace.repeat):
+            flush_redis()
+            server = ResolvdProcess(
                 allowed_index_urls, log_path=workspace.path("logs", "resolvd.log")
-            ) as server,
-            httpx.Client(base_url=server.base_url, trust_env=False, timeout=timeout + 40) as client,
-        ):
-            # Distinct whole-second deadlines per cycle and kind: each body is new to the
-            # result store (a cold job never finds a previous cycle's result either: flushed).
-            base = int(timeout) + 2 * cycle
-            cold_body = make_resolve_body(
-                result.requirements, result.index_url, deadline_seconds=base
             )
-            cold = _record_job(result.runs["resolvd_cold"], index, client, cold_body, timeout)
-            cold_outcomes.append(cold)
-            result.lost_reads += cold.lost_reads
-            diff = (
-                cycle == 0
-                and cold.ok
-                and describe_diff("resolvd", result.reference, cold.resolution, result.validator)
-            )
-            if diff:
-                result.diffs.append(diff)
-            if cold.status == "timeout" or cold.failure_kind == "deadline_exceeded":
-                if peak := server.peak_rss_kib():
-                    rss.append(peak)
-                break
-            warm_body = make_resolve_body(
-                result.requirements, result.index_url, deadline_seconds=base + 1
-            )
-            warm = _record_job(result.runs["resolvd_warm"], index, client, warm_body, timeout)
-            warm_outcomes.append(warm)
-            if warm.http_status == 200:
-                result.notes.append("a warm job was answered by the result store (deduplicated)")
-            again = _record_job(result.runs["resolvd_repeat"], index, client, warm_body, timeout)
-            result.lost_reads += warm.lost_reads + again.lost_reads
+            if previous is not None:
+                previous.close()
+            previous = server
+            with httpx.Client(
+                base_url=server.base_url, trust_env=False, timeout=timeout + 60
+            ) as client:
+                # Whole-second deadlines distinct per cycle and kind: every body is new to the
+                # result store. The client waits past the deadline to see the server end it.
+                base = int(timeout) + 2 * cycle
+                cold_body = make_resolve_body(
+                    result.requirements, result.index_url, deadline_seconds=base
+                )
+                cold = _record_job(result.runs["resolvd_cold"], index, client, cold_body, base + 15)
+                cold_outcomes.append(cold)
+                spent += cold.seconds
+                if cycle == 0 and cold.ok:
+                    diff = describe_diff(
+                        "resolvd", result.reference, cold.resolution, result.validator
+                    )
+                    result.diffs += [diff] if diff else []
+                if cold.ok:
+                    warm_body = make_resolve_body(
+                        result.requirements, result.index_url, deadline_seconds=base + 1
+                    )
+                    warm = _record_job(
+                        result.runs["resolvd_warm"], index, client, warm_body, base + 16
+                    )
+                    warm_outcomes.append(warm)
+                    if warm.http_status == 200:
+                        result.notes.append("a warm job was answered by the result store")
+                    again = _record_job(
+                        result.runs["resolvd_repeat"], index, client, warm_body, base + 16
+                    )
+                    spent += warm.seconds + again.seconds
+                    result.lost_reads += warm.lost_reads + again.lost_reads
+                result.lost_reads += cold.lost_reads
             if peak := server.peak_rss_kib():
                 rss.append(peak)
-        time.sleep(0.2)
+            server.terminate()
+            if not cold.ok or spent >= workspace.budget:
+                break
+    finally:
+        if previous is not None:
+            previous.close()
     result.resolvd_stats = {
         "cold": _median_stats([o for o in cold_outcomes if o.ok]),
         "warm": _median_stats([o for o in warm_outcomes if o.ok]),
