@@ -8,6 +8,10 @@ remote host: the configured indexes point at loopback addresses.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import msgspec
@@ -36,11 +40,41 @@ def _redis_reachable(url: str) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The test Redis URL (db 15); skips the test when Redis is not running."""
-    if reason := _redis_reachable(TEST_REDIS_URL):
-        pytest.skip(reason)
-    return TEST_REDIS_URL
+def redis_url() -> Iterator[str]:
+    """The test Redis URL (db 15).
+
+    When nothing answers there and ``redis-server`` is installed, a throwaway non-persistent
+    server is started on a free loopback port for the session and stopped afterwards, so
+    ``make test`` works on a fresh machine and leaves nothing running. Without the binary the
+    tests that need Redis are skipped with the reason.
+    """
+    reason = _redis_reachable(TEST_REDIS_URL)
+    if reason is None:
+        yield TEST_REDIS_URL
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip(f"{reason}; redis-server is not installed (run `make redis`)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/15"
+    try:
+        deadline = time.monotonic() + 10
+        while _redis_reachable(url) is not None:
+            if time.monotonic() > deadline or server.poll() is not None:
+                pytest.fail(f"{reason}; a throwaway redis-server on port {port} did not start")
+            time.sleep(0.05)
+        os.environ["RESOLVD_TEST_REDIS_URL"] = url
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.fixture

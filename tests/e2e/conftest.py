@@ -186,8 +186,7 @@ def cluster(
         cluster.close()
 
 
-def skip_if_resolver_broken(document: Mapping[str, Any]) -> None:
-    """An ``internal`` failure means the resolver itself is unfinished: skip, do not fail."""
+def assert_not_internal(document: Mapping[str, Any]) -> None:
+    """An ``internal`` failure is a bug in resolvd, never an expected outcome."""
     failure = document.get("failure") or {}
-    if failure.get("kind") == "internal":
-        pytest.skip(f"resolver failed internally: {failure.get('message')}")
+    assert failure.get("kind") != "internal", f"resolver failed internally: {failure}"

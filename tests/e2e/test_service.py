@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Cluster, skip_if_resolver_broken
+from tests.e2e.conftest import ROOT, Cluster, assert_not_internal
 from tests.indexserver import IndexServer
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +44,7 @@ class TestJobs:
         response = api_and_workers.submit(FLASK)
         assert response.status_code == 202, response.text
         document = api_and_workers.wait_job(response.json()["id"])
-        skip_if_resolver_broken(document)
+        assert_not_internal(document)
         assert document["status"] == "succeeded", document["failure"]
         pins = {p["name"]: p["version"] for p in document["result"]["packages"]}
         assert pins == {
@@ -62,7 +62,7 @@ class TestJobs:
         url = index_server.url("corp")
         response = api_and_workers.submit({"requirements": ["click"], "indexes": [{"url": url}]})
         document = api_and_workers.wait_job(response.json()["id"])
-        skip_if_resolver_broken(document)
+        assert_not_internal(document)
         assert document["status"] == "succeeded", document["failure"]
         assert document["result"]["packages"][0]["index"] == url
 
@@ -75,7 +75,7 @@ class TestJobs:
             for n in range(10)
         ]
         documents = [api_and_workers.wait_job(job_id) for job_id in ids]
-        skip_if_resolver_broken(documents[0])
+        assert_not_internal(documents[0])
         assert {d["status"] for d in documents} == {"succeeded"}
 
     def test_an_unsatisfiable_request_fails_with_an_explanation(
@@ -86,7 +86,7 @@ class TestJobs:
             {"requirements": ["flask>=9"], "indexes": [{"name": "corp"}]}
         )
         document = api_and_workers.wait_job(response.json()["id"])
-        skip_if_resolver_broken(document)
+        assert_not_internal(document)
         assert document["status"] == "failed"
         assert document["failure"]["kind"] == "unsatisfiable"
         assert "flask" in document["failure"]["message"]
@@ -97,7 +97,7 @@ class TestJobs:
         again = api_and_workers.submit(FLASK)
         assert again.json()["id"] == first["id"]
         document = api_and_workers.wait_job(first["id"])
-        skip_if_resolver_broken(document)
+        assert_not_internal(document)
         finished = api_and_workers.submit(FLASK)
         assert finished.status_code == 200
         assert finished.json()["id"] == first["id"]
@@ -148,7 +148,7 @@ class TestWorkerLifecycle:
         worker.signal_group(signal.SIGTERM)
         assert worker.process.wait(20) == 0, worker.output()
         document = cluster.http.get(f"/jobs/{job['id']}").json()
-        skip_if_resolver_broken(document)
+        assert_not_internal(document)
         assert document["status"] == "succeeded", document
 
     def test_a_job_whose_worker_dies_is_retried_elsewhere(
@@ -165,7 +165,7 @@ class TestWorkerLifecycle:
         doomed.process.wait(5)
         cluster.worker("survivor")
         document = cluster.wait_job(job["id"], timeout=60)
-        skip_if_resolver_broken(document)
+        assert_not_internal(document)
         assert document["status"] == "succeeded", cluster.logs()
 
 
@@ -181,7 +181,7 @@ class TestServeModes:
             for n in range(4)
         ]
         documents = [cluster.wait_job(job_id) for job_id in ids]
-        skip_if_resolver_broken(documents[0])
+        assert_not_internal(documents[0])
         assert {d["status"] for d in documents} == {"succeeded"}
 
     def test_without_redis_serve_falls_back_to_memory(self, cluster: Cluster) -> None:
@@ -194,7 +194,7 @@ class TestServeModes:
         cluster.wait_ready()
         job = cluster.submit(FLASK).json()
         document = cluster.wait_job(job["id"])
-        skip_if_resolver_broken(document)
+        assert_not_internal(document)
         assert document["status"] == "succeeded"
         assert cluster.http.get("/readyz").json()["store"] == "memory"
         assert api.output().count("using an in-process job store") == 1
