@@ -32,7 +32,7 @@ import redis
 
 from tests.bench.load import LoadPlan, LoadReport, run_load
 from tests.bench.realindex import RealIndexServer
-from tests.bench.report import format_markdown, make_json
+from tests.bench.report import find_revision, format_markdown, make_json
 from tests.bench.resolvd import (
     REDIS_URL,
     ResolvdProcess,
@@ -177,10 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if real_server is not None:
                 real_server.close()
 
-    text = format_markdown(results, load, repeat=repeat, notes=notes)
+    revision = find_revision()
+    text = format_markdown(results, load, repeat=repeat, notes=notes, revision=revision)
     BENCH_DIR.mkdir(exist_ok=True)
     (BENCH_DIR / "bench.md").write_text(text)
-    data = make_json(results, load, repeat=repeat, notes=notes)
+    data = make_json(results, load, repeat=repeat, notes=notes, revision=revision)
     (BENCH_DIR / "bench.json").write_text(json.dumps(data, indent=2) + "\n")
     print(text)
     _log(f"wrote {BENCH_DIR / 'bench.md'} and {BENCH_DIR / 'bench.json'}")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from collections.abc import Sequence
 from typing import Any
 
 from tests.bench.load import LoadReport
 from tests.bench.runner import TOOLS, Measurement, SetResult
 
-__all__ = ["format_markdown", "make_json"]
+__all__ = ["find_revision", "format_markdown", "make_json"]
 
 _TIMING_COLUMNS = (
     ("resolvd cold", "resolvd_cold"),
@@ -82,12 +83,34 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
+def find_revision() -> str:
+    """``git describe --always --dirty`` of the working tree measured, or ``unknown``."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
 def format_markdown(
-    results: Sequence[SetResult], load: LoadReport | None, *, repeat: int, notes: Sequence[str]
+    results: Sequence[SetResult],
+    load: LoadReport | None,
+    *,
+    repeat: int,
+    notes: Sequence[str],
+    revision: str,
 ) -> str:
     """Every table and note as markdown text."""
     out = [
         f"## resolvd benchmark: median wall seconds of up to {repeat} runs",
+        "",
+        f"Revision {revision}; {os.cpu_count()} CPUs; Python {platform.python_version()}.",
         "",
         "resolvd: POST /resolve to terminal job document; cold = fresh process, flushed Redis;"
         " warm = new request, cache populated; repeat = identical request (result store)."
@@ -203,7 +226,12 @@ def _format_load(load: LoadReport) -> str:
 
 
 def make_json(
-    results: Sequence[SetResult], load: LoadReport | None, *, repeat: int, notes: Sequence[str]
+    results: Sequence[SetResult],
+    load: LoadReport | None,
+    *,
+    repeat: int,
+    notes: Sequence[str],
+    revision: str,
 ) -> dict[str, Any]:
     """Everything measured, raw samples included."""
 
@@ -218,6 +246,7 @@ def make_json(
 
     return {
         "repeat": repeat,
+        "revision": revision,
         "machine": {
             "python": platform.python_version(),
             "platform": platform.platform(),

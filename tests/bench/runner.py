@@ -321,9 +321,9 @@ def measure_resolvd(
     """Cycles of a fresh ``resolvd serve``: a cold job, a warm job, and the warm one again.
 
     Up to ``repeat`` cycles, fewer once their jobs have taken ``budget`` seconds or a cold job
-    ran out of time. A finished cycle's server drains (SIGTERM) while the next one starts; it
-    has exited before the next cold job is timed. Raises ``ResolvdUnavailableError`` when the
-    server cannot be started.
+    ran out of time (any other failure is recorded and the next cycle runs). A finished
+    cycle's server drains (SIGTERM) while the next one starts, and has exited before the next
+    cold job is timed. Raises ``ResolvdUnavailableError`` when the server cannot be started.
     """
     timeout = workspace.timeout
     cold_outcomes: list[JobOutcome] = []
@@ -376,7 +376,8 @@ def measure_resolvd(
             if peak := server.peak_rss_kib():
                 rss.append(peak)
             server.terminate()
-            if not cold.ok or spent >= workspace.budget:
+            out_of_time = cold.status == "timeout" or cold.failure_kind == "deadline_exceeded"
+            if out_of_time or spent >= workspace.budget:
                 break
     finally:
         if previous is not None:

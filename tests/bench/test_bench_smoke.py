@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 from tests.bench.runner import describe_diff, summarize_requests
 from tests.bench.synthetic import (
@@ -63,12 +64,24 @@ class TestHelpers:
             RequestRecord("GET", "/i/files/a-1-py3-none-any.whl.metadata", 200, {}),
             RequestRecord("GET", "/i/files/a-1-py3-none-any.whl", 206, {}),
             RequestRecord("GET", "/i/files/a-1-py3-none-any.whl", 200, {}),
+            RequestRecord("HEAD", "/i/files/a-1-py3-none-any.whl", 200, {}),
         ]
         assert summarize_requests(log) == Counter(
-            page=1, not_modified=1, metadata=1, range=1, download=1
+            page=1, not_modified=1, metadata=1, range=1, download=1, head=1
         )
 
     def test_equal_resolutions_have_no_diff(self) -> None:
         """Agreement prints nothing; a different version is named with uv's."""
         assert describe_diff("resolvd", {"a": "1"}, {"a": "1"}) == ""
         assert "a 2 (uv 1)" in describe_diff("resolvd", {"a": "1"}, {"a": "2"})
+
+    def test_a_diff_on_a_generated_set_says_which_side_is_valid(self) -> None:
+        """With a validator, each side of a DIFF line is judged a solution or not."""
+        synthetic = make_scaling_set(10)
+        broken = dict(synthetic.witness) | {"pkg0000": "99.0.0"}
+
+        def validate(resolution: Mapping[str, str]) -> list[str]:
+            return check_resolution(synthetic, resolution)
+
+        line = describe_diff("resolvd", synthetic.witness, broken, validate)
+        assert "[resolvd INVALID" in line and "[uv valid]" in line
