@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -155,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         BENCH_DIR.resolve(), repeat=repeat, timeout=args.timeout, budget=args.budget
     )
     notes: list[str] = []
+    shutil.rmtree(BENCH_DIR / "logs", ignore_errors=True)  # server logs of this run only
     real_server: RealIndexServer | None = None
     if any(s.source == "real" for s in sets):
         try:

@@ -68,7 +68,7 @@ def _requests(measurement: Measurement) -> str:
     )
     text = f"{total} ({detail})" if detail else str(total)
     if (sent := measurement.median_bytes) is not None:
-        text += f" {sent / 1e6:.1f}MB"
+        text += f" {sent / 1e6:.1f}MB" if sent >= 1e6 else f" {sent / 1e3:.0f}kB"
     return text
 
 
@@ -144,8 +144,8 @@ def format_markdown(
     out += [
         "",
         "### index requests per run (median): pg page, md PEP 658 metadata, rg range (206),"
-        " dl whole-file download, hd HEAD, nm 304 revalidation; MB = body bytes the /opt"
-        " index sent",
+        " dl whole-file download, hd HEAD, nm 304 revalidation; kB/MB = body bytes the"
+        " /opt index sent",
         "",
     ]
     out += [
