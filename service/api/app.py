@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Tag
 
 from service.api.auth import load_token_table, provide_client
+from service.api.controllers.diagnostics import DiagnosticsController
 from service.api.controllers.jobs import JobsController
 from service.api.controllers.metrics import MetricsController, SubmissionMetrics
 from service.api.controllers.ops import HealthController, IndexesController
@@ -80,7 +81,9 @@ def create_app(
             app.state.backend = opened
             if in_process_worker:
                 resolve = await stack.enter_async_context(resolver(settings))
-                runner = JobRunner(opened.store, settings, resolve, environ=environ)
+                runner = JobRunner(
+                    opened.store, settings, resolve, environ=environ, stats=opened.stats
+                )
                 worker = make_worker(
                     opened,
                     runner,
@@ -99,6 +102,7 @@ def create_app(
             IndexesController,
             HealthController,
             MetricsController,
+            DiagnosticsController,
         ],
         dependencies={
             "backend": Provide(_provide_backend, sync_to_thread=False),

@@ -14,6 +14,7 @@ from saq.queue.redis import RedisQueue
 
 from service.diagnostics.redact import redact_url
 from service.jobs.queue import QUEUE_NAME, JobQueue, MemoryJobQueue, SaqJobQueue
+from service.jobs.stats import MemoryStatsStore, RedisStatsStore, StatsStore
 from service.jobs.store import JobStore, MemoryJobStore, RedisJobStore
 from service.settings import Settings
 
@@ -38,6 +39,7 @@ class Backend:
     kind: Literal["redis", "memory"]
     store: JobStore
     queue: JobQueue
+    stats: StatsStore
 
 
 def _make_redis(url: str) -> Redis:
@@ -51,7 +53,9 @@ async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterat
     """Connect to the configured backend for the lifetime of the context."""
     result_ttl = settings.jobs.result_ttl_seconds
     if choice == "memory":
-        yield Backend("memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue())
+        yield Backend(
+            "memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue(), MemoryStatsStore()
+        )
         return
     url = settings.redis.url
     redis = _make_redis(url)
@@ -70,12 +74,14 @@ async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterat
             "(jobs live in this process only and are lost when it stops)",
             redact_url(url),
         )
-        yield Backend("memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue())
+        yield Backend(
+            "memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue(), MemoryStatsStore()
+        )
         return
     saq_queue = RedisQueue(_make_redis(url), name=QUEUE_NAME)
     try:
         await saq_queue.connect()
-        yield Backend("redis", store, SaqJobQueue(saq_queue, settings.jobs))
+        yield Backend("redis", store, SaqJobQueue(saq_queue, settings.jobs), RedisStatsStore(redis))
     finally:
         await saq_queue.disconnect()
         await store.aclose()

@@ -19,8 +19,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from typing import Any, Protocol, TypeVar
 
 import msgspec
+from redis.exceptions import RedisError
 
 from service.diagnostics.redact import redact_text
+from service.index.fetch import FetchStats
 from service.index.models import Index
 from service.jobs.model import (
     JobRecord,
@@ -29,8 +31,10 @@ from service.jobs.model import (
     mark_succeeded,
     record_progress,
     release,
+    utcnow,
 )
-from service.jobs.store import JobStore
+from service.jobs.stats import StatsStore, count_job
+from service.jobs.store import JobStore, Updated
 from service.resolution import (
     IndexRefError,
     Progress,
@@ -71,6 +75,7 @@ class ResolveFn(Protocol):
         indexes: Sequence[Index],
         progress: Progress,
         stop: threading.Event,
+        fetch_stats: FetchStats | None = None,
     ) -> Coroutine[Any, Any, Resolution]: ...
 
 
@@ -94,9 +99,15 @@ async def open_resolver(settings: Settings) -> AsyncIterator[ResolveFn]:
             indexes: Sequence[Index],
             progress: Progress,
             stop: threading.Event,
+            fetch_stats: FetchStats | None = None,
         ) -> Coroutine[Any, Any, Resolution]:
             return resolve_request(
-                request, indexes=indexes, client=client, progress=progress, stop=stop
+                request,
+                indexes=indexes,
+                client=client,
+                progress=progress,
+                stop=stop,
+                stats=fetch_stats,
             )
 
         yield resolve
@@ -114,8 +125,10 @@ class JobRunner:
         environ: Mapping[str, str] | None = None,
         deadline_grace: float = DEADLINE_GRACE_SECONDS,
         stop_grace: float = STOP_GRACE_SECONDS,
+        stats: StatsStore | None = None,
     ) -> None:
         self._store = store
+        self._stats = stats
         self._settings = settings
         self._resolve = resolve
         self._environ = os.environ if environ is None else environ
@@ -154,8 +167,11 @@ class JobRunner:
         request = record.document.request
         progress = Progress()
         stop = threading.Event()
+        fetch_stats = FetchStats()
         task = asyncio.create_task(
-            self._resolve(request, indexes=indexes, progress=progress, stop=stop),
+            self._resolve(
+                request, indexes=indexes, progress=progress, stop=stop, fetch_stats=fetch_stats
+            ),
             name=f"resolve-{job_id}",
         )
         deadline = time.monotonic() + request.deadline_seconds + self._deadline_grace
@@ -178,6 +194,7 @@ class JobRunner:
                         job_id,
                         "deadline_exceeded",
                         f"The resolution did not finish within {request.deadline_seconds:g} s.",
+                        fetch_stats=fetch_stats,
                     )
                     await _stop(task, stop, self._stop_grace)
                     return
@@ -187,18 +204,37 @@ class JobRunner:
         except BaseException:
             await _stop(task, stop, self._stop_grace)
             raise
-        await self._finish(job_id, task, progress)
+        await self._finish(job_id, task, progress, fetch_stats)
+
+    async def _record(self, updated: Updated, fetch_stats: FetchStats | None) -> None:
+        """Count a job into the fleet statistics, once: only the write that finished it."""
+        if self._stats is None or not updated.changed or updated.record is None:
+            return
+        document = updated.record.document
+        upstream = fetch_stats.responses if fetch_stats is not None else {}
+        try:
+            await self._stats.record(
+                count_job(document, upstream), at=document.finished_at or utcnow()
+            )
+        except (RedisError, OSError) as exc:
+            # Statistics are best effort: a failed count must never fail the job.
+            logger.warning("job %s: could not record statistics: %s", document.id, exc)
 
     async def _finish(
-        self, job_id: str, task: asyncio.Task[Resolution], progress: Progress
+        self,
+        job_id: str,
+        task: asyncio.Task[Resolution],
+        progress: Progress,
+        fetch_stats: FetchStats,
     ) -> None:
         try:
             resolution = task.result()
         except ResolutionFailed as exc:
             failure = exc.failure
-            await self._store.update(
+            updated = await self._store.update(
                 job_id, lambda r: _with_progress(mark_failed, r, failure, progress)
             )
+            await self._record(updated, fetch_stats)
             return
         except Exception:
             # The traceback is redacted: an unexpected error may quote a URL with credentials.
@@ -207,19 +243,29 @@ class JobRunner:
                 job_id,
                 redact_text(traceback.format_exc()),
             )
-            await self._fail(job_id, "internal", INTERNAL_ERROR_MESSAGE, progress)
+            await self._fail(
+                job_id, "internal", INTERNAL_ERROR_MESSAGE, progress, fetch_stats=fetch_stats
+            )
             return
-        await self._store.update(
+        updated = await self._store.update(
             job_id, lambda r: _with_progress(mark_succeeded, r, resolution, progress)
         )
+        await self._record(updated, fetch_stats)
 
     async def _fail(
-        self, job_id: str, kind: FailureKind, message: str, progress: Progress | None = None
+        self,
+        job_id: str,
+        kind: FailureKind,
+        message: str,
+        progress: Progress | None = None,
+        *,
+        fetch_stats: FetchStats | None = None,
     ) -> None:
         failure = Failure(kind=kind, message=message)
-        await self._store.update(
+        updated = await self._store.update(
             job_id, lambda r: _with_progress(mark_failed, r, failure, progress)
         )
+        await self._record(updated, fetch_stats)
 
 
 def _with_progress(

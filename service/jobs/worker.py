@@ -250,7 +250,7 @@ async def run_worker_process(
 ) -> None:
     """``resolvd worker``: consume the Redis queue until SIGTERM/SIGINT, then drain."""
     async with open_backend(settings, "redis") as backend, resolver(settings) as resolve:
-        runner = JobRunner(backend.store, settings, resolve)
+        runner = JobRunner(backend.store, settings, resolve, stats=backend.stats)
         worker = make_worker(
             backend, runner, concurrency=concurrency, settings=settings, handle_signals=True
         )

@@ -337,17 +337,19 @@ async def resolve_request(
     client: IndexClient,
     progress: Progress,
     stop: threading.Event,
+    stats: FetchStats | None = None,
 ) -> Resolution:
     """Resolve ``request`` against ``indexes``; raise ``ResolutionFailed`` with the explanation.
 
     ``progress`` is updated in place as the search goes (the caller publishes it); setting
     ``stop`` makes the search end at its next step with a ``cancelled`` failure. The request's
-    ``deadline_seconds`` is enforced here too, as a ``deadline_exceeded`` failure.
+    ``deadline_seconds`` is enforced here too, as a ``deadline_exceeded`` failure. ``stats``
+    (created when absent) collects the job's request, cache and upstream-status counts.
     """
     from service.index import FetchStats  # noqa: PLC0415 - keeps index optional at import
 
     loop = asyncio.get_running_loop()
-    stats = FetchStats()
+    stats = FetchStats() if stats is None else stats
     bridge = FetchBridge(loop, stop=stop, deadline=time.monotonic() + request.deadline_seconds)
 
     async def publish() -> None:

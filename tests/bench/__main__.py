@@ -1,6 +1,8 @@
 """``python -m tests.bench [--quick] [--repeat N] [--only NAME ...]``: run the benchmark.
 
-What is measured (median wall-clock seconds of ``--repeat`` runs, never asserted):
+What is measured (median wall-clock seconds of up to ``--repeat`` runs, never asserted; a
+client stops repeating on a set once its runs took ``--budget`` seconds, and a run is cut at
+``--timeout``), all for CPython 3.11 on ``x86_64-manylinux_2_34`` (see ``tools.PLATFORM``):
 
 - resolvd **cold**: a fresh ``resolvd serve`` on a flushed Redis db (``RESOLVD_BENCH_REDIS_URL``,
   default db 12), timed from ``POST /resolve`` to the terminal job document; **warm**: a new
@@ -11,6 +13,10 @@ What is measured (median wall-clock seconds of ``--repeat`` runs, never asserted
 - index requests each client made (the loopback index servers' logs), and whether resolvd's
   and pip's resolutions equal uv's (a ``DIFF`` line when not).
 - a load run on ``GET /jobs/{id}`` (``load``).
+
+``--quick`` runs the sets marked quick with 3 runs each (under two minutes); ``--list`` names
+every set. Redis must answer at ``RESOLVD_BENCH_REDIS_URL``; without it (or without the
+``resolvd`` command) only uv and pip are measured, and the output says so.
 
 All indexes are served on 127.0.0.1 by this process: the wheels under ``/opt/pypi*``
 (``realindex``) and generated ones (``synthetic`` via ``tests.indexserver``). Results go to

@@ -11,11 +11,17 @@ from collections.abc import Iterable, Iterator
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from service.jobs.backend import Backend
 from service.jobs.model import TERMINAL_STATUSES
+from service.jobs.stats import parse_totals
 from service.jobs.worker import READY_WINDOW_SECONDS
 
 __all__ = ["MetricsController", "SubmissionMetrics"]
@@ -40,6 +46,59 @@ class _Snapshot(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._families
+
+
+def _fleet_families(totals: dict[str, int]) -> list[Metric]:
+    """Counters every worker adds to in Redis, so any API replica reports the fleet's totals."""
+    diagnostics = CounterMetricFamily(
+        "resolvd_diagnostics",
+        "Diagnostics in finished jobs, by code and severity.",
+        labels=["code", "severity"],
+    )
+    by_index = CounterMetricFamily(
+        "resolvd_diagnostics_by_index",
+        "Diagnostics that name an index, by code, index and upstream status.",
+        labels=["code", "index", "status"],
+    )
+    upstream = CounterMetricFamily(
+        "resolvd_upstream_responses",
+        "HTTP responses from package indexes, by index and status.",
+        labels=["index", "status"],
+    )
+    failures = CounterMetricFamily(
+        "resolvd_job_failures", "Failed jobs by failure kind.", labels=["kind"]
+    )
+    requests = CounterMetricFamily(
+        "resolvd_upstream_requests", "HTTP requests sent to package indexes."
+    )
+    cache_hits = CounterMetricFamily(
+        "resolvd_cache_hits", "Pages and metadata answered from the cache without a request."
+    )
+    duration = SummaryMetricFamily(
+        "resolvd_job_duration_seconds", "Time from a job's start to its end."
+    )
+    count_and_sum = {"duration_count": 0, "duration_ms": 0}
+    for kind, labels, count in parse_totals(totals):
+        if kind == "diag":
+            diagnostics.add_metric(list(labels), count)
+        elif kind == "diag_index":
+            by_index.add_metric(list(labels), count)
+        elif kind == "upstream":
+            upstream.add_metric(list(labels), count)
+        elif kind == "failure":
+            failures.add_metric(list(labels), count)
+        elif kind == "requests":
+            requests.add_metric([], count)
+        elif kind == "cache_hits":
+            cache_hits.add_metric([], count)
+        elif kind in count_and_sum:
+            count_and_sum[kind] = count
+    duration.add_metric(
+        [],
+        count_value=count_and_sum["duration_count"],
+        sum_value=count_and_sum["duration_ms"] / 1000,
+    )
+    return [diagnostics, by_index, upstream, failures, requests, cache_hits, duration]
 
 
 class MetricsController(Controller):
@@ -82,6 +141,7 @@ class MetricsController(Controller):
             value=await backend.store.count_workers(READY_WINDOW_SECONDS),
         )
         snapshot = CollectorRegistry(auto_describe=True)
-        snapshot.register(_Snapshot([by_status, depth, workers]))
+        families = [by_status, depth, workers, *_fleet_families(await backend.stats.totals())]
+        snapshot.register(_Snapshot(families))
         body = generate_latest(snapshot) + generate_latest(submissions.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -52,6 +52,7 @@ class TestOpenAPI:
                 "streamJobEvents",
                 "cancelJob",
                 "listIndexes",
+                "getDiagnosticsSummary",
                 "getHealth",
                 "getReadiness",
                 "getMetrics",

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from packaging.requirements import Requirement
 
+from service.index.fetch import FetchStats
 from service.index.models import Index
 from service.jobs.runner import ResolveFn
 from service.resolution import Progress, Resolution, ResolutionFailed, ResolveRequest
@@ -69,6 +70,7 @@ class ScriptedResolver:
         indexes: Sequence[Index],
         progress: Progress,
         stop: threading.Event,
+        fetch_stats: FetchStats | None = None,
     ) -> Resolution:
         self.calls.append(request)
         self.indexes.append(indexes)
