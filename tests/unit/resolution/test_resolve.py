@@ -376,6 +376,73 @@ class TestExplanations:
         assert hint.data["wheel_tags"] == ["cp312-cp312-win_amd64"]
 
 
+class TestSkippedVersions:
+    async def test_exclude_newer(self, index_server: IndexServer, client: IndexClient) -> None:
+        """Files uploaded after exclude_newer are passed over, and a failure says why."""
+        index_server.add_index(
+            IndexSpec(
+                "corp",
+                [
+                    Project(
+                        "a",
+                        [
+                            Release("1.0", upload_time="2023-05-01T00:00:00Z"),
+                            Release("2.0", upload_time="2025-05-01T00:00:00Z"),
+                        ],
+                    )
+                ],
+            )
+        )
+        indexes = [index(index_server, "corp")]
+        result = await resolve(client, request("a", exclude_newer="2024-01-01T00:00:00Z"), indexes)
+        assert versions(result) == {"a": "1.0"}
+        failure = await fail(client, request("a>=2", exclude_newer="2024-01-01T00:00:00Z"), indexes)
+        hint = next(h for h in failure.hints if h.code is Code.EXCLUDE_NEWER)
+        assert hint.version == "2.0"
+        assert "exclude_newer" in failure.message
+
+    async def test_sdist_with_dynamic_metadata(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """An sdist whose dependencies are Dynamic is never built: it is skipped, with a
+        warning on success and a hint on failure."""
+        index_server.add_index(
+            IndexSpec(
+                "corp",
+                [
+                    Project(
+                        "a",
+                        [
+                            Release("1.0"),
+                            Release(
+                                "2.0", wheel=False, sdist=True, sdist_dynamic=["Requires-Dist"]
+                            ),
+                        ],
+                    )
+                ],
+            )
+        )
+        indexes = [index(index_server, "corp")]
+        result = await resolve(client, request("a"), indexes)
+        assert versions(result) == {"a": "1.0"}
+        assert [w.code for w in result.warnings] == [Code.SDIST_DYNAMIC_METADATA]
+        failure = await fail(client, request("a>=2"), indexes)
+        assert Code.SDIST_DYNAMIC_METADATA in {h.code for h in failure.hints}
+
+    async def test_invalid_metadata(self, index_server: IndexServer, client: IndexClient) -> None:
+        """A version declaring an unparsable requirement is skipped with invalid_metadata."""
+        index_server.add_index(
+            IndexSpec(
+                "corp",
+                [Project("a", [Release("1.0"), Release("2.0", requires=["b >= = 1"])])],
+            )
+        )
+        result = await resolve(client, request("a"), [index(index_server, "corp")])
+        assert versions(result) == {"a": "1.0"}
+        [warning] = result.warnings
+        assert (warning.code, warning.version) == (Code.INVALID_METADATA, "2.0")
+
+
 class TestRefusals:
     async def test_universal_is_refused_not_ignored(
         self, index_server: IndexServer, client: IndexClient
