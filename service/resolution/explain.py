@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -115,6 +115,12 @@ _REASON_TEXT = {
     ),
     "no_files": ("has no distribution files", "have no distribution files"),
 }
+
+
+# Reasons whose hint is the reason text plus the recorded detail.
+_DETAIL_HINTS = frozenset(
+    {"exclude_newer", "sdist_dynamic_metadata", "invalid_metadata", "inconsistent_metadata"}
+)
 
 
 def _plural(subject: str) -> bool:
@@ -378,107 +384,76 @@ class _Explainer:
         )
 
     def hint_rejection(self, name: str, rejection: VersionRejection) -> None:
-        reason = rejection.reason
+        """One hint per kind of reason a version was passed over (per status for fetches)."""
+        made = self._rejection_hint(name, rejection)
+        if made is None:
+            return
+        code, message, data = made
+        per = str(rejection.status) if code is Code.METADATA_UNAVAILABLE else rejection.version
+        self._add(
+            (code.value, name, per),
+            Diagnostic(
+                code=code,
+                severity=Severity.HINT,
+                message=message,
+                package=name,
+                version=rejection.version,
+                index=rejection.index,
+                status=rejection.status,
+                data=data,
+            ),
+        )
+
+    def _rejection_hint(
+        self, name: str, rejection: VersionRejection
+    ) -> tuple[Code, str, dict[str, Any]] | None:
+        reason, version, detail = rejection.reason, rejection.version, rejection.detail
+        pin = f"{name}=={version}"
         if reason == "metadata_unavailable":
-            status = rejection.status or 0
-            self._add(
-                ("meta", name, str(status)),
-                Diagnostic(
-                    code=Code.METADATA_UNAVAILABLE,
-                    severity=Severity.HINT,
-                    message=f"Metadata for {name}=={rejection.version} could not be fetched "
-                    f"from index '{rejection.index}' ({rejection.detail or status}); such "
-                    "versions were skipped under that index's ignore_error_codes.metadata.",
-                    package=name,
-                    version=rejection.version,
-                    index=rejection.index,
-                    status=rejection.status,
-                    data={"setting": "ignore_error_codes.metadata"},
-                ),
+            return (
+                Code.METADATA_UNAVAILABLE,
+                f"Metadata for {pin} could not be fetched from index '{rejection.index}' "
+                f"({detail or rejection.status}); such versions were skipped under that "
+                "index's ignore_error_codes.metadata.",
+                {"setting": "ignore_error_codes.metadata"},
             )
-        elif reason == "requires_python":
-            self._add(
-                ("python", name, rejection.version),
-                Diagnostic(
-                    code=Code.REQUIRES_PYTHON,
-                    severity=Severity.HINT,
-                    message=f"{name}=={rejection.version} requires Python {rejection.detail or ''}"
-                    f" but the resolution targets Python {self.target.python_full_version}.",
-                    package=name,
-                    version=rejection.version,
-                    index=rejection.index,
-                    data={
-                        "requires_python": rejection.detail,
-                        "target": self.target.python_full_version,
-                        "setting": "environment.python_version",
-                    },
-                ),
+        if reason == "requires_python":
+            target = self.target.python_full_version
+            return (
+                Code.REQUIRES_PYTHON,
+                f"{pin} requires Python {detail or ''} but the resolution targets Python {target}.",
+                {
+                    "requires_python": detail,
+                    "target": target,
+                    "setting": "environment.python_version",
+                },
             )
-        elif reason == "yanked":
-            self._add(
-                ("yanked", name, rejection.version),
-                Diagnostic(
-                    code=Code.YANKED,
-                    severity=Severity.HINT,
-                    message=f"{name}=={rejection.version} was yanked"
-                    + (f" (reason: {rejection.detail})" if rejection.detail else "")
-                    + f"; pin it with {name}=={rejection.version} to use it anyway.",
-                    package=name,
-                    version=rejection.version,
-                    index=rejection.index,
-                    data={"reason": rejection.detail},
-                ),
+        if reason == "yanked":
+            why = f" (reason: {detail})" if detail else ""
+            return (
+                Code.YANKED,
+                f"{pin} was yanked{why}; pin it with {pin} to use it anyway.",
+                {"reason": detail},
             )
-        elif reason in ("no_compatible_wheels", "no_binary", "only_binary"):
-            entry = next(
-                (
-                    e
-                    for e in self.finder.known_versions[name].entries
-                    if str(e.version) == rejection.version
-                ),
-                None,
+        if reason in ("no_compatible_wheels", "no_binary", "only_binary"):
+            entries = self.finder.known_versions[name].entries
+            tags = sorted({t for e in entries if str(e.version) == version for t in e.wheel_tags})
+            tagged = f"; its wheels are tagged {', '.join(tags[:5])}" if tags else ""
+            return (
+                Code.NO_COMPATIBLE_WHEELS,
+                f"{pin} has no distribution usable on {self.target.platform_name} with "
+                f"Python {self.target.python_version}{tagged}.",
+                {
+                    "wheel_tags": tags,
+                    "reason": reason,
+                    "platform": self.target.platform_name,
+                    "python_version": self.target.python_version,
+                },
             )
-            tags = sorted(set(entry.wheel_tags)) if entry else []
-            self._add(
-                ("wheels", name, rejection.version),
-                Diagnostic(
-                    code=Code.NO_COMPATIBLE_WHEELS,
-                    severity=Severity.HINT,
-                    message=f"{name}=={rejection.version} has no distribution usable on "
-                    f"{self.target.platform_name} with Python {self.target.python_version}"
-                    + (f"; its wheels are tagged {', '.join(tags[:5])}" if tags else "")
-                    + ".",
-                    package=name,
-                    version=rejection.version,
-                    index=rejection.index,
-                    data={
-                        "wheel_tags": tags,
-                        "reason": reason,
-                        "platform": self.target.platform_name,
-                        "python_version": self.target.python_version,
-                    },
-                ),
-            )
-        elif reason in (
-            "exclude_newer",
-            "sdist_dynamic_metadata",
-            "invalid_metadata",
-            "inconsistent_metadata",
-        ):
-            self._add(
-                (reason, name, rejection.version),
-                Diagnostic(
-                    code=Code(reason),
-                    severity=Severity.HINT,
-                    message=f"{name}=={rejection.version} {_reason_text(reason, rejection.version)}"
-                    + (f": {rejection.detail}" if rejection.detail else "")
-                    + ".",
-                    package=name,
-                    version=rejection.version,
-                    index=rejection.index,
-                    data={"detail": rejection.detail},
-                ),
-            )
+        if reason in _DETAIL_HINTS:
+            said = f": {detail}" if detail else ""
+            return Code(reason), f"{pin} {_reason_text(reason, version)}{said}.", {"detail": detail}
+        return None
 
     def hint_other_indexes(self, name: str, requirements: Sequence[_Matcher]) -> None:
         """Under first-index, look whether a later index has a version that would have matched."""
