@@ -9,11 +9,12 @@ explained from what was actually learned rather than guessed afterwards.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -154,9 +155,37 @@ class Finder:
         )
 
     def prefetch(self, name: str) -> None:
-        """Start fetching ``name``'s page from the first index, without waiting."""
-        if name not in self._versions and self._indexes:
-            self._page_future(self._indexes[0], name)
+        """Start fetching ``name``'s page from the first index, then the metadata of the
+        version the resolver will most likely pick, without waiting for either."""
+        if name in self._versions or not self._indexes:
+            return
+        index = self._indexes[0]
+        page = self._page_future(index, name)
+        self._bridge.schedule(
+            ("prefetch", index.url, name),
+            lambda: self._prefetch_metadata(index, name, page),
+        )
+
+    async def _prefetch_metadata(self, index: Index, name: str, page_future: Any) -> None:
+        """On the event loop: once the page is in, start the likeliest version's metadata."""
+        try:
+            page: ProjectPage = await asyncio.wrap_future(page_future)
+        except IndexFetchError:
+            return  # the resolver meets the same error when it asks, and reports it there
+        entries = sorted(
+            self._make_entries(NormalizedName(name), index, page),
+            key=lambda e: e.version,
+            reverse=True,
+        )
+        stable, pre = self._order(name, entries)
+        best = next((e for e in [*stable, *pre] if e.file and not e.yanked), None)
+        if best is None or best.file is None:
+            return
+        file, client, stats = best.file, self._client, self._stats
+        self._bridge.schedule(
+            ("metadata", index.url, file.url),
+            lambda: client.find_core_metadata(index, file, stats=stats),
+        )
 
     @property
     def indexes(self) -> list[Index]:
