@@ -10,11 +10,13 @@ in Settings. This module imports nothing else from ``service``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -75,6 +77,19 @@ class Limits(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_rounds: int = 20_000
 
 
+# Networks no index lives on and an attacker would aim a URL at (service.index.outbound).
+DEFAULT_BLOCKED_NETWORKS = (
+    "0.0.0.0/8",  # "this host"
+    "169.254.0.0/16",  # link-local, cloud metadata (169.254.169.254)
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved, broadcast
+    "::/128",  # unspecified
+    "fe80::/10",  # link-local
+    "fd00:ec2::/32",  # AWS IPv6 metadata
+    "ff00::/8",  # multicast
+)
+
+
 class FetchLimits(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
@@ -86,6 +101,11 @@ class FetchLimits(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True
     max_artifact_bytes: int = 512 * 1024 * 1024
     page_ttl_seconds: int = 600
     max_connections_per_index: int = 32
+    # Addresses never connected to, checked on the address actually dialled.
+    blocked_networks: tuple[str, ...] = DEFAULT_BLOCKED_NETWORKS
+    # Origins (scheme://host[:port]) a redirect may lead to besides the index's own; the
+    # index's credentials are never sent to them.
+    redirect_origins: tuple[str, ...] = ()
 
 
 class JobSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -128,7 +148,13 @@ class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
         return next((index for index in self.index if index.name == name), None)
 
 
-_SCALAR_SECTIONS = ("limits", "fetch", "jobs", "server", "environment")
+_SCALAR_SECTIONS: dict[str, type[_Config]] = {
+    "limits": Limits,
+    "fetch": FetchLimits,
+    "jobs": JobSettings,
+    "server": ServerSettings,
+    "environment": EnvironmentDefaults,
+}
 
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -143,13 +169,20 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
         ]
     if tokens_env := environ.get("RESOLVD_AUTH_TOKENS_ENV"):
         raw.setdefault("auth", {})["tokens_env"] = tokens_env
-    for section in _SCALAR_SECTIONS:
-        struct = Settings.__struct_fields__
-        assert section in struct
+    for section, section_type in _SCALAR_SECTIONS.items():
         prefix = f"RESOLVD_{section.upper()}_"
+        fields = {f.name: f for f in msgspec.structs.fields(section_type)}
         for key, value in environ.items():
             if key.startswith(prefix):
-                raw.setdefault(section, {})[key.removeprefix(prefix).lower()] = value
+                name = key.removeprefix(prefix).lower()
+                field = fields.get(name)
+                # List-valued keys take comma-separated values, like RESOLVD_ALLOWED_INDEX_URLS.
+                if field is not None and isinstance(field.default, tuple):
+                    raw.setdefault(section, {})[name] = [
+                        part.strip() for part in value.split(",") if part.strip()
+                    ]
+                else:
+                    raw.setdefault(section, {})[name] = value
 
 
 def load_settings(
@@ -172,4 +205,15 @@ def load_settings(
     names = [index.name for index in settings.index]
     if len(set(names)) != len(names):
         raise SettingsError("invalid configuration: index names must be unique")
+    for network in settings.fetch.blocked_networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"fetch.blocked_networks: {exc}") from exc
+    for origin in settings.fetch.redirect_origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in "/":
+            raise SettingsError(
+                f"fetch.redirect_origins: {origin!r} is not an origin (scheme://host[:port])"
+            )
     return settings

@@ -3,11 +3,13 @@
 When ``auth.tokens_env`` names an environment variable holding ``client_id:token`` pairs
 (separated by commas or whitespace), every route but the health checks requires
 ``Authorization: Bearer <token>`` and a job is visible only to the client that created it.
-Unset, every caller is the client ``anonymous``. Tokens are read once, when the app is built.
+Unset, every caller is the client ``anonymous``. Tokens are read once, when the app is built,
+and only their SHA-256 digests are kept: a heap dump or a debugger shows no usable token.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any
@@ -22,19 +24,31 @@ __all__ = ["ANONYMOUS", "TokenTable", "load_token_table"]
 ANONYMOUS = "anonymous"
 
 
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
 class TokenTable:
-    """Maps bearer tokens to client ids; ``None`` tokens means authentication is off."""
+    """Maps bearer tokens to client ids; ``None`` tokens means authentication is off.
+
+    Tokens are high-entropy secrets, so a plain SHA-256 is the right digest (a slow password
+    hash would only slow every request down).
+    """
 
     def __init__(self, tokens: Mapping[str, str] | None) -> None:
-        self._tokens = dict(tokens) if tokens is not None else None
+        self._digests = (
+            {_digest(token): client for token, client in tokens.items()}
+            if tokens is not None
+            else None
+        )
 
     @property
     def enabled(self) -> bool:
-        return self._tokens is not None
+        return self._digests is not None
 
     def identify(self, authorization: str | None) -> str:
         """The client id for an ``Authorization`` header value; raise ``Unauthorized``."""
-        if self._tokens is None:
+        if self._digests is None:
             return ANONYMOUS
         scheme, _, presented = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
@@ -42,11 +56,11 @@ class TokenTable:
                 "Send 'Authorization: Bearer <token>'.",
                 headers={"WWW-Authenticate": 'Bearer realm="resolvd"'},
             )
-        presented = presented.strip()
+        presented_digest = _digest(presented.strip())
         client = None
-        # Compare against every token so timing does not reveal which prefix matched.
-        for token, client_id in self._tokens.items():
-            if hmac.compare_digest(token.encode(), presented.encode()):
+        # Compare against every digest, in constant time, so timing reveals nothing.
+        for digest, client_id in self._digests.items():
+            if hmac.compare_digest(digest, presented_digest):
                 client = client_id
         if client is None:
             raise Unauthorized(

@@ -5,6 +5,7 @@
     IndexFetchError                 anything that stopped a fetch from an index
     ├── HTTPStatusError             the server answered 4xx/5xx (after retries for 5xx/429)
     ├── IndexUnreachableError       connection refused, DNS failure, TLS failure
+    │   └── BlockedAddressError     the host resolves into fetch.blocked_networks (not dialled)
     ├── FetchTimeoutError           the per-fetch deadline passed
     ├── ResponseTooLargeError       the body (decoded) exceeded its cap
     ├── InvalidResponseError        a page or metadata file that cannot be parsed
@@ -19,6 +20,7 @@ index's display name and a redacted URL, so it can become a ``Diagnostic`` uncha
 from __future__ import annotations
 
 __all__ = [
+    "BlockedAddressError",
     "FetchTimeoutError",
     "HTTPStatusError",
     "HashMismatchError",
@@ -56,6 +58,10 @@ class HTTPStatusError(IndexFetchError):
 
 class IndexUnreachableError(IndexFetchError):
     """No HTTP response at all: connection refused, DNS, TLS."""
+
+
+class BlockedAddressError(IndexUnreachableError):
+    """The host resolved into a blocked network, so no connection was attempted."""
 
 
 class FetchTimeoutError(IndexFetchError):

@@ -1,10 +1,13 @@
-"""HTTP GETs against an index: auth, same-origin redirects, retries, decoding and size caps.
+"""HTTP GETs against an index: auth, bounded redirects, retries, decoding and size caps.
 
 ``Fetcher`` owns the one ``httpx.AsyncClient`` (HTTP/1.1 keep-alive pools, no cookies, no
 environment-sourced proxies or netrc) and turns every lower-level failure into the typed errors
 of ``service.index.errors``. Bodies are read raw and inflated here in bounded steps, so a size
 cap counts decoded bytes and a compression bomb stops at the cap instead of in memory.
-Credentials go only to the index's own origin, as a header; URLs never carry them.
+Credentials go only to the index's own origin, as a header; URLs never carry them. Redirects
+stay on the index's origin or go to ``fetch.redirect_origins`` (without credentials). Every
+connection goes through ``service.index.outbound``: the address dialled is the address checked
+against ``fetch.blocked_networks``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import httpx
 
 from service.diagnostics.redact import redact_text, redact_url
 from service.index.errors import (
+    BlockedAddressError,
     FetchTimeoutError,
     HTTPStatusError,
     IndexFetchError,
@@ -36,6 +40,7 @@ from service.index.errors import (
     ResponseTooLargeError,
 )
 from service.index.models import Index
+from service.index.outbound import AddressBlockedError, make_guarded_transport
 from service.index.pages import strip_userinfo
 from service.settings import FetchLimits
 
@@ -52,6 +57,8 @@ _MAX_REASON_CHARS = 300
 _INFLATE_STEP = 64 * 1024
 _PROBLEM_JSON = "application/problem+json"
 _USER_AGENT = f"resolvd httpx/{httpx.__version__}"
+# How long an idle upstream connection is kept for reuse.
+_KEEPALIVE_SECONDS = 5.0
 # Failures worth another attempt: the server may answer next time.
 _RETRYABLE_ERRORS = (
     httpx.ConnectError,
@@ -227,6 +234,11 @@ class Fetcher:
         self._limits = limits
         # No cookie may carry one client's session into another client's job.
         no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+        self._redirect_origins = frozenset(_origin(origin) for origin in limits.redirect_origins)
+        if transport is None:
+            transport = make_guarded_transport(
+                limits.blocked_networks, keepalive_expiry=_KEEPALIVE_SECONDS
+            )
         self._client = httpx.AsyncClient(
             transport=transport,
             http1=True,
@@ -237,8 +249,6 @@ class Fetcher:
                 write=limits.read_timeout,
                 pool=limits.fetch_deadline,
             ),
-            # Per-origin caps are the semaphores below; httpx's limit is client-wide.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
             follow_redirects=False,
             headers={"User-Agent": _USER_AGENT},
             # Proxies and .netrc credentials from the environment are not this service's config.
@@ -273,7 +283,8 @@ class Fetcher:
     ) -> T:
         """GET ``url`` and hand a response whose status is in ``ok`` to ``consume``.
 
-        Same-origin redirects are followed; 5xx, 429 and network failures are retried with
+        Redirects within the allowed origins are followed; 5xx, 429 and network failures are
+        retried with
         backoff (the consumer's body read included); any other status is an HTTPStatusError.
         """
         current = strip_userinfo(url)
@@ -325,6 +336,12 @@ class Fetcher:
                 delay = self._backoff(attempt)
             except httpx.TransportError as exc:
                 raise self._transport_error(index, current, exc) from exc
+            except AddressBlockedError as exc:
+                raise BlockedAddressError(
+                    f"{index.display_name}: GET {redact_url(current)} refused: {exc}",
+                    index=index.display_name,
+                    url=redact_url(current),
+                ) from exc
             attempt += 1
             await asyncio.sleep(delay)
 
@@ -332,8 +349,13 @@ class Fetcher:
         target = strip_userinfo(urljoin(current, response.headers["location"]))
         if count > _MAX_REDIRECTS:
             message = f"more than {_MAX_REDIRECTS} redirects"
-        elif _origin(target) != _origin(current):
-            message = f"redirect to another origin ({redact_url(target)}) refused"
+        elif urlsplit(target).scheme not in ("http", "https"):
+            message = f"redirect to a non-HTTP URL ({redact_url(target)}) refused"
+        elif _origin(target) not in {_origin(current), _origin(index.url), *self._redirect_origins}:
+            message = (
+                f"redirect to another origin ({redact_url(target)}) refused; "
+                "fetch.redirect_origins lists the origins redirects may go to"
+            )
         else:
             return target
         raise InvalidResponseError(
