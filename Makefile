@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run test lint format openapi conformance redis clean
+.PHONY: setup run test lint format openapi conformance bench redis clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ openapi: setup
 ## the external scenario corpus in ../shared/corpora; fails below tests/conformance/MIN_MATCH
 conformance: setup
 	$(PY) -m tests.conformance.run
+
+## resolvd vs uv pip compile vs pip install --dry-run on loopback indexes (BENCH_ARGS=--quick)
+bench: setup
+	$(PY) -m tests.bench $(BENCH_ARGS)
 
 ## start a throwaway Redis on 127.0.0.1:6379 when none answers (CI and fresh machines)
 redis:
