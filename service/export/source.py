@@ -1,0 +1,178 @@
+"""What every export reads: a succeeded job's resolution, its target and where its indexes live.
+
+``make_lock_source`` is the one gate between a job document and the formats: it refuses a job
+without a resolution, works out the target environment the resolution was made for, and knows
+each index's URL (redacted: no export ever writes a credential). The formats share the helpers
+below so that they agree on what the index of a package is and how the target is described.
+
+Errors::
+
+    ExportError            an export cannot be made; the message is for the user
+    ├── NotSucceededError  the job has no resolution (its status is not ``succeeded``)
+    └── MissingHashError   a chosen file has no hash the format can pin
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from service.diagnostics.model import Code
+from service.diagnostics.redact import redact_url
+from service.jobs.model import JobDocument
+from service.resolution.environment import TargetEnvironment, make_target_environment
+from service.resolution.request import ResolveRequest
+from service.resolution.result import Resolution, ResolvedPackage
+
+__all__ = [
+    "CREATED_BY",
+    "ExportError",
+    "LockSource",
+    "MissingHashError",
+    "NotSucceededError",
+    "make_lock_source",
+]
+
+CREATED_BY = "resolvd"
+
+# The order in which marker values describe the target in ``environments`` and headers.
+_TARGET_MARKERS = ("python_version", "implementation_name", "sys_platform", "platform_machine")
+
+
+def _either(words: Sequence[str]) -> str:
+    """``a, b or c``."""
+    return f"{', '.join(words[:-1])} or {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+class ExportError(Exception):
+    """An export cannot be made from this job; ``str(exc)`` tells the user why."""
+
+
+class NotSucceededError(ExportError):
+    """The job has no resolution to export; ``status`` is what it is instead."""
+
+    def __init__(self, job_id: str, status: str, failure_kind: str | None) -> None:
+        why = f"{status} ({failure_kind})" if failure_kind and status == "failed" else status
+        super().__init__(
+            f"Job {job_id!r} is {why}: a lock exists only for a job that has succeeded."
+        )
+        self.status = status
+
+
+class MissingHashError(ExportError):
+    """A chosen file has no hash of the kinds a format accepts (PEP 751 and pip require one)."""
+
+    def __init__(self, package: ResolvedPackage, algorithms: Sequence[str] = ()) -> None:
+        kinds = f"{_either(algorithms)} hash" if algorithms else "hash"
+        super().__init__(
+            f"{package.name} {package.version}: the index published no {kinds} for "
+            f"{package.file.filename}, and this format pins every file by hash."
+        )
+        self.package = package.name
+
+
+@dataclass(frozen=True)
+class LockSource:
+    """A succeeded job's resolution and what surrounds it.
+
+    ``index_urls`` maps configured index names to their URLs, already redacted; a package whose
+    ``index`` is not a configured name was resolved from an index the request named by URL, and
+    that (redacted) URL is its name.
+    """
+
+    job_id: str
+    request: ResolveRequest
+    resolution: Resolution
+    target: TargetEnvironment
+    index_urls: Mapping[str, str]
+
+    @property
+    def packages(self) -> list[ResolvedPackage]:
+        """The resolved packages, sorted by name (every format lists them in this order)."""
+        return sorted(self.resolution.packages, key=lambda package: package.name)
+
+    def index_url(self, package: ResolvedPackage) -> str | None:
+        """The (redacted) URL of the index ``package`` came from, or None if unknown."""
+        if package.index in self.index_urls:
+            return self.index_urls[package.index]
+        if urlsplit(package.index).scheme in ("http", "https"):
+            return redact_url(package.index)
+        return None
+
+    def iter_index_urls(self) -> Iterator[str]:
+        """The URLs of the indexes the packages came from, in the request's priority order."""
+        used = {url for package in self.resolution.packages if (url := self.index_url(package))}
+        # A request that named no index used every configured one, in configuration order.
+        ranked = [ref.name or (ref.url or "").rstrip("/") for ref in self.request.indexes]
+        seen: set[str] = set()
+        for name in ranked or list(self.index_urls):
+            url = self.index_urls[name] if name in self.index_urls else redact_url(name)
+            if url in used and url not in seen:
+                seen.add(url)
+                yield url
+        yield from sorted(used - seen)
+
+    def target_marker(self) -> str:
+        """A PEP 508 marker that holds exactly on the target the resolution was made for."""
+        return " and ".join(f"{key} == '{self.target.markers[key]}'" for key in _TARGET_MARKERS)
+
+    def describe_target(self) -> str:
+        """``Python 3.12 on x86_64-manylinux_2_28``: the target in words."""
+        return f"Python {self.request.environment.python_version} on {self.target.platform_name}"
+
+    def requires_python(self) -> str:
+        """The Python versions the lock holds for: the target's minor series, from its patch."""
+        version = self.request.environment.python_version
+        series = f"=={self.target.python_version}.*"
+        return series if version == self.target.python_version else f"{series},>={version}"
+
+    def is_yanked(self, package: ResolvedPackage) -> bool:
+        """Whether the chosen version is yanked (used only because the request pinned it)."""
+        return any(
+            warning.code == Code.YANKED
+            and warning.package == package.name
+            and warning.version == package.version
+            for warning in self.resolution.warnings
+        )
+
+    def requested_extras(self, package: ResolvedPackage) -> list[str]:
+        """The extras the request itself asked for on ``package`` (not those of dependents)."""
+        named = _iter_naming(self.request.requirements, package.name)
+        return sorted({str(canonicalize_name(extra)) for line in named for extra in line.extras})
+
+    def constrained(self, package: ResolvedPackage) -> bool:
+        """Whether a constraint line of the request names ``package``."""
+        return any(_iter_naming(self.request.constraints, package.name))
+
+
+def _iter_naming(lines: Sequence[str], name: str) -> Iterator[Requirement]:
+    """The requirement lines that name the project ``name`` (a canonical name)."""
+    for line in lines:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:  # the API validated every line; an old job may differ
+            continue
+        if canonicalize_name(requirement.name) == name:
+            yield requirement
+
+
+def make_lock_source(document: JobDocument, index_urls: Mapping[str, str]) -> LockSource:
+    """The export input for ``document``; raises ``NotSucceededError`` without a resolution.
+
+    ``index_urls`` maps configured index names to URLs; they are redacted here.
+    """
+    if document.status != "succeeded" or document.result is None:
+        kind = document.failure.kind if document.failure else None
+        raise NotSucceededError(document.id, document.status, kind)
+    environment = document.request.environment
+    return LockSource(
+        job_id=document.id,
+        request=document.request,
+        resolution=document.result,
+        target=make_target_environment(environment.python_version, environment.platform),
+        index_urls={name: redact_url(url) for name, url in index_urls.items()},
+    )
