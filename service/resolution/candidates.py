@@ -64,29 +64,55 @@ class Candidate:
         return f"Candidate({self.identifier}=={self.version})"
 
 
+def _is_pinned(specifier: SpecifierSet) -> bool:
+    return any(
+        spec.operator == "===" or (spec.operator == "==" and not spec.version.endswith(".*"))
+        for spec in specifier
+    )
+
+
+def _is_upper_bounded(specifier: SpecifierSet) -> bool:
+    return any(spec.operator in ("<", "<=", "~=", "==", "===") for spec in specifier)
+
+
 @dataclass(frozen=True, eq=False)
 class SpecifierRequirement:
-    """A PEP 508 requirement (markers already evaluated) from the user or a dependency."""
+    """A PEP 508 requirement (markers already evaluated) from the user or a dependency.
+
+    ``pinned`` (an exact ``==``/``===``) and ``upper_bounded`` feed the resolver's preference;
+    ``contains`` remembers its answers, because resolvelib asks again every round whether each
+    current pin still satisfies every requirement on it.
+    """
 
     requirement: Requirement
     parent: Candidate | None = None
     name: NormalizedName = field(init=False)
     specifier: SpecifierSet = field(init=False)
     extras: frozenset[str] = field(init=False)
+    pinned: bool = field(init=False)
+    upper_bounded: bool = field(init=False)
+    _contains: dict[Version, bool] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        specifier = self.requirement.specifier
         object.__setattr__(self, "name", canonicalize_name(self.requirement.name))
-        object.__setattr__(self, "specifier", self.requirement.specifier)
+        object.__setattr__(self, "specifier", specifier)
         object.__setattr__(
             self, "extras", frozenset(canonicalize_name(e) for e in self.requirement.extras)
         )
+        object.__setattr__(self, "pinned", _is_pinned(specifier))
+        object.__setattr__(self, "upper_bounded", _is_upper_bounded(specifier))
+        object.__setattr__(self, "_contains", {})
 
     @property
     def identifier(self) -> str:
         return make_identifier(self.name, self.extras)
 
     def contains(self, version: Version) -> bool:
-        return self.specifier.contains(version, prereleases=True)
+        known = self._contains.get(version)
+        if known is None:
+            known = self._contains[version] = self.specifier.contains(version, prereleases=True)
+        return known
 
     def is_satisfied_by(self, candidate: Candidate) -> bool:
         return self.contains(candidate.version)

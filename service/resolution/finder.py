@@ -10,6 +10,7 @@ explained from what was actually learned rather than guessed afterwards.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,15 @@ _REASON_PRIORITY = (
     "only_binary",
     "no_compatible_wheels",
 )
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_requirement(line: str) -> Requirement:
+    """A Requires-Dist line, parsed once per process: the same lines recur in every job.
+
+    Callers never mutate the result; it is shared by every job of the worker.
+    """
+    return Requirement(line)
 
 
 @dataclass
@@ -143,6 +153,7 @@ class Finder:
         self._metadata: dict[tuple[str, str], CoreMetadata | None] = {}
         self._candidates: dict[tuple[str, Version, frozenset[str]], Candidate] = {}
         self._warned: set[tuple[str, ...]] = set()
+        self._marker_memo: dict[tuple[int, str], tuple[bool, Marker]] = {}
         self.records = _Records()
 
     # -- project pages -------------------------------------------------------------------
@@ -464,7 +475,7 @@ class Finder:
         if metadata is not None:
             try:
                 self.records.dependencies[key] = [
-                    Requirement(line) for line in metadata.requires_dist
+                    _parse_requirement(line) for line in metadata.requires_dist
                 ]
             except InvalidRequirement as error:
                 self._reject(name, entry, "invalid_metadata", detail=str(error))
@@ -491,7 +502,16 @@ class Finder:
     def _evaluate(self, marker: Marker | None, extra: str) -> bool:
         if marker is None:
             return True
-        return marker.evaluate({**self._target.markers, "extra": extra})
+        # Markers are shared by the cached requirements, so one job meets each marker object
+        # many times; the answer is fixed for the job's target. The memo keeps the marker
+        # alive, so its id is never reused while the entry exists.
+        key = (id(marker), extra)
+        memo = self._marker_memo.get(key)
+        if memo is not None:
+            return memo[0]
+        result = marker.evaluate({**self._target.markers, "extra": extra})
+        self._marker_memo[key] = (result, marker)
+        return result
 
     def iter_dependencies(self, candidate: Candidate) -> Iterator[ResolverRequirement]:
         """The candidate's requirements for the target, overrides applied."""

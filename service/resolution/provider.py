@@ -73,17 +73,6 @@ class LazyCandidates(Sequence[Candidate]):
         return self._seen[position]
 
 
-def _is_pinned(specifier: SpecifierSet) -> bool:
-    return any(
-        spec.operator == "===" or (spec.operator == "==" and not spec.version.endswith(".*"))
-        for spec in specifier
-    )
-
-
-def _is_upper_bounded(specifier: SpecifierSet) -> bool:
-    return any(spec.operator in ("<", "<=", "~=", "==", "===") for spec in specifier)
-
-
 def make_preference(
     information: Sequence[Information], *, backtracking: bool, order: int, identifier: str
 ) -> tuple[bool, bool, bool, bool, int, str]:
@@ -95,13 +84,12 @@ def make_preference(
     then first-seen order, and the name last so the result never depends on dict order.
     """
     pinned = any(
-        isinstance(info.requirement, ExplicitRequirement) or _is_pinned(info.requirement.specifier)
+        isinstance(info.requirement, ExplicitRequirement) or info.requirement.pinned
         for info in information
     )
     direct = any(info.parent is None for info in information)
     bounded = any(
-        isinstance(info.requirement, SpecifierRequirement)
-        and _is_upper_bounded(info.requirement.specifier)
+        isinstance(info.requirement, SpecifierRequirement) and info.requirement.upper_bounded
         for info in information
     )
     return (not backtracking, not pinned, not direct, not bounded, order, identifier)
