@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Tag
 
 from service.api.auth import load_token_table, provide_client
+from service.api.controllers.dashboard import DashboardController
 from service.api.controllers.diagnostics import DiagnosticsController
 from service.api.controllers.jobs import JobsController
 from service.api.controllers.metrics import MetricsController, SubmissionMetrics
@@ -103,6 +104,7 @@ def create_app(
             HealthController,
             MetricsController,
             DiagnosticsController,
+            DashboardController,
         ],
         dependencies={
             "backend": Provide(_provide_backend, sync_to_thread=False),

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from typing import Any, Protocol, TypeVar
 
 import msgspec
-from redis.exceptions import RedisError
 
 from service.diagnostics.redact import redact_text
 from service.index.fetch import FetchStats
@@ -31,9 +30,8 @@ from service.jobs.model import (
     mark_succeeded,
     record_progress,
     release,
-    utcnow,
 )
-from service.jobs.stats import StatsStore, count_job
+from service.jobs.stats import StatsStore, record_finished_job
 from service.jobs.store import JobStore, Updated
 from service.resolution import (
     IndexRefError,
@@ -210,15 +208,8 @@ class JobRunner:
         """Count a job into the fleet statistics, once: only the write that finished it."""
         if self._stats is None or not updated.changed or updated.record is None:
             return
-        document = updated.record.document
         upstream = fetch_stats.responses if fetch_stats is not None else {}
-        try:
-            await self._stats.record(
-                count_job(document, upstream), at=document.finished_at or utcnow()
-            )
-        except (RedisError, OSError) as exc:
-            # Statistics are best effort: a failed count must never fail the job.
-            logger.warning("job %s: could not record statistics: %s", document.id, exc)
+        await record_finished_job(self._stats, updated.record, upstream)
 
     async def _finish(
         self,

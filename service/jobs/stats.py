@@ -1,46 +1,69 @@
-"""Fleet-wide diagnostics counters: what ``/diagnostics/summary`` and ``/metrics`` report.
+"""Fleet-wide diagnostics counters and recent jobs: what ``/diagnostics/*`` and ``/metrics`` report.
 
-Each finished job adds its outcome once (the runner calls ``record`` after the terminal
-compare-and-set succeeded): its status, failure kind, every distinct diagnostic by code and
-severity (and by index and status where it has them), the packages a failure named, and the
-upstream responses its fetches got. Counters live in Redis, so every API replica reports the
-same figures however many workers ran the jobs: a running total for Prometheus, plus hourly
-buckets (kept ``BUCKET_TTL_SECONDS``) for ``since`` queries. The memory implementation serves
-the single-process fallback; one contract suite runs against both.
+Each finished job adds its outcome once, through ``record_finished_job``, called by whoever won
+the terminal compare-and-set (the runner for results and failures, the API for cancels and
+read-repairs): its status, failure kind, every distinct diagnostic by code and severity (and by
+index and status where it has them), the codes its failure carried, the packages a failure
+named, and the upstream responses its fetches got. Counters live in Redis, so every API replica
+reports the same figures however many workers ran the jobs: a running total for Prometheus,
+plus hourly buckets (kept ``BUCKET_TTL_SECONDS``) for ``since`` queries and the per-hour series.
+The job itself joins a capped list of recent jobs kept per client, so with authentication on a
+client only ever reads its own. The memory implementation serves the single-process fallback;
+one contract suite runs against both.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import logging
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import msgspec
+from packaging.requirements import InvalidRequirement, Requirement
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from service.diagnostics.model import Diagnostic
-from service.jobs.model import JobDocument
+from service.diagnostics.model import Code, Diagnostic
+from service.jobs.model import JobDocument, JobRecord, JobStatus, utcnow
+from service.resolution.result import FailureKind
 
 __all__ = [
     "BUCKET_TTL_SECONDS",
+    "RECENT_JOBS_KEPT",
     "CodeCount",
     "DiagnosticsSummary",
+    "HourCounts",
     "IndexStatusCount",
     "MemoryStatsStore",
     "PackageCount",
+    "RecentJob",
     "RedisStatsStore",
     "StatsStore",
     "UpstreamCount",
     "count_job",
+    "make_recent_job",
+    "record_finished_job",
 ]
+
+logger = logging.getLogger(__name__)
 
 BUCKET_TTL_SECONDS = 8 * 24 * 3600
 MAX_SUMMARY_HOURS = 7 * 24
 TOP_PACKAGES = 20
+RECENT_JOBS_KEPT = 100
 _SEP = "\x1f"
 _TOTAL_KEY = "resolvd:stats:total"
 _BUCKET_PREFIX = "resolvd:stats:hour:"
+_RECENT_PREFIX = "resolvd:stats:recent:"
+
+# Failures the runner writes itself carry no diagnostic; their kind names the code.
+_KIND_CODES: dict[str, Code] = {
+    "deadline_exceeded": Code.DEADLINE_EXCEEDED,
+    "cancelled": Code.CANCELLED,
+    "internal": Code.INTERNAL_ERROR,
+}
 
 
 class CodeCount(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,8 +90,26 @@ class PackageCount(msgspec.Struct, frozen=True, kw_only=True):
     count: int
 
 
+class HourCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """The jobs that finished in one hour (``hour`` is its start, UTC).
+
+    ``failures_by_code`` counts the failed and cancelled jobs by each distinct diagnostic code
+    their failure carried (so a job may count under several codes); a failure with none counts
+    under the code its kind names (``deadline_exceeded``, ``cancelled``, ``internal_error``),
+    if any. ``failures_by_kind`` counts each such job once.
+    """
+
+    hour: datetime
+    jobs: dict[str, int]
+    failures_by_kind: dict[str, int]
+    failures_by_code: dict[str, int]
+
+
 class DiagnosticsSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """What dashboards chart: counts since ``since`` (to the hour), grouped as API.md says."""
+    """What dashboards chart: counts since ``since`` (to the hour), grouped as API.md says.
+
+    ``series`` has one entry per hour of the window, oldest first, empty hours included.
+    """
 
     since: datetime
     until: datetime
@@ -78,6 +119,23 @@ class DiagnosticsSummary(msgspec.Struct, frozen=True, kw_only=True):
     by_index_status: list[IndexStatusCount]
     upstream_responses: list[UpstreamCount]
     top_failing_packages: list[PackageCount]
+    series: list[HourCounts]
+
+
+class RecentJob(msgspec.Struct, frozen=True, kw_only=True):
+    """A finished job as its client's dashboard lists it.
+
+    ``duration_ms`` runs from the last attempt's start to the end (``None`` for a job
+    cancelled before it started); ``requirements`` are the names of the root requirements only.
+    """
+
+    id: str
+    status: JobStatus
+    failure_kind: FailureKind | None
+    created_at: datetime
+    finished_at: datetime | None
+    duration_ms: int | None
+    requirements: list[str]
 
 
 def _field(*parts: object) -> str:
@@ -105,12 +163,31 @@ def _job_diagnostics(document: JobDocument) -> list[Diagnostic]:
     return list(seen.values())
 
 
+def _failure_codes(document: JobDocument) -> set[str]:
+    """The distinct codes a job's failure carried, or the one its kind names."""
+    if document.failure is None:
+        return set()
+    failure = document.failure
+    codes = {str(d.code) for d in failure.hints + failure.fetch_errors}
+    if not codes and failure.kind in _KIND_CODES:
+        codes.add(str(_KIND_CODES[failure.kind]))
+    return codes
+
+
+def _duration_ms(document: JobDocument) -> int | None:
+    if document.started_at is None or document.finished_at is None:
+        return None
+    return int((document.finished_at - document.started_at).total_seconds() * 1000)
+
+
 def count_job(document: JobDocument, upstream: Mapping[tuple[str, int], int]) -> Counter[str]:
     """The counter fields one finished job adds."""
     fields: Counter[str] = Counter()
     fields[_field("job", document.status)] += 1
     if document.failure is not None:
         fields[_field("failure", document.failure.kind)] += 1
+        for code in _failure_codes(document):
+            fields[_field("failure_code", code)] += 1
         packages = {cause.package for cause in document.failure.causes}
         packages |= {
             d.package for d in document.failure.fetch_errors + document.failure.hints if d.package
@@ -123,9 +200,9 @@ def count_job(document: JobDocument, upstream: Mapping[tuple[str, int], int]) ->
             fields[_field("diag_index", diagnostic.code, diagnostic.index, diagnostic.status)] += 1
     for (index, status), count in upstream.items():
         fields[_field("upstream", index, status)] += count
-    if document.started_at and document.finished_at:
-        elapsed = (document.finished_at - document.started_at).total_seconds()
-        fields[_field("duration_ms")] += int(elapsed * 1000)
+    duration = _duration_ms(document)
+    if duration is not None:
+        fields[_field("duration_ms")] += duration
         fields[_field("duration_count")] += 1
     fields[_field("requests")] += document.progress.requests
     fields[_field("cache_hits")] += document.progress.cache_hits
@@ -134,6 +211,10 @@ def count_job(document: JobDocument, upstream: Mapping[tuple[str, int], int]) ->
 
 def _bucket(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%d%H")
+
+
+def _hour_start(bucket: str) -> datetime:
+    return datetime.strptime(bucket, "%Y%m%d%H").replace(tzinfo=UTC)
 
 
 def _hours(since: datetime, until: datetime) -> list[str]:
@@ -146,20 +227,30 @@ def _hours(since: datetime, until: datetime) -> list[str]:
     return hours
 
 
-def _summarize(fields: Counter[str], since: datetime, until: datetime) -> DiagnosticsSummary:
-    jobs: dict[str, int] = {}
-    kinds: dict[str, int] = {}
+def _by_label(fields: Mapping[str, int], kind: str) -> dict[str, int]:
+    """``{label: count}`` for the one-label fields of ``kind`` (``job``, ``failure``, ...)."""
+    found: dict[str, int] = {}
+    for field, count in fields.items():
+        field_kind, *parts = field.split(_SEP)
+        if field_kind == kind:
+            found[parts[0]] = count
+    return found
+
+
+def _summarize(
+    buckets: Mapping[str, Counter[str]], since: datetime, until: datetime
+) -> DiagnosticsSummary:
+    """The summary of the hourly ``buckets`` (bucket name to fields, oldest first)."""
+    fields: Counter[str] = Counter()
+    for bucket in buckets.values():
+        fields.update(bucket)
     codes: list[CodeCount] = []
     by_index: list[IndexStatusCount] = []
     upstream: list[UpstreamCount] = []
     packages: list[PackageCount] = []
     for field, count in fields.items():
         kind, *parts = field.split(_SEP)
-        if kind == "job":
-            jobs[parts[0]] = count
-        elif kind == "failure":
-            kinds[parts[0]] = count
-        elif kind == "diag":
+        if kind == "diag":
             codes.append(CodeCount(code=parts[0], severity=parts[1], count=count))
         elif kind == "diag_index":
             status = int(parts[2]) if parts[2] else None
@@ -173,12 +264,21 @@ def _summarize(fields: Counter[str], since: datetime, until: datetime) -> Diagno
     return DiagnosticsSummary(
         since=since,
         until=until,
-        jobs=jobs,
-        failures_by_kind=kinds,
+        jobs=_by_label(fields, "job"),
+        failures_by_kind=_by_label(fields, "failure"),
         diagnostics=sorted(codes, key=lambda c: (-c.count, c.code, c.severity)),
         by_index_status=sorted(by_index, key=lambda c: (-c.count, c.index, c.code)),
         upstream_responses=sorted(upstream, key=lambda c: (-c.count, c.index, c.status)),
         top_failing_packages=sorted(packages, key=lambda c: (-c.count, c.package))[:TOP_PACKAGES],
+        series=[
+            HourCounts(
+                hour=_hour_start(hour),
+                jobs=_by_label(bucket, "job"),
+                failures_by_kind=_by_label(bucket, "failure"),
+                failures_by_code=_by_label(bucket, "failure_code"),
+            )
+            for hour, bucket in buckets.items()
+        ],
     )
 
 
@@ -187,6 +287,27 @@ def parse_totals(fields: Mapping[str, int]) -> Iterable[tuple[str, tuple[str, ..
     for field, count in fields.items():
         kind, *parts = field.split(_SEP)
         yield kind, tuple(parts), count
+
+
+def _requirement_name(text: str) -> str:
+    try:
+        return Requirement(text).name
+    except InvalidRequirement:
+        # Requests are validated before they are stored; should one not parse, show its start.
+        return text.split(";", 1)[0].strip()
+
+
+def make_recent_job(document: JobDocument) -> RecentJob:
+    """What the recent-jobs list keeps of a finished job."""
+    return RecentJob(
+        id=document.id,
+        status=document.status,
+        failure_kind=document.failure.kind if document.failure is not None else None,
+        created_at=document.created_at,
+        finished_at=document.finished_at,
+        duration_ms=_duration_ms(document),
+        requirements=[_requirement_name(text) for text in document.request.requirements],
+    )
 
 
 class StatsStore(Protocol):
@@ -198,6 +319,31 @@ class StatsStore(Protocol):
 
     async def totals(self) -> dict[str, int]:
         """Running totals since the store was created (what Prometheus scrapes)."""
+
+    async def remember(self, client: str, job: RecentJob) -> None:
+        """Put ``job`` first in ``client``'s recent jobs; only ``RECENT_JOBS_KEPT`` are kept."""
+
+    async def recent(self, client: str, limit: int) -> list[RecentJob]:
+        """``client``'s ``limit`` most recently finished jobs, newest first."""
+
+
+async def record_finished_job(
+    stats: StatsStore,
+    record: JobRecord,
+    upstream: Mapping[tuple[str, int], int] | None = None,
+) -> None:
+    """Count ``record``'s job and list it for its client.
+
+    Call it once per job, after the compare-and-set that made it terminal, and only from the
+    writer whose update changed it: that is what keeps a job from counting twice. Statistics
+    are best effort: a Redis error is logged, never raised, so it cannot fail the job.
+    """
+    document = record.document
+    try:
+        await stats.record(count_job(document, upstream or {}), at=document.finished_at or utcnow())
+        await stats.remember(record.client, make_recent_job(document))
+    except (RedisError, OSError) as exc:
+        logger.warning("job %s: could not record statistics: %s", document.id, exc)
 
 
 def _text(value: bytes | str) -> str:
@@ -219,35 +365,55 @@ class RedisStatsStore:
             await pipe.execute()
 
     async def summary(self, since: datetime, until: datetime) -> DiagnosticsSummary:
+        hours = _hours(since, until)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for hour in _hours(since, until):
+            for hour in hours:
                 pipe.hgetall(_BUCKET_PREFIX + hour)
-            buckets = await pipe.execute()
-        fields: Counter[str] = Counter()
-        for bucket in buckets:
-            for field, count in bucket.items():
-                fields[_text(field)] += int(count)
-        return _summarize(fields, since, until)
+            raw = await pipe.execute()
+        buckets = {
+            hour: Counter({_text(field): int(count) for field, count in bucket.items()})
+            for hour, bucket in zip(hours, raw, strict=True)
+        }
+        return _summarize(buckets, since, until)
 
     async def totals(self) -> dict[str, int]:
         raw = await self._redis.hgetall(_TOTAL_KEY)
         return {_text(field): int(count) for field, count in raw.items()}
+
+    async def remember(self, client: str, job: RecentJob) -> None:
+        key = _RECENT_PREFIX + client
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, msgspec.json.encode(job))
+            pipe.ltrim(key, 0, RECENT_JOBS_KEPT - 1)
+            pipe.expire(key, BUCKET_TTL_SECONDS)
+            await pipe.execute()
+
+    async def recent(self, client: str, limit: int) -> list[RecentJob]:
+        if limit <= 0:
+            return []
+        raw = await self._redis.lrange(_RECENT_PREFIX + client, 0, limit - 1)
+        return [msgspec.json.decode(item, type=RecentJob) for item in raw]
 
 
 class MemoryStatsStore:
     def __init__(self) -> None:
         self._total: Counter[str] = Counter()
         self._buckets: dict[str, Counter[str]] = {}
+        self._recent: dict[str, deque[RecentJob]] = {}
 
     async def record(self, fields: Counter[str], *, at: datetime) -> None:
         self._total.update(fields)
         self._buckets.setdefault(_bucket(at), Counter()).update(fields)
 
     async def summary(self, since: datetime, until: datetime) -> DiagnosticsSummary:
-        fields: Counter[str] = Counter()
-        for hour in _hours(since, until):
-            fields.update(self._buckets.get(hour, Counter()))
-        return _summarize(fields, since, until)
+        buckets = {hour: self._buckets.get(hour, Counter()) for hour in _hours(since, until)}
+        return _summarize(buckets, since, until)
 
     async def totals(self) -> dict[str, int]:
         return dict(self._total)
+
+    async def remember(self, client: str, job: RecentJob) -> None:
+        self._recent.setdefault(client, deque(maxlen=RECENT_JOBS_KEPT)).appendleft(job)
+
+    async def recent(self, client: str, limit: int) -> list[RecentJob]:
+        return list(self._recent.get(client, ()))[: max(limit, 0)]

@@ -1,10 +1,11 @@
-"""``GET /diagnostics/summary``: what dashboards chart across every job the fleet finished."""
+"""``/diagnostics``: what dashboards chart across every job the fleet finished, and recent jobs."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
@@ -12,11 +13,24 @@ from litestar.params import QueryParameter
 from service.api.problems import problem_spec
 from service.jobs.backend import Backend
 from service.jobs.model import utcnow
-from service.jobs.stats import MAX_SUMMARY_HOURS, DiagnosticsSummary
+from service.jobs.stats import MAX_SUMMARY_HOURS, RECENT_JOBS_KEPT, DiagnosticsSummary, RecentJob
 
-__all__ = ["DiagnosticsController"]
+__all__ = ["DiagnosticsController", "RecentJobs"]
 
 DEFAULT_WINDOW = timedelta(hours=24)
+DEFAULT_RECENT = 50
+
+_ERRORS = {
+    400: problem_spec("Invalid query parameter"),
+    401: problem_spec("Missing or unknown bearer token"),
+    503: problem_spec("The job store is unreachable"),
+}
+
+
+class RecentJobs(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The calling client's most recently finished jobs, newest first."""
+
+    jobs: list[RecentJob]
 
 
 class DiagnosticsController(Controller):
@@ -31,13 +45,11 @@ class DiagnosticsController(Controller):
             "Counts over the jobs finished since `since` (RFC 3339; default 24 hours ago, at "
             f"most {MAX_SUMMARY_HOURS // 24} days back, to the hour): jobs by status, failures "
             "by kind, diagnostics by `code` and severity, diagnostics by index and upstream "
-            "status, upstream responses by index and status, and the top failing packages."
+            "status, upstream responses by index and status, the top failing packages, and "
+            "`series`: per hour of the window (oldest first, empty hours included) the jobs by "
+            "status, failures by kind and failures by the diagnostic codes they carried."
         ),
-        responses={
-            400: problem_spec("Invalid query parameter"),
-            401: problem_spec("Missing or unknown bearer token"),
-            503: problem_spec("The job store is unreachable"),
-        },
+        responses=_ERRORS,
     )
     async def summary(
         self,
@@ -53,3 +65,30 @@ class DiagnosticsController(Controller):
         if start.tzinfo is None:
             start = start.replace(tzinfo=until.tzinfo)
         return await backend.stats.summary(start, until)
+
+    @get(
+        "/recent",
+        operation_id="listRecentJobs",
+        summary="The caller's recently finished jobs",
+        description=(
+            "The calling client's jobs, newest first, as they finished (succeeded, failed or "
+            "cancelled): id, status, failure kind, times, run duration in milliseconds and the "
+            f"names of the root requirements. At most {RECENT_JOBS_KEPT} are kept per client; "
+            "with authentication on, a client sees only its own."
+        ),
+        responses=_ERRORS,
+    )
+    async def recent(
+        self,
+        client: NamedDependency[str],
+        backend: NamedDependency[Backend],
+        limit: Annotated[
+            int,
+            QueryParameter(
+                ge=1,
+                le=RECENT_JOBS_KEPT,
+                description=f"How many jobs to list (1-{RECENT_JOBS_KEPT}).",
+            ),
+        ] = DEFAULT_RECENT,
+    ) -> RecentJobs:
+        return RecentJobs(jobs=await backend.stats.recent(client, limit))

@@ -15,6 +15,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from service.api.problems import JobNotFound, problem_spec
 from service.jobs.backend import Backend
 from service.jobs.model import JobDocument, JobRecord, mark_abandoned, mark_cancelled
+from service.jobs.stats import record_finished_job
 from service.jobs.store import JobStore
 
 __all__ = ["JobsController"]
@@ -45,6 +46,8 @@ async def _find(backend: Backend, job_id: str, client: str) -> JobRecord:
         raise JobNotFound(f"No job {job_id!r}: it never existed or has expired.")
     if gave_up and not record.terminal:
         repaired = await backend.store.update(job_id, mark_abandoned)
+        if repaired.changed and repaired.record is not None:
+            await record_finished_job(backend.stats, repaired.record)
         record = repaired.record or record
     return record
 
@@ -129,6 +132,7 @@ class JobsController(Controller):
             raise JobNotFound(f"No job {job_id!r}: it never existed or has expired.")
         if updated.changed:
             await backend.queue.discard(job_id)
+            await record_finished_job(backend.stats, updated.record)
         return updated.record.document
 
 

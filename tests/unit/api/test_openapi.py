@@ -53,6 +53,7 @@ class TestOpenAPI:
                 "cancelJob",
                 "listIndexes",
                 "getDiagnosticsSummary",
+                "listRecentJobs",
                 "getHealth",
                 "getReadiness",
                 "getMetrics",
