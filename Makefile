@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run test lint format openapi conformance bench redis clean
+.PHONY: setup run test lint format openapi conformance bench redis run-cluster clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ conformance: setup
 ## resolvd vs uv pip compile vs pip install --dry-run on loopback indexes (BENCH_ARGS=--quick)
 bench: setup
 	$(PY) -m tests.bench $(BENCH_ARGS)
+
+## deploy/compose.yaml as local processes (2 API, 3 workers, 2 Redis) until Ctrl-C;
+## `make run-cluster ARGS=--check` runs an end-to-end check instead and exits 0/1
+run-cluster: setup
+	$(PY) -m deploy.run_cluster $(ARGS)
 
 ## start a throwaway Redis on 127.0.0.1:6379 when none answers (CI and fresh machines)
 redis:
