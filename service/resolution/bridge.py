@@ -40,6 +40,7 @@ class FetchBridge:
         self._deadline = deadline
         self._futures: dict[tuple[str, ...], concurrent.futures.Future[Any]] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def check(self) -> None:
         """Raise ``StoppedError`` when the job should end now."""
@@ -49,10 +50,17 @@ class FetchBridge:
             raise StoppedError("deadline_exceeded")
 
     def schedule(self, key: tuple[str, ...], make: Any) -> concurrent.futures.Future[Any]:
-        """Start ``make()`` (a coroutine factory) once per ``key``; return its future."""
+        """Start ``make()`` (a coroutine factory) once per ``key``; return its future.
+
+        After ``cancel_pending`` nothing new starts (prefetches running on the loop may still
+        ask): the future returned is already cancelled.
+        """
         with self._lock:
             future = self._futures.get(key)
-            if future is None:
+            if future is None and self._closed:
+                future = concurrent.futures.Future()
+                future.cancel()
+            elif future is None:
                 coroutine: Coroutine[Any, Any, Any] = make()
                 future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
                 self._futures[key] = future
@@ -68,6 +76,8 @@ class FetchBridge:
                 continue
 
     def cancel_pending(self) -> None:
+        """Cancel every fetch still running and refuse new ones: the job is over."""
         with self._lock:
+            self._closed = True
             for future in self._futures.values():
                 future.cancel()

@@ -178,7 +178,8 @@ class Finder:
         )
 
     async def _prefetch_metadata(self, index: Index, name: str, page_future: Any) -> None:
-        """On the event loop: once the page is in, start the likeliest version's metadata."""
+        """On the event loop: once the page is in, start the likeliest version's metadata, and
+        once that is in, prefetch the pages of its dependencies."""
         try:
             page: ProjectPage = await asyncio.wrap_future(page_future)
         except IndexFetchError:
@@ -193,10 +194,24 @@ class Finder:
         if best is None or best.file is None:
             return
         file, client, stats = best.file, self._client, self._stats
-        self._bridge.schedule(
+        metadata_future = self._bridge.schedule(
             ("metadata", index.url, file.url),
             lambda: client.find_core_metadata(index, file, stats=stats),
         )
+        try:
+            metadata: CoreMetadata = await asyncio.wrap_future(metadata_future)
+        except IndexFetchError:
+            return
+        # Walk on ahead of the resolver: the likeliest version's dependencies are the pages it
+        # will ask for next, so the discovery of the tree runs breadth-first at network speed
+        # instead of one resolver round at a time (uv does the same).
+        for line in metadata.requires_dist:
+            try:
+                requirement = _parse_requirement(line)
+            except InvalidRequirement:
+                continue
+            if self._evaluate(requirement.marker, ""):
+                self.prefetch(canonicalize_name(requirement.name))
 
     @property
     def indexes(self) -> list[Index]:
