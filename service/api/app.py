@@ -18,6 +18,7 @@ from service.api.auth import load_token_table, provide_client
 from service.api.controllers.dashboard import DashboardController
 from service.api.controllers.diagnostics import DiagnosticsController
 from service.api.controllers.jobs import JobsController
+from service.api.controllers.lock import LockController
 from service.api.controllers.metrics import MetricsController, SubmissionMetrics
 from service.api.controllers.ops import HealthController, IndexesController
 from service.api.controllers.resolve import ResolveController
@@ -100,6 +101,7 @@ def create_app(
         route_handlers=[
             ResolveController,
             JobsController,
+            LockController,
             IndexesController,
             HealthController,
             MetricsController,

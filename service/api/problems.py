@@ -37,6 +37,7 @@ __all__ = [
     "ApiProblem",
     "InvalidRequest",
     "JobNotFound",
+    "LockUnavailable",
     "RateLimited",
     "Unauthorized",
     "problem_response",
@@ -95,6 +96,10 @@ class JobNotFound(ApiProblem):
     """No such job for this client (never existed, expired, or someone else's)."""
 
 
+class LockUnavailable(ApiProblem):
+    """The job has no lock to give: it has not succeeded, or its files cannot be pinned."""
+
+
 class RateLimited(ApiProblem):
     """Too many jobs submitted by this client in the current minute."""
 
@@ -121,6 +126,7 @@ PROBLEMS: dict[type[BaseException], ProblemRow] = {
     ClientException: ProblemRow(400, "bad-request", "Bad request"),
     Unauthorized: ProblemRow(401, "unauthorized", "Authentication required"),
     JobNotFound: ProblemRow(404, "job-not-found", "Job not found"),
+    LockUnavailable: ProblemRow(409, "lock-unavailable", "No lock for this job"),
     NotFoundException: ProblemRow(404, "not-found", "Not found"),
     MethodNotAllowedException: ProblemRow(405, "method-not-allowed", "Method not allowed"),
     RequestEntityTooLarge: ProblemRow(413, "body-too-large", "Request body too large"),

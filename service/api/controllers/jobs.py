@@ -18,7 +18,7 @@ from service.jobs.model import JobDocument, JobRecord, mark_abandoned, mark_canc
 from service.jobs.stats import record_finished_job
 from service.jobs.store import JobStore
 
-__all__ = ["JobsController"]
+__all__ = ["JobId", "JobsController", "find_job"]
 
 MAX_WAIT_SECONDS = 30
 # Waiters re-read the document at least this often, so a lost notification costs little.
@@ -36,7 +36,7 @@ _ERRORS = {
 JobId = Annotated[str, PathParameter(description="The opaque job id from `POST /resolve`.")]
 
 
-async def _find(backend: Backend, job_id: str, client: str) -> JobRecord:
+async def find_job(backend: Backend, job_id: str, client: str) -> JobRecord:
     """The client's job; a live job the queue gave up on is failed on the way (read-repair)."""
     # Ask the queue first: the runner writes a job's outcome before the queue marks it done,
     # so "queue gave up" followed by "document still live" means nobody will finish it.
@@ -82,13 +82,13 @@ class JobsController(Controller):
     ) -> JobDocument:
         store = backend.store
         if wait <= 0:
-            return (await _find(backend, job_id, client)).document
+            return (await find_job(backend, job_id, client)).document
         until = time.monotonic() + wait
         async with store.watch(job_id) as watch:
-            record = await _find(backend, job_id, client)
+            record = await find_job(backend, job_id, client)
             while not record.terminal and (remaining := until - time.monotonic()) > 0:
                 await watch.wait(min(remaining, _REREAD_SECONDS))
-                record = await _find(backend, job_id, client)
+                record = await find_job(backend, job_id, client)
         return record.document
 
     @get(
@@ -107,7 +107,7 @@ class JobsController(Controller):
     async def stream_job_events(
         self, job_id: JobId, client: NamedDependency[str], backend: NamedDependency[Backend]
     ) -> ServerSentEvent:
-        await _find(backend, job_id, client)
+        await find_job(backend, job_id, client)
         return ServerSentEvent(_iter_job_events(backend.store, job_id, client))
 
     @delete(
@@ -126,7 +126,7 @@ class JobsController(Controller):
     async def cancel_job(
         self, job_id: JobId, client: NamedDependency[str], backend: NamedDependency[Backend]
     ) -> JobDocument:
-        await _find(backend, job_id, client)
+        await find_job(backend, job_id, client)
         updated = await backend.store.update(job_id, mark_cancelled)
         if updated.record is None:
             raise JobNotFound(f"No job {job_id!r}: it never existed or has expired.")

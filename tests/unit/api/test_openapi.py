@@ -51,6 +51,7 @@ class TestOpenAPI:
                 "getJob",
                 "streamJobEvents",
                 "cancelJob",
+                "getJobLock",
                 "listIndexes",
                 "getDiagnosticsSummary",
                 "listRecentJobs",
