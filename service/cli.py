@@ -1,10 +1,11 @@
-"""The ``resolvd`` command: ``serve``, ``worker`` and ``openapi``.
+"""The ``resolvd`` command: ``serve``, ``worker``, ``openapi`` and ``submit``.
 
 ``serve`` runs the API under uvicorn, by default with a worker inside each server process;
 ``worker`` runs a queue consumer (any number, anywhere Redis is reachable); ``openapi`` prints
-the OpenAPI document that ``openapi/openapi.json`` must equal. ``--config`` names the TOML file
-(else ``$RESOLVD_CONFIG``). SIGTERM or SIGINT drains workers: no new jobs are taken and running
-ones finish or go back to the queue.
+the OpenAPI document that ``openapi/openapi.json`` must equal; ``submit`` is a client that
+resolves a ``requirements.in`` on a server and writes its lock (``service.submit``).
+``--config`` names the TOML file (else ``$RESOLVD_CONFIG``). SIGTERM or SIGINT drains workers:
+no new jobs are taken and running ones finish or go back to the queue.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import msgspec
 
 from service.jobs.backend import BackendChoice, BackendUnavailable
 from service.settings import Settings, SettingsError, load_settings
+from service.submit import add_submit_arguments, run_submit
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -142,6 +144,11 @@ def _make_parser() -> argparse.ArgumentParser:
     worker.add_argument("--config", help="TOML configuration file (default: $RESOLVD_CONFIG)")
 
     commands.add_parser("openapi", help="print the OpenAPI document")
+
+    submit = commands.add_parser(
+        "submit", help="resolve a requirements.in on a resolvd server and write its lock"
+    )
+    add_submit_arguments(submit)
     return parser
 
 
@@ -151,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "openapi":
         sys.stdout.write(render_openapi())
         return 0
+    if args.command == "submit":  # a client: the server's configuration is not its business
+        return run_submit(args)
     try:
         settings = load_settings(args.config)
     except SettingsError as exc:
