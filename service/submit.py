@@ -70,6 +70,7 @@ _QUEUE_ALLOWANCE_SECONDS = 120.0
 _PLAIN_INTERVAL_SECONDS = 5.0
 # pip's rule: ``#`` at the start of a line or after whitespace starts a comment.
 _COMMENT = re.compile(r"(^|\s+)#.*$")
+_OPTION = re.compile(r"(?P<name>--[\w-]+|-\w)[=\s]?(?P<value>.*)")
 _FIELD_LINE = re.compile(r"^(?P<list>requirements|constraints)\[(?P<position>\d+)\]")
 
 
@@ -157,14 +158,8 @@ def _iter_logical_lines(text: str) -> Iterator[tuple[int, str]]:
 
 def _split_option(line: str) -> tuple[str, str] | None:
     """``("-c", "constraints.txt")`` for an option line (``-c x``, ``-cx``, ``--constraint=x``)."""
-    if not line.startswith("-"):
-        return None
-    if line.startswith("--"):
-        name, sep, value = line.partition("=")
-        if not sep:
-            name, _, value = line.partition(" ")
-        return name.strip(), value.strip()
-    return line[:2], line[2:].strip()
+    match = _OPTION.fullmatch(line)
+    return (match["name"], match["value"].strip()) if match else None
 
 
 def _refusal(option: str) -> str:
@@ -196,7 +191,7 @@ def _read_file(
         origin = f"{path}:{number}"
         option = _split_option(line)
         if option is None:
-            if " --" in line or line.startswith("--"):
+            if " --" in line:
                 raise UsageError(f"{origin}: per-requirement options are not supported: {line}")
             target = into.constraints if constraints else into.requirements
             target.append(SourceLine(line, origin))
