@@ -1,6 +1,6 @@
 """Run the packse scenario corpus against a real resolvd process; print and record the score.
 
-    python -m tests.conformance.run [--min-match N] [--only SUBSTR] [--verbose]
+    python -m tests.conformance.run [--min-match N] [--only SUBSTR] [--verbose] [--uv]
 
 Every non-disabled scenario is published on one loopback ``IndexServer`` (an index per
 scenario). ``resolvd serve`` starts as a subprocess on a free port, with Redis db 14 (flushed
@@ -13,6 +13,11 @@ kind ``unsatisfiable``: the corpus indexes never misbehave, so any other kind is
 not a correct answer. Universal scenarios need one resolution per marker fork and are counted
 as skipped. Exit status 1 when fewer than ``--min-match`` scenarios match (default: the number
 in ``tests/conformance/MIN_MATCH``; with ``--only``, 0).
+
+The report (``.bench/conformance.json``) also says, per expected failure, which hint codes the
+failure carried and whether its message names every requested package; the run prints the hint
+codes per category and the failures whose message does not. ``--uv`` adds what
+``uv pip compile`` prints for each expected failure on the same index, for side-by-side reading.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -65,6 +71,7 @@ class Outcome:
     packages: Mapping[str, str] = field(default_factory=dict)  # canonical name -> version
     failure_kind: str | None = None
     message: str | None = None
+    hint_codes: tuple[str, ...] = ()
     seconds: float = 0.0
 
 
@@ -150,6 +157,7 @@ def _outcome_from_job(job: Mapping[str, Any], seconds: float) -> Outcome:
         packages=packages,
         failure_kind=failure.get("kind"),
         message=failure.get("message"),
+        hint_codes=tuple(str(hint.get("code")) for hint in failure.get("hints", ())),
         seconds=seconds,
     )
 
@@ -180,6 +188,60 @@ def find_outcome(client: httpx.Client, body: Mapping[str, Any], *, timeout: floa
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         return Outcome("error", message=f"{type(exc).__name__}: {exc}", seconds=elapsed())
     return _outcome_from_job(job, elapsed())
+
+
+def names_requested_packages(scenario: Scenario, outcome: Outcome) -> bool:
+    """Whether a failure's message names every package the scenario's root requires."""
+    words = {
+        canonicalize_name(word)
+        for word in re.split(r"[^A-Za-z0-9._-]+", outcome.message or "")
+        if word
+    }
+    return all(canonicalize_name(name) in words for name in scenario.requirement_names)
+
+
+def find_uv_message(scenario: Scenario, index_url: str) -> str:
+    """What ``uv pip compile`` prints for ``scenario`` against its loopback index."""
+    uv = Path(sys.executable).with_name("uv")
+    command = [
+        str(uv if uv.exists() else "uv"),
+        "pip",
+        "compile",
+        "--no-config",
+        "--no-cache",
+        "--quiet",
+        "--no-header",
+        "--index-url",
+        index_url,
+        "--python-version",
+        scenario.python_version,
+        "--python-platform",
+        scenario.platform,
+        "-",
+    ]
+    if scenario.prerelease is not None:
+        command[-1:-1] = ["--prerelease", scenario.prerelease]
+    if scenario.resolution is not None:
+        command[-1:-1] = ["--resolution", scenario.resolution]
+    for names, flag in (
+        (scenario.only_binary, "--only-binary"),
+        (scenario.no_binary, "--no-binary"),
+    ):
+        for name in names:
+            command[-1:-1] = [flag, name]
+    try:
+        done = subprocess.run(
+            command,
+            input="\n".join(scenario.requirements) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "UV_NO_CACHE": "1", "NO_COLOR": "1"},
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"(uv did not run: {exc})"
+    return (done.stderr or done.stdout).strip()
 
 
 class ServiceStartError(RuntimeError):
@@ -319,7 +381,10 @@ def _run_all(
 
 
 def _write_report(
-    verdicts: Sequence[Verdict], universal: Sequence[Scenario], disabled: Sequence[Scenario]
+    verdicts: Sequence[Verdict],
+    universal: Sequence[Scenario],
+    disabled: Sequence[Scenario],
+    uv_messages: Mapping[str, str],
 ) -> None:
     report = {
         "match": sum(v.match for v in verdicts),
@@ -339,6 +404,13 @@ def _write_report(
                 "packages": dict(v.outcome.packages),
                 "failure_kind": v.outcome.failure_kind,
                 "message": v.outcome.message,
+                "hint_codes": list(v.outcome.hint_codes),
+                "names_requested_packages": (
+                    names_requested_packages(v.scenario, v.outcome)
+                    if not v.scenario.expected.satisfiable
+                    else None
+                ),
+                "uv_message": uv_messages.get(v.scenario.key),
                 "seconds": round(v.outcome.seconds, 3),
             }
             for v in verdicts
@@ -348,11 +420,32 @@ def _write_report(
     REPORT_PATH.write_text(json.dumps(report, indent=2) + "\n")
 
 
+def _print_explanations(verdicts: Sequence[Verdict]) -> None:
+    """Hint codes per category, and expected failures whose message misses a requested name."""
+    failures = [v for v in verdicts if not v.scenario.expected.satisfiable and v.match]
+    if not failures:
+        return
+    codes: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for verdict in failures:
+        codes[verdict.scenario.category].update(verdict.outcome.hint_codes or ("(none)",))
+    print("hint codes of expected failures, by category:")
+    for category, counter in sorted(codes.items()):
+        print(f"  {category}: " + ", ".join(f"{c} {n}" for c, n in sorted(counter.items())))
+    unnamed = [v for v in failures if not names_requested_packages(v.scenario, v.outcome)]
+    named = len(failures) - len(unnamed)
+    print(f"{named}/{len(failures)} failure messages name every requested package")
+    for verdict in unnamed:
+        print(f"  UNNAMED {verdict.scenario.key}: {_summary_line(verdict.outcome.message)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.conformance.run", description=__doc__)
     parser.add_argument("--min-match", type=int, default=None, help="fail below this many matches")
     parser.add_argument("--only", default="", help="run scenarios whose category/name has this")
     parser.add_argument("--verbose", action="store_true", help="print every scenario as it ends")
+    parser.add_argument(
+        "--uv", action="store_true", help="record uv pip compile's message for expected failures"
+    )
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the service and the index server are always stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -371,6 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         min_match = 0 if args.only else _read_min_match()
 
     verdicts: list[Verdict] = []
+    uv_messages: dict[str, str] = {}
     if runnable:
         _flush_redis()
         SERVICE_LOG_PATH.parent.mkdir(exist_ok=True)
@@ -379,6 +473,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 with run_service(index_server.base_url, log) as service_url:
                     verdicts = _run_all(service_url, runnable, urls, verbose=args.verbose)
+                if args.uv:
+                    failing = [s for s in runnable if not s.expected.satisfiable]
+                    with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+                        found = pool.map(lambda s: find_uv_message(s, urls[s.name]), failing)
+                        uv_messages = {s.key: m for s, m in zip(failing, found, strict=True)}
             except ServiceStartError as exc:
                 print(f"conformance: the service did not start: {exc}")
                 return 1
@@ -391,10 +490,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         by_category[verdict.scenario.category].append(verdict.match)
     if by_category:
         print(", ".join(f"{c} {sum(m)}/{len(m)}" for c, m in sorted(by_category.items())))
+    _print_explanations(verdicts)
     matched = sum(v.match for v in verdicts)
     print(f"{matched}/{len(verdicts)} match expected")
     print(f"skipped (universal): {len(universal)}; disabled in corpus: {len(disabled)}")
-    _write_report(verdicts, universal, disabled)
+    _write_report(verdicts, universal, disabled, uv_messages)
     print(f"report: {REPORT_PATH.relative_to(REPO_ROOT)}")
     if matched < min_match:
         print(f"conformance: {matched} < minimum {min_match}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.indexserver import IndexSpec, Project, Release
@@ -77,6 +78,11 @@ class Scenario:
     @property
     def key(self) -> str:
         return f"{self.category}/{self.name}"
+
+    @property
+    def requirement_names(self) -> tuple[str, ...]:
+        """The project names the root requires, as written."""
+        return tuple(Requirement(line).name for line in self.requirements)
 
     def make_request(self, index_url: str) -> dict[str, Any]:
         """The ``POST /resolve`` body that asks the service what uv is asked for this scenario.
