@@ -20,6 +20,7 @@ from service.api.schemas import FieldError, ResolveBody
 from service.api.validation import to_resolve_request
 from service.jobs.backend import Backend
 from service.jobs.model import JobDocument, JobRecord, make_record, mark_abandoned, mark_failed
+from service.jobs.stats import record_finished_job
 from service.resolution.request import ResolveRequest
 from service.resolution.result import Failure
 from service.settings import Settings
@@ -127,6 +128,8 @@ class ResolveController(Controller):
         if job.terminal or not await backend.queue.gave_up(job.id):
             return False
         repaired = await backend.store.update(job.id, mark_abandoned)
+        if repaired.changed and repaired.record is not None:
+            await record_finished_job(backend.stats, repaired.record)
         return repaired.changed
 
     @staticmethod
@@ -137,5 +140,7 @@ class ResolveController(Controller):
             # Do not leave a queued job no worker will ever see: it would also capture every
             # identical request through deduplication. A failed internal job is not reused.
             failure = Failure(kind="internal", message="The job could not be queued.")
-            await backend.store.update(job_id, lambda r: mark_failed(r, failure))
+            failed = await backend.store.update(job_id, lambda r: mark_failed(r, failure))
+            if failed.changed and failed.record is not None:
+                await record_finished_job(backend.stats, failed.record)
             raise

@@ -229,6 +229,9 @@ class TestAbandonedJobs:
         again = await submit(api, "ok")
         assert again["id"] != submitted["id"]
         assert again["status"] == "queued"
+        summary = (await api.get("/diagnostics/summary")).json()
+        assert summary["jobs"] == {"failed": 1}
+        assert summary["failures_by_kind"] == {"internal": 1}
 
 
 async def give_up(redis: Redis, job_id: str) -> None:
