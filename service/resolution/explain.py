@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -140,6 +141,10 @@ class _Explainer:
         self.target = target
         self.hints: list[Diagnostic] = []
         self._hinted: set[tuple[str, ...]] = set()
+        # The request was validated before it was queued: every line parses.
+        self.root_requirements = [
+            r for r in map(Requirement, request.requirements) if finder.applies(r)
+        ]
 
     # -- facts ---------------------------------------------------------------------------
 
@@ -269,10 +274,12 @@ class _Explainer:
         platform = self.target.supported_tags[0].split("-")[2]
         return f"platform tag (e.g., `{platform}`)"
 
-    def parent_subject(self, parent: Candidate, requirement: ResolverRequirement) -> str:
-        """``parent`` widened to every loaded version of it with the same requirement."""
+    def _same_requirement(
+        self, parent: Candidate, requirement: ResolverRequirement
+    ) -> list[Version]:
+        """Every loaded version of ``parent``'s package with the same requirement as it."""
         if parent.extras:
-            return parent.format_for_error()
+            return [parent.version]
         wanted = (requirement.name, str(getattr(requirement, "specifier", "")))
         same = [
             Version(version)
@@ -280,11 +287,90 @@ class _Explainer:
             if name == parent.name
             and any((canonicalize_name(r.name), str(r.specifier)) == wanted for r in requirements)
         ]
-        if len(same) <= 1:
+        return same or [parent.version]
+
+    def _available(self, name: str) -> list[Version]:
+        """Versions of ``name`` nothing but the conflict ruled out (no rejection, no pre-release
+        set aside)."""
+        excluded = self.finder.records.excluded_prereleases.get(name, set())
+        rejected = self.rejections(name)
+        return [v for v in self.universe(name) if v not in excluded and str(v) not in rejected]
+
+    def parent_subject(self, parent: Candidate, requirement: ResolverRequirement) -> str:
+        """``parent`` widened to every loaded version of it with the same requirement."""
+        same = self._same_requirement(parent, requirement)
+        if parent.extras or len(same) <= 1:
             return parent.format_for_error()
         excluded = self.finder.records.excluded_prereleases.get(parent.name, set())
         universe = [v for v in self.universe(parent.name) if v not in excluded]
         return format_version_set(parent.name, same, universe)
+
+    def _root_allows(self, name: str, version: Version) -> bool:
+        return all(
+            r.specifier.contains(version, prereleases=True)
+            for r in self.root_requirements
+            if canonicalize_name(r.name) == name
+        )
+
+    def excluders(
+        self, infos: Sequence[RequirementInformation[ResolverRequirement, Candidate]]
+    ) -> list[str]:
+        """Clauses for what rules out the parents' other versions, when the conflict does not.
+
+        resolvelib's causes name only the last conflict: "a==1.0 cannot be used", while
+        a==2.0 was ruled out earlier, by a requirement of another package the user requires.
+        For each parent package, the versions the user's requirement allows that the conclusion
+        does not cover are looked up among every loaded requirement on that package: a root
+        package all of whose versions exclude them all completes the derivation ("and because
+        all versions of b depend on a==1.0 and you require b").
+        """
+        covered: dict[str, set[Version]] = defaultdict(set)
+        for info in infos:
+            if info.parent is not None and not info.parent.extras:
+                covered[info.parent.name].update(
+                    self._same_requirement(info.parent, info.requirement)
+                )
+        clauses: list[str] = []
+        for name, versions in covered.items():
+            remaining = [
+                v for v in self._available(name) if v not in versions and self._root_allows(name, v)
+            ]
+            if remaining:
+                clauses += self._excluding_roots(name, remaining)
+        return clauses
+
+    def _excluding_roots(self, name: str, remaining: Sequence[Version]) -> list[str]:
+        on_name: dict[str, dict[Version, list[Requirement]]] = defaultdict(dict)
+        for (dependent, version), requirements in self.finder.records.dependencies.items():
+            relevant = [
+                r
+                for r in requirements
+                if canonicalize_name(r.name) == name and not r.extras and self.finder.applies(r)
+            ]
+            if relevant and dependent != name:
+                on_name[dependent][Version(version)] = relevant
+        clauses: list[str] = []
+        for dependent, by_version in sorted(on_name.items()):
+            allowed = [v for v in self._available(dependent) if self._root_allows(dependent, v)]
+            roots = [r for r in self.root_requirements if canonicalize_name(r.name) == dependent]
+            if not roots or not allowed or any(v not in by_version for v in allowed):
+                continue
+            if not all(
+                not all(r.specifier.contains(v, prereleases=True) for r in by_version[dv])
+                for dv in allowed
+                for v in remaining
+            ):
+                continue
+            by_spec: dict[str, list[Version]] = defaultdict(list)
+            for dv in allowed:
+                by_spec[",".join(str(r.specifier) for r in by_version[dv])].append(dv)
+            universe = self._available(dependent)
+            for spec, dependent_versions in sorted(by_spec.items(), key=lambda kv: min(kv[1])):
+                subject = format_version_set(dependent, dependent_versions, universe)
+                verb = "depend" if _plural(subject) else "depends"
+                clauses.append(f"{subject} {verb} on {name}{spec}")
+            clauses.append(f"you require {roots[0]}")
+        return clauses
 
     def who_requires(self, requirement: ResolverRequirement, parent: Candidate | None) -> str:
         if parent is None:
@@ -535,7 +621,9 @@ def _explain_group(
         dict.fromkeys(explainer.parent_subject(i.parent, i.requirement) for i in infos if i.parent)
     )
     subjects = " and ".join(distinct_subjects)
-    roots = _join_requirers([explainer.requirers(p.name) for p in parents])
+    roots = _join_requirers(
+        [explainer.requirers(p.name) for p in parents] + explainer.excluders(infos)
+    )
     lone = len(infos) == 1 or not explainer.found(name)
     if lone:
         # Nothing can satisfy the requirement itself: no conflict between requirers is involved.

@@ -528,6 +528,10 @@ class Finder:
         self._marker_memo[key] = (result, marker)
         return result
 
+    def applies(self, requirement: Requirement) -> bool:
+        """Whether a Requires-Dist line (without extras) applies to the target at all."""
+        return self._evaluate(requirement.marker, "")
+
     def iter_dependencies(self, candidate: Candidate) -> Iterator[ResolverRequirement]:
         """The candidate's requirements for the target, overrides applied."""
         metadata = self.metadata(candidate)

@@ -339,6 +339,25 @@ class TestExplanations:
         assert "you require b>=2" in failure.message
         assert failure.message.endswith("we can conclude that your requirements are unsatisfiable.")
 
+    async def test_versions_ruled_out_by_another_root_are_named(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """resolvelib's last conflict leaves a==2.0 unexplained; the requirer b that excludes
+        it completes the chain (uv: "all versions of b depend on a==1.0 and you require b")."""
+        index_server.add_index(
+            IndexSpec(
+                "corp",
+                [
+                    Project("a", [Release("1.0", requires=["c"]), Release("2.0")]),
+                    Project("b", [Release(v, requires=["a==1.0"]) for v in ("1.0", "2.0")]),
+                ],
+            )
+        )
+        failure = await fail(client, request("a", "b"), [index(index_server, "corp")])
+        assert "c was not found" in failure.message
+        assert "a==1.0 cannot be used" in failure.message
+        assert "all versions of b depend on a==1.0 and you require a and b" in failure.message
+
     async def test_missing_package(self, index_server: IndexServer, client: IndexClient) -> None:
         """A project no index has is reported as not found, with a hint."""
         index_server.add_index(IndexSpec("corp", []))
