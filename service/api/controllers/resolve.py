@@ -96,7 +96,9 @@ class ResolveController(Controller):
                 "Idempotency-Key must be 1 to 255 characters.",
                 errors=[FieldError(field="Idempotency-Key", message="must be 1-255 characters")],
             )
-        await self._check_rate(backend, client, settings.limits.jobs_per_client_per_minute)
+        rate_headers = await self._check_rate(
+            backend, client, settings.limits.jobs_per_client_per_minute
+        )
         record = make_record(request, client=client, fingerprint=fingerprint(request))
         created = await backend.store.create(record, idempotency_key=idempotency_key)
         if not created.created and await self._repair_abandoned(backend, created.record):
@@ -108,19 +110,30 @@ class ResolveController(Controller):
         outcome = "created" if created.created else "deduplicated"
         submissions.submitted.labels(outcome=outcome).inc()
         status = 200 if job.terminal else 202
-        return Response(job.document, status_code=status, headers={"Location": f"/jobs/{job.id}"})
+        return Response(
+            job.document,
+            status_code=status,
+            headers={"Location": f"/jobs/{job.id}", **rate_headers},
+        )
 
     @staticmethod
-    async def _check_rate(backend: Backend, client: str, limit: int) -> None:
+    async def _check_rate(backend: Backend, client: str, limit: int) -> dict[str, str]:
+        """Count this submission; the ``RateLimit-*`` headers (IETF httpapi draft) to send."""
         if limit <= 0:
-            return
+            return {}
         count = await backend.store.count_submission(client, _RATE_WINDOW_SECONDS)
+        reset = _RATE_WINDOW_SECONDS - int(time.time()) % _RATE_WINDOW_SECONDS
+        headers = {
+            "RateLimit-Limit": str(limit),
+            "RateLimit-Remaining": str(max(0, limit - count)),
+            "RateLimit-Reset": str(reset),
+        }
         if count > limit:
-            retry_after = _RATE_WINDOW_SECONDS - int(time.time()) % _RATE_WINDOW_SECONDS
             raise RateLimited(
                 f"This client may submit {limit} jobs per minute.",
-                headers={"Retry-After": str(retry_after)},
+                headers={"Retry-After": str(reset), **headers},
             )
+        return headers
 
     @staticmethod
     async def _repair_abandoned(backend: Backend, job: JobRecord) -> bool:

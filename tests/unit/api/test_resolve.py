@@ -389,16 +389,23 @@ class TestRateLimit:
     async def test_submissions_beyond_the_limit_are_refused(
         self, make_client: ClientFactory, settings: Settings, redis_client: Redis
     ) -> None:
-        """Past ``limits.jobs_per_client_per_minute``: 429 with Retry-After, nothing queued."""
+        """Past ``limits.jobs_per_client_per_minute``: 429 with Retry-After, nothing queued;
+        every answer says where the client stands in RateLimit-* headers."""
         limited = msgspec.structs.replace(settings, limits=Limits(jobs_per_client_per_minute=2))
         async with make_client(settings=limited) as api:
+            remaining = []
             for version in ("1", "2"):
                 response = await api.post("/resolve", json={"requirements": [f"a=={version}"]})
                 assert response.status_code == 202
+                assert response.headers["ratelimit-limit"] == "2"
+                remaining.append(response.headers["ratelimit-remaining"])
             response = await api.post("/resolve", json={"requirements": ["a==3"]})
+        assert remaining == ["1", "0"]
         assert response.status_code == 429
         assert response.json()["type"] == "urn:resolvd:problem:rate-limited"
         assert 0 < int(response.headers["retry-after"]) <= 60
+        assert response.headers["ratelimit-remaining"] == "0"
+        assert response.headers["ratelimit-reset"] == response.headers["retry-after"]
         assert await count_queued(redis_client) == (2, 2)
 
 
