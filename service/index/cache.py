@@ -10,8 +10,10 @@ ever part of a key or value and a page fetched with one client's credentials is 
 another's. Pages are kept with their ``fetched_at`` time: the client treats them as fresh for
 the page TTL and revalidates them (ETag / Last-Modified) after, so they are stored longer than
 that. Metadata is keyed by the file's sha256, immutable, and kept without expiry (only files
-with a sha256 are cached). A Redis failure never fails a fetch: it is logged once, with the
-URL redacted, and the call behaves as a miss.
+with a sha256 are cached). A Redis failure never fails a fetch: the call behaves as a miss,
+the outage is logged once (URL redacted) and counted (``RedisPageCache.errors``), and while it
+lasts Redis is asked again only every ``retry_seconds``, so a hung cache costs a job one timeout
+per interval rather than one per page.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Generic, TypeVar, cast
 import msgspec
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from service.diagnostics.redact import redact_url
 from service.index.models import CoreMetadata, DistFile, Index, ProjectPage
@@ -43,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 _PREFIX = "resolvd:cache:v1"
 _DEFAULT_ENTRIES = 4096
+# While the cache's Redis fails, it is tried again this often (the calls between are misses).
+_RETRY_SECONDS = 5.0
 
 V = TypeVar("V")
 
@@ -168,42 +174,80 @@ class RedisPageCache(PageCache):
 
     The front LRU holds decoded values so a hot page costs no round trip; its page entries
     expire with the stored ones. The cache owns ``client`` and closes it in ``aclose``.
+    ``errors`` counts the Redis calls that failed, since the cache was made.
     """
 
     def __init__(
-        self, client: redis.asyncio.Redis, *, url: str = "redis", local_entries: int = 1024
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        url: str = "redis",
+        local_entries: int = 1024,
+        retry_seconds: float = _RETRY_SECONDS,
     ) -> None:
         self._redis = client
         self._url = redact_url(url)
         self._local = MemoryPageCache(local_entries)
+        self._retry_seconds = retry_seconds
         self._failing = False
+        self._next_try = 0.0
+        self._outage_errors = 0
+        self.errors = 0
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisPageCache:
-        """A cache on the Redis at ``url``; connects lazily, on first use."""
+        """A cache on the Redis at ``url``; connects lazily, on first use.
+
+        A call that loses its connection is retried once, at once (the server may have dropped
+        a pooled connection), and a call that times out not at all: a cache that does not answer
+        is a miss, not something to wait for.
+        """
         client = redis.asyncio.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout
+            url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
         )
         return cls(client, url=url)
 
+    def _ask_redis(self) -> bool:
+        """Whether to call Redis now: always while it answers, once per interval while not."""
+        if not self._failing:
+            return True
+        now = time.monotonic()
+        if now < self._next_try:
+            return False
+        self._next_try = now + self._retry_seconds
+        return True
+
     def _failed(self, operation: str, exc: Exception) -> None:
+        self.errors += 1
+        self._outage_errors += 1
+        self._next_try = time.monotonic() + self._retry_seconds
         if not self._failing:
             logger.warning(
-                "page cache at %s failed (%s: %s); fetching from the network until it recovers",
+                "page cache at %s failed (%s: %s); fetching from the network, and trying the "
+                "cache again every %g s, until it recovers",
                 self._url,
                 operation,
                 type(exc).__name__,
+                self._retry_seconds,
             )
         self._failing = True
 
     def _recovered(self) -> None:
         if self._failing:
-            logger.info("page cache at %s is answering again", self._url)
+            logger.info(
+                "page cache at %s is answering again (%d calls failed while it was not)",
+                self._url,
+                self._outage_errors,
+            )
         self._failing = False
+        self._outage_errors = 0
 
     async def get_page(self, index: Index, project: str) -> CachedPage | None:
         found = await self._local.get_page(index, project)
-        if found is not None:
+        if found is not None or not self._ask_redis():
             return found
         key = page_key(index, project)
         try:
@@ -224,6 +268,8 @@ class RedisPageCache(PageCache):
         self, index: Index, project: str, entry: CachedPage, *, keep_seconds: float
     ) -> None:
         await self._local.set_page(index, project, entry, keep_seconds=keep_seconds)
+        if not self._ask_redis():
+            return
         try:
             await self._redis.set(
                 page_key(index, project),
@@ -247,7 +293,7 @@ class RedisPageCache(PageCache):
             for position, file in enumerate(files)
             if found[position] is None and (key := metadata_key(index, file)) is not None
         }
-        if not wanted:
+        if not wanted or not self._ask_redis():
             return found
         try:
             values = await self._redis.mget(list(wanted))
@@ -271,6 +317,8 @@ class RedisPageCache(PageCache):
         if key is None:
             return
         await self._local.set_metadata(index, file, metadata)
+        if not self._ask_redis():
+            return
         try:
             await self._redis.set(key, _encoder.encode(metadata))
         except _REDIS_FAILURES as exc:

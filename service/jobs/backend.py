@@ -1,24 +1,46 @@
-"""Open the job backend: Redis (store + SAQ queue) or, when allowed and Redis is down, memory."""
+"""Open the job backend: Redis (store + SAQ queue) or, when allowed and Redis is down, memory.
+
+On Redis the queue is told how to give up on a job (``give_up``): its document fails with
+kind ``internal`` and a message saying how many tries it had, and the failure is counted.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from saq.queue.redis import RedisQueue
 
 from service.diagnostics.redact import redact_url
-from service.jobs.queue import QUEUE_NAME, JobQueue, MemoryJobQueue, SaqJobQueue
-from service.jobs.stats import MemoryStatsStore, RedisStatsStore, StatsStore
+from service.jobs.model import JobRecord, mark_failed
+from service.jobs.queue import (
+    QUEUE_NAME,
+    JobQueue,
+    MemoryJobQueue,
+    SaqJobQueue,
+    SweepingRedisQueue,
+)
+from service.jobs.stats import MemoryStatsStore, RedisStatsStore, StatsStore, record_finished_job
 from service.jobs.store import JobStore, MemoryJobStore, RedisJobStore
+from service.resolution.result import Failure
 from service.settings import Settings
 
-__all__ = ["Backend", "BackendChoice", "BackendUnavailable", "open_backend"]
+__all__ = [
+    "GAVE_UP_MESSAGE",
+    "Backend",
+    "BackendChoice",
+    "BackendUnavailable",
+    "give_up",
+    "open_backend",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +48,11 @@ BackendChoice = Literal["redis", "memory", "auto"]
 """``redis`` requires Redis; ``memory`` never touches it; ``auto`` uses Redis when it answers."""
 
 _CONNECT_TIMEOUT_SECONDS = 2.0
+# A command whose connection dropped is sent once more, at once, on a new connection. Without
+# it (redis-py's default) the first command on every connection pooled before a Redis restart
+# fails, after the restart: a 503 from the API, a lost try for a worker's job. A transaction
+# that was watching keys is not resent: it raises WatchError, and the store starts it over.
+_RECONNECT = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
 class BackendUnavailable(RuntimeError):
@@ -42,9 +69,32 @@ class Backend:
     stats: StatsStore
 
 
+GAVE_UP_MESSAGE = (
+    "The job was tried {tries} times (jobs.max_tries) and no try finished: each time its worker "
+    "stopped (killed or crashed, for example for running out of memory) or lost the job store. "
+    "resolvd gave up on it rather than retry it forever; the workers' logs say what happened."
+)
+
+
+def _mark_given_up(record: JobRecord, tries: int) -> JobRecord | None:
+    message = GAVE_UP_MESSAGE.format(tries=max(tries, record.attempts))
+    return mark_failed(record, Failure(kind="internal", message=message))
+
+
+async def give_up(store: JobStore, stats: StatsStore, job_id: str, tries: int) -> None:
+    """Fail ``job_id`` if it is still live: the queue will not run it again."""
+    updated = await store.update(job_id, lambda record: _mark_given_up(record, tries))
+    if updated.changed and updated.record is not None:
+        logger.warning("job %s failed: its worker stopped on each of its %d tries", job_id, tries)
+        await record_finished_job(stats, updated.record)
+
+
 def _make_redis(url: str) -> Redis:
     return Redis.from_url(
-        url, socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS, health_check_interval=30
+        url,
+        socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
+        health_check_interval=30,
+        retry=_RECONNECT,
     )
 
 
@@ -78,10 +128,12 @@ async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterat
             "memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue(), MemoryStatsStore()
         )
         return
-    saq_queue = RedisQueue(_make_redis(url), name=QUEUE_NAME)
+    saq_queue = SweepingRedisQueue(_make_redis(url), name=QUEUE_NAME)
+    stats = RedisStatsStore(redis)
+    saq_queue.on_give_up = functools.partial(give_up, store, stats)
     try:
         await saq_queue.connect()
-        yield Backend("redis", store, SaqJobQueue(saq_queue, settings.jobs), RedisStatsStore(redis))
+        yield Backend("redis", store, SaqJobQueue(saq_queue, settings.jobs), stats)
     finally:
         await saq_queue.disconnect()
         await store.aclose()

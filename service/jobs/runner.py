@@ -151,8 +151,12 @@ class JobRunner:
         try:
             await self._supervise(record, indexes, touch)
         except asyncio.CancelledError:
-            # A worker shutdown (or SAQ's timeout): hand the job back for another attempt.
-            await asyncio.shield(self._store.update(job_id, release))
+            # A worker shutdown (or SAQ's timeout, or a sweep that thought this attempt dead):
+            # hand the job back for another attempt, unless another has started already.
+            attempt = record.attempts
+            await asyncio.shield(
+                self._store.update(job_id, lambda r: release(r) if r.attempts == attempt else None)
+            )
             raise
 
     async def _supervise(

@@ -147,8 +147,9 @@ class SaqWorker:
             dequeue_timeout=_DEQUEUE_TIMEOUT_SECONDS,
             drain_grace=drain_grace,
             cancellation_hard_deadline_s=STOP_GRACE_SECONDS + 2,
-            # SAQ's PartialTimersDict inherits required keys, so a partial dict needs a cast.
-            timers=cast(PartialTimersDict, {"sweep": max(5, settings.jobs.heartbeat_seconds)}),
+            # Sweeping as often as the heartbeat hands a dead worker's jobs on within two
+            # heartbeats. SAQ's PartialTimersDict inherits required keys, hence the cast.
+            timers=cast(PartialTimersDict, {"sweep": max(1, settings.jobs.heartbeat_seconds)}),
         )
         self._saq.context["runner"] = runner
         self.id = self._saq.id
