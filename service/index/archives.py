@@ -245,7 +245,18 @@ def inflate_member(data: bytes, entry: ZipEntry, max_size: int) -> bytes:
 
 # -- whole files --------------------------------------------------------------------------------
 
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, RuntimeError, OSError)
+# ValueError: a negative seek in memory, a UTF-8-flagged name that is no UTF-8. OverflowError: a
+# ZIP64 offset beyond what a seek takes.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    EOFError,
+    RuntimeError,
+    OSError,
+    ValueError,
+    OverflowError,
+)
 
 
 def _read_zip_member(
@@ -263,6 +274,8 @@ def _read_zip_member(
                 raise MemberTooLargeError(f"{name} declares {info.file_size} bytes")
             with archive.open(info) as member:
                 content = member.read(max_size + 1)
+    except (ArchiveContentError, MemberTooLargeError):
+        raise  # ValueErrors too, but already the answer
     except _ZIP_ERRORS as exc:
         raise ArchiveError(f"unreadable zip archive: {exc}") from exc
     if len(content) > max_size:
@@ -309,7 +322,8 @@ class _BoundedReader(io.RawIOBase):
         return len(chunk)
 
 
-_TAR_ERRORS = (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError, OSError)
+# ValueError: tarfile converts some PAX fields (GNU sparse maps) with an unguarded int().
+_TAR_ERRORS = (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError, OSError, ValueError)
 
 
 def _read_tar_pkg_info(fileobj: IO[bytes], max_size: int, max_unpacked: int) -> bytes:
@@ -320,7 +334,10 @@ def _read_tar_pkg_info(fileobj: IO[bytes], max_size: int, max_unpacked: int) -> 
         )
         # Stream mode: members are read in order, never seeking, never touching the disk.
         with tarfile.open(fileobj=unpacked, mode="r|") as archive:
-            for member in archive:
+            while (member := archive.next()) is not None:
+                # Even in stream mode tarfile keeps every header it read: a tar.gz of a million
+                # empty members, a few hundred kilobytes packed, would hold them all in memory.
+                archive.members.clear()  # type: ignore[attr-defined]  # typeshed leaves it out
                 if not _PKG_INFO.match(member.name):
                     continue
                 if not member.isfile():
@@ -331,6 +348,10 @@ def _read_tar_pkg_info(fileobj: IO[bytes], max_size: int, max_unpacked: int) -> 
                 if extracted is None:
                     raise ArchiveContentError(f"{member.name} cannot be read")
                 found.append((member.name, extracted.read(max_size + 1)))
+                if len(found) > 1:
+                    break  # already ambiguous; keep no more than two in memory
+    except (ArchiveContentError, MemberTooLargeError):
+        raise  # ValueErrors too, but already the answer
     except _TAR_ERRORS as exc:
         raise ArchiveError(f"unreadable tar.gz archive: {exc}") from exc
     _single_pkg_info([name for name, _ in found])
@@ -343,8 +364,8 @@ def read_sdist_pkg_info(
     """The bytes of a whole sdist's ``<top>/PKG-INFO``; ``.tar.gz`` or ``.zip`` by ``filename``.
 
     A tar.gz is read as a stream and inflated at most ``max_unpacked`` bytes, so a
-    decompression bomb ends in ``MemberTooLargeError``; the whole archive is scanned so that a
-    second top-level PKG-INFO is noticed and refused.
+    decompression bomb ends in ``MemberTooLargeError``; it is scanned past the first PKG-INFO
+    so that a second top-level one is noticed and refused.
     """
     if filename.endswith(".zip"):
         return _read_zip_member(fileobj, _single_pkg_info, max_size)

@@ -60,8 +60,9 @@ def parse_core_metadata(data: bytes) -> CoreMetadata:
         raise MetadataError("metadata lacks a Name or Version field")
     try:
         normalized = str(Version(version))
-    except InvalidVersion as exc:
-        raise MetadataError(f"metadata has an invalid version {version!r}") from exc
+    # A plain ValueError too: int() refuses the 4300+ digit numbers a version may hold.
+    except (InvalidVersion, ValueError) as exc:
+        raise MetadataError(f"metadata has an invalid version {version[:100]!r}") from exc
     return CoreMetadata(
         name=name,
         version=normalized,
@@ -91,7 +92,7 @@ def check_sdist_metadata(metadata: CoreMetadata) -> None:
     """Raise ``UnusableSdistMetadataError`` unless PEP 643 makes the dependencies static."""
     try:
         metadata_version = Version(metadata.metadata_version)
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):  # ValueError: a number int() will not convert
         metadata_version = Version("0")
     if metadata_version < _STATIC_SINCE:
         raise UnusableSdistMetadataError(

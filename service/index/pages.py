@@ -8,6 +8,7 @@ pip and uv do, so a candidate's name and version always follow from its filename
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 from collections.abc import Mapping
 from html.parser import HTMLParser
@@ -55,6 +56,9 @@ _FORMATS: Mapping[str, PageFormat] = {
 _SUPPORTED_API_MAJOR = 1
 # PEP 503 fragments name a hash; only ones every Python can check are kept.
 _HASH_NAMES = frozenset(hashlib.algorithms_guaranteed)
+# Python text codecs that are no charset: they decode escape sequences or domain labels (and
+# idna and punycode refuse errors="replace").
+_NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "idna", "punycode"})
 
 
 class PageParseError(ValueError):
@@ -92,7 +96,8 @@ def parse_dist_filename(filename: str) -> DistName | None:
             name, version, _build, tags = parse_wheel_filename(filename)
             return DistName(name, str(version), "wheel", tuple(sorted(str(t) for t in tags)))
         name, version = parse_sdist_filename(filename)
-    except (InvalidWheelFilename, InvalidSdistFilename):
+    # A plain ValueError too: int() refuses the 4300+ digit numbers a version or build may hold.
+    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
         return None
     return DistName(name, str(version), "sdist", ())
 
@@ -121,15 +126,17 @@ def parse_page(
 
 
 def _charset(content_type: str | None) -> str:
+    """The declared charset if a page can be written in it, else UTF-8."""
     for param in (content_type or "").split(";")[1:]:
         key, _, value = param.partition("=")
         if key.strip().lower() == "charset":
             charset = value.strip().strip('"')
             try:
-                "".encode(charset)
-            except LookupError:
+                "".encode(charset)  # LookupError: unknown, or a bytes codec (base64, zlib)
+                name = codecs.lookup(charset).name
+            except (LookupError, UnicodeError):  # "undefined" refuses even ""
                 break
-            return charset
+            return "utf-8" if name in _NOT_CHARSETS else charset
     return "utf-8"
 
 
@@ -137,9 +144,11 @@ def _check_api_version(version: str | None) -> None:
     if version is None:
         return
     major = version.split(".", 1)[0]
-    if not major.isdigit():
+    # ASCII digits only ("²".isdigit() holds), compared without int() on thousands of digits.
+    if not (major.isascii() and major.isdigit()):
         raise PageParseError(f"unparsable repository API version {version!r}")
-    if int(major) > _SUPPORTED_API_MAJOR:
+    digits = major.lstrip("0") or "0"
+    if len(digits) > len(str(_SUPPORTED_API_MAJOR)) or int(digits) > _SUPPORTED_API_MAJOR:
         raise PageParseError(f"unsupported repository API version {version!r}")
 
 
@@ -157,10 +166,14 @@ def _make_file(
     upload_time: str | None = None,
     filename: str | None = None,
 ) -> DistFile | None:
-    absolute, fragment = urldefrag(urljoin(base_url, href))
-    absolute = strip_userinfo(absolute)
+    try:
+        absolute, fragment = urldefrag(urljoin(base_url, href))
+        absolute = strip_userinfo(absolute)
+        path = urlsplit(absolute).path
+    except ValueError:  # urllib refuses some URLs ("http://[x"): no file can be fetched there
+        return None
     if filename is None:
-        filename = unquote(urlsplit(absolute).path.rsplit("/", 1)[-1])
+        filename = unquote(path.rsplit("/", 1)[-1])
     parsed = parse_dist_filename(filename)
     if parsed is None or parsed.project != project:
         return None
@@ -222,7 +235,8 @@ def _json_core_metadata(value: bool | dict[str, str] | None) -> dict[str, str] |
 def _parse_json(content: bytes, url: str, project: NormalizedName) -> tuple[DistFile, ...]:
     try:
         page = _json_page_decoder.decode(content)
-    except msgspec.DecodeError as exc:
+    # msgspec raises RecursionError on nesting deeper than the interpreter's limit.
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise PageParseError(f"malformed JSON project page: {exc}") from exc
     _check_api_version(page.meta.api_version)
     files: list[DistFile] = []
@@ -285,10 +299,18 @@ def _html_core_metadata(value: str | None) -> dict[str, str] | None:
 
 def _parse_html(text: str, url: str, project: NormalizedName) -> tuple[DistFile, ...]:
     collector = _AnchorCollector()
-    collector.feed(text)
-    collector.close()
+    try:
+        collector.feed(text)
+        collector.close()
+    # CPython's html.parser reports some malformed declarations and marked sections ("<![if0")
+    # by raising AssertionError, its stand-in for the HTMLParseError it no longer has.
+    except AssertionError as exc:
+        raise PageParseError(f"malformed HTML project page: {exc}") from exc
     _check_api_version(collector.api_version)
-    base_url = urljoin(url, collector.base_href) if collector.base_href else url
+    try:
+        base_url = urljoin(url, collector.base_href) if collector.base_href else url
+    except ValueError as exc:
+        raise PageParseError(f"unusable <base href={collector.base_href!r}>: {exc}") from exc
     files: list[DistFile] = []
     for anchor in collector.anchors:
         href = anchor.get("href")

@@ -6,6 +6,8 @@ import gzip
 import io
 import re
 import struct
+import tarfile
+import tracemalloc
 import zipfile
 
 import msgspec
@@ -160,6 +162,25 @@ class TestWholeWheel:
         with pytest.raises(ArchiveError, match="unreadable zip"):
             read_wheel_metadata(io.BytesIO(b"PK\x03\x04 broken"), "demo", LIMIT)
 
+    def test_directory_offset_past_the_data_is_an_archive_error(self) -> None:
+        """zipfile's negative seek (a ValueError, in memory) is an archive error, not a crash."""
+        wheel = bytearray(make_wheel("demo", "1.0", METADATA))
+        end_record = wheel.rindex(b"PK\x05\x06")
+        (offset,) = struct.unpack_from("<I", wheel, end_record + 16)
+        struct.pack_into("<I", wheel, end_record + 16, offset + 1000)
+        with pytest.raises(ArchiveError, match="negative seek"):
+            read_wheel_metadata(io.BytesIO(bytes(wheel)), "demo", LIMIT)
+
+    def test_utf8_flagged_name_that_is_no_utf8_is_an_archive_error(self) -> None:
+        """A member name flagged UTF-8 but not decodable is an archive error."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as zf:
+            zf.writestr("demo-1.0.dist-info/METADATA", METADATA)
+            zf.writestr("payload/\xff", b"")  # stored as UTF-8 (c3 bf), flagged so
+        wheel = buffer.getvalue().replace(b"payload/\xc3\xbf", b"payload/\xff\xbf")
+        with pytest.raises(ArchiveError, match="utf-8"):
+            read_wheel_metadata(io.BytesIO(wheel), "demo", LIMIT)
+
 
 class TestSdists:
     def test_pkg_info_from_tar_gz(self) -> None:
@@ -199,6 +220,30 @@ class TestSdists:
         """Bytes that are not gzip are an archive error."""
         with pytest.raises(ArchiveError, match=re.escape("unreadable tar.gz")):
             read_sdist_pkg_info(io.BytesIO(b"nope"), "demo-1.0.tar.gz", LIMIT, LIMIT)
+
+    def test_malformed_gnu_sparse_header_is_an_archive_error(self) -> None:
+        """tarfile's unguarded int() on a GNU sparse map (a ValueError) is an archive error."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+            info = tarfile.TarInfo("demo-1.0/PKG-INFO")
+            info.size = len(METADATA)
+            info.pax_headers = {"GNU.sparse.map": "1,,2", "GNU.sparse.size": "9"}
+            archive.addfile(info, io.BytesIO(METADATA))
+        with pytest.raises(ArchiveError, match="invalid literal"):
+            read_sdist_pkg_info(io.BytesIO(buffer.getvalue()), "demo-1.0.tar.gz", LIMIT, LIMIT)
+
+    def test_headers_of_members_already_read_are_not_kept(self) -> None:
+        """15,000 empty members (a 35 kB tar.gz) are read in well under 1 MiB of memory."""
+        header = tarfile.TarInfo("demo-1.0/empty").tobuf(format=tarfile.USTAR_FORMAT)
+        sdist = gzip.compress(header * 15_000 + bytes(1024), 9)
+        tracemalloc.start()
+        try:
+            with pytest.raises(ArchiveContentError, match=re.escape("no <top>/PKG-INFO")):
+                read_sdist_pkg_info(io.BytesIO(sdist), "demo-1.0.tar.gz", LIMIT, 16 * LIMIT)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < LIMIT  # tarfile would otherwise keep ~7 MB of TarInfo objects
 
     def test_truncated_tar_is_an_archive_error(self) -> None:
         """A tar.gz cut short is an archive error."""

@@ -52,6 +52,7 @@ class TestParseCoreMetadata:
             (b"<html>Sign in</html>", "lacks a Name or Version"),
             (b"Metadata-Version: 2.1\nName: demo\n\n", "lacks a Name or Version"),
             (b"Metadata-Version: 2.1\nName: demo\nVersion: one\n\n", "invalid version"),
+            (b"Name: demo\nVersion: " + b"1" * 4301 + b"\n\n", "invalid version"),
             (b"Metadata-Version: 2.1\nName: a\nName: b\nVersion: 1\n\n", "unparsable"),
         ],
     )
@@ -85,6 +86,14 @@ class TestCheckSdistMetadata:
                 make_metadata("demo", "1.0", metadata_version="2.2", dynamic=["Description"])
             )
         )
+
+    def test_metadata_version_int_would_choke_on_is_unusable(self) -> None:
+        """A 4301-digit Metadata-Version is no version at all: unusable, not a ValueError."""
+        metadata = parse_core_metadata(make_metadata("demo", "1.0", metadata_version="1" * 4301))
+        with pytest.raises(
+            UnusableSdistMetadataError, match=re.escape("static metadata needs 2.2")
+        ):
+            check_sdist_metadata(metadata)
 
     def test_old_metadata_version_is_unusable(self) -> None:
         """Before 2.2 nothing says the fields are static."""

@@ -102,6 +102,19 @@ class TestFilenames:
         """Eggs, installers, other archive types and malformed names are not distributions."""
         assert parse_dist_filename(filename) is None
 
+    @pytest.mark.parametrize(
+        "filename",
+        [
+            "demo-" + "1" * 4301 + ".tar.gz",
+            "demo-1." + "1" * 4301 + "-py3-none-any.whl",
+            "demo-1.0-" + "1" * 4301 + "-py3-none-any.whl",
+        ],
+        ids=["sdist-version", "wheel-version", "wheel-build"],
+    )
+    def test_numbers_longer_than_int_converts_are_none(self, filename: str) -> None:
+        """A version or build number of 4301+ digits (past int()'s limit) is a skip, no crash."""
+        assert parse_dist_filename(filename) is None
+
 
 class TestJsonPages:
     def test_fields_map_to_dist_files(self) -> None:
@@ -190,6 +203,34 @@ class TestJsonPages:
         """PEP 629: a major version the client does not know is an error."""
         with pytest.raises(PageParseError, match="unsupported repository API version"):
             parse_page(json_page(api_version="2.0"), MEDIA_JSON, url=PAGE_URL, project="demo")
+
+    @pytest.mark.parametrize(
+        ("api_version", "message"),
+        [("²", "unparsable"), ("1" * 5000, "unsupported"), ("01.0", None)],
+        ids=["superscript-digit", "5000-digits", "leading-zero"],
+    )
+    def test_api_versions_int_would_choke_on(self, api_version: str, message: str | None) -> None:
+        """Non-ASCII digits are unparsable, a huge major is unsupported, 01 is 1: no ValueError."""
+        page = json_page(json_file(), api_version=api_version)
+        if message is None:
+            assert len(parse_page(page, MEDIA_JSON, url=PAGE_URL, project="demo")) == 1
+            return
+        with pytest.raises(PageParseError, match=f"{message} repository API version"):
+            parse_page(page, MEDIA_JSON, url=PAGE_URL, project="demo")
+
+    def test_nesting_deeper_than_the_interpreter_is_a_parse_error(self) -> None:
+        """msgspec's RecursionError on 100,000 nested arrays is a malformed page."""
+        page = b'{"files": [], "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        with pytest.raises(PageParseError, match="malformed JSON"):
+            parse_page(page, MEDIA_JSON, url=PAGE_URL, project="demo")
+
+    def test_file_url_urllib_refuses_is_skipped(self) -> None:
+        """A URL that does not parse (an unclosed IPv6 bracket) is no file; the rest stay."""
+        page = json_page(
+            {"filename": "demo-1.0.tar.gz", "url": "http://[::1/demo-1.0.tar.gz"}, json_file()
+        )
+        files = parse_page(page, MEDIA_JSON, url=PAGE_URL, project="demo")
+        assert [f.filename for f in files] == ["demo-1.0-py3-none-any.whl"]
 
     def test_credentials_never_reach_file_urls(self) -> None:
         """Userinfo of the page URL or of a file URL is dropped: DistFiles hold no secrets."""
@@ -280,6 +321,37 @@ class TestHtmlPages:
         page = '<a href="demo-1.0.tar.gz" data-yanked="café">x</a>'.encode("latin-1")
         (dist_file,) = parse_page(page, "text/html; charset=latin-1", url=PAGE_URL, project="demo")
         assert dist_file.yanked_reason == "café"
+
+    @pytest.mark.parametrize(
+        "charset", ["idna", "punycode", "unicode_escape", "raw_unicode_escape", "undefined", "hex"]
+    )
+    def test_codecs_no_page_is_written_in_fall_back_to_utf8(self, charset: str) -> None:
+        """Python codecs that are no charset (some raise even with errors="replace") mean UTF-8."""
+        page = '<a href="demo-1.0.tar.gz" data-yanked="café \\u00e9">x</a>'.encode()
+        (dist_file,) = parse_page(
+            page, f"text/html; charset={charset}", url=PAGE_URL, project="demo"
+        )
+        assert dist_file.yanked_reason == "café \\u00e9"
+
+    def test_marked_section_html_parser_asserts_on_is_a_parse_error(self) -> None:
+        """CPython's parser raises AssertionError on ``<![if0 ...]>``: a parse error here."""
+        page = html_page("<![if0 x]>", '<a href="demo-1.0.tar.gz">x</a>')
+        with pytest.raises(PageParseError, match="malformed HTML"):
+            parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+
+    def test_href_urllib_refuses_is_skipped(self) -> None:
+        """An href that does not parse (an unclosed IPv6 bracket) is no file; the rest stay."""
+        page = html_page(
+            '<a href="http://[::1/demo-1.0.tar.gz">x</a>', '<a href="demo-2.0.tar.gz">y</a>'
+        )
+        files = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        assert [f.filename for f in files] == ["demo-2.0.tar.gz"]
+
+    def test_base_href_urllib_refuses_is_a_parse_error(self) -> None:
+        """Relative links cannot resolve against a base that does not parse."""
+        page = html_page('<a href="demo-1.0.tar.gz">x</a>', head='<base href="http://[x/">')
+        with pytest.raises(PageParseError, match="unusable <base href"):
+            parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
 
     def test_repository_version_meta_is_checked(self) -> None:
         """PEP 629 applies to HTML too."""
