@@ -11,8 +11,11 @@ from collections.abc import AsyncIterator, Mapping
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Tag
+from litestar.routes import HTTPRoute
+from litestar.types import Message, Scope
 
 from service.api.auth import load_token_table, provide_client
 from service.api.controllers.dashboard import DashboardController
@@ -46,6 +49,31 @@ _DESCRIPTION = (
 def _provide_backend(state: State) -> Backend:
     backend: Backend = state.backend
     return backend
+
+
+async def _allow_every_method(message: Message, scope: Scope) -> None:
+    """Make the automatic ``OPTIONS`` answer list every method of the path.
+
+    Litestar 2 builds it from the first handler registered on a path, so ``OPTIONS /jobs/{id}``
+    would say ``DELETE, OPTIONS`` and leave out ``GET`` (litestar#4169, fixed in Litestar 3).
+    """
+    if message["type"] != "http.response.start" or scope["type"] != ScopeType.HTTP:
+        return
+    if scope["method"] != "OPTIONS":
+        return
+    headers = list(message["headers"])
+    if not any(name.lower() == b"allow" for name, _ in headers):
+        return
+    template = scope["path_template"]
+    methods = {
+        method
+        for route in scope["litestar_app"].routes
+        if isinstance(route, HTTPRoute) and route.path_format == template
+        for method in route.methods
+    }
+    if methods:
+        headers = [(name, value) for name, value in headers if name.lower() != b"allow"]
+        message["headers"] = [*headers, (b"allow", ", ".join(sorted(methods)).encode())]
 
 
 async def _stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
@@ -115,6 +143,7 @@ def create_app(
             "submissions": Provide(lambda: submissions, sync_to_thread=False),
         },
         exception_handlers={Exception: problem_response},
+        before_send=[_allow_every_method],
         lifespan=[lifespan],
         state=State({"tokens": tokens}),
         request_max_body_size=settings.limits.max_body_bytes,

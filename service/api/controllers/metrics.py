@@ -19,6 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from service.api.problems import problem_spec
 from service.jobs.backend import Backend
 from service.jobs.model import TERMINAL_STATUSES
 from service.jobs.stats import parse_totals
@@ -115,6 +116,10 @@ class MetricsController(Controller):
             "`resolvd_jobs_submitted_total` by outcome."
         ),
         media_type=CONTENT_TYPE_LATEST,
+        responses={
+            401: problem_spec("Missing or unknown bearer token"),
+            503: problem_spec("The job store is unreachable"),
+        },
     )
     async def metrics(
         self,

@@ -6,8 +6,10 @@ import logging
 
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from redis.exceptions import RedisError
 
+from service.api.problems import problem_spec
 from service.api.schemas import HealthStatus, IndexErrorCodes, IndexView, ReadyStatus
 from service.diagnostics.redact import redact_url
 from service.jobs.backend import Backend
@@ -39,7 +41,13 @@ class HealthController(Controller):
             "or a server's in-process worker) wrote a heartbeat within the last 30 seconds; "
             "otherwise `503` with `Retry-After`."
         ),
-        responses={},
+        responses={
+            503: ResponseSpec(
+                data_container=ReadyStatus,
+                description="The job store is unreachable or no worker beat recently",
+                generate_examples=False,
+            )
+        },
     )
     async def readyz(self, backend: NamedDependency[Backend]) -> Response[ReadyStatus]:
         try:
@@ -83,6 +91,7 @@ class IndexesController(Controller):
             "`indexes[].name`), its URL with any credentials redacted, and its default "
             "client-error policy (`ignore_error_codes`; 404 on project pages always counts)."
         ),
+        responses={401: problem_spec("Missing or unknown bearer token")},
     )
     async def list_indexes(
         self, client: NamedDependency[str], settings: NamedDependency[Settings]

@@ -192,6 +192,20 @@ class TestCancel:
         assert response.json()["type"] == "urn:resolvd:problem:job-not-found"
 
 
+class TestAllowedMethods:
+    @pytest.mark.parametrize(
+        ("path", "allowed"),
+        [("/jobs/x", {"DELETE", "GET", "OPTIONS"}), ("/jobs/x/events", {"GET", "OPTIONS"})],
+    )
+    async def test_options_and_405_list_every_method(
+        self, api: Client, path: str, allowed: set[str]
+    ) -> None:
+        """``Allow`` names every method of the path (Litestar 2's OPTIONS named only one)."""
+        for response, status in ((await api.options(path), 204), (await api.put(path), 405)):
+            assert response.status_code == status
+            assert set(response.headers["allow"].split(", ")) == allowed
+
+
 class TestOutcomesThroughTheApi:
     async def test_an_unsatisfiable_job_reports_its_failure(self, api_with_worker: Client) -> None:
         """The resolver's failure is the document's ``failure``."""
