@@ -51,13 +51,17 @@ SWEEP_ABORT_SECONDS = 1.0
 _CLAIM_MARGIN_SECONDS = 5.0
 # SAQ's end states for a job it will not run again.
 _GIVEN_UP = frozenset({Status.ABORTED, Status.FAILED})
-# Under the sweep lock (taken for ARGV[1] seconds), the ids on the active list.
+# Under the sweep lock (taken for ARGV[1] seconds), each job on the active list with its
+# record, as SAQ's own sweep reads them.
 _SWEEP_SCRIPT = """
+local jobs = {}
 if redis.call('EXISTS', KEYS[1]) == 0 then
     redis.call('SETEX', KEYS[1], ARGV[1], 1)
-    return redis.call('LRANGE', KEYS[2], 0, -1)
+    for i, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+        jobs[i] = {id, redis.call('GET', id)}
+    end
 end
-return {}
+return jobs
 """
 
 GiveUp = Callable[[str, int], Awaitable[None]]
@@ -70,12 +74,12 @@ class SweepingRedisQueue(RedisQueue):
     SAQ's own sweep has two holes, both found by killing workers: it takes a stuck job off the
     active list (to abort it) before it puts the job back on the queue, so a worker killed in
     between loses the job for good; and it reads the active list under a lock that lasts one
-    sweep interval, then waits up to 5 s per stuck job, so with several stuck jobs the next
-    worker's sweep reads the same list and retries the same jobs again, running two attempts
-    at once and burning a try. Here a sweeping worker first claims each job (a key that lapses
-    should it die), re-reads it, marks it aborting *on* the active list, and only then moves it
-    to the queue in one transaction; a worker that lets go of a job a sweep marked puts it back
-    on the queue itself.
+    sweep interval, then waits up to 5 s per stuck job, one after another, so with several
+    stuck jobs the next worker's sweep reads the same list and retries the same jobs again,
+    running two attempts at once and burning a try. Here a sweeping worker claims each stuck
+    job (a key that lapses should it die), re-reads it, marks it aborting *on* the active list,
+    and only then moves it to the queue in one transaction, for all its stuck jobs at once; a
+    worker that lets go of a job a sweep marked puts it back on the queue itself.
 
     ``on_give_up`` is awaited when a job ends aborted or failed with no try left, so that its
     document fails at once, saying how many tries it had, instead of on its next read.
@@ -89,24 +93,35 @@ class SweepingRedisQueue(RedisQueue):
         self._sweep_script = self.redis.register_script(_SWEEP_SCRIPT)
 
     async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_SECONDS) -> list[str]:
-        job_ids = await self._sweep_script(
+        listed = await self._sweep_script(
             keys=[self.namespace("sweep"), self._active_key], args=[lock]
         )
-        swept = []
-        for raw in job_ids:
-            job_id = raw.decode()
-            claim = self.namespace(f"sweeping:{job_id}")
-            claimed = await self.redis.set(
-                claim, self.name, nx=True, px=int((abort + _CLAIM_MARGIN_SECONDS) * 1000)
-            )
-            if not claimed:
-                continue  # another worker's sweep is handing it on
-            try:
-                if await self._hand_on(job_id, abort):
-                    swept.append(job_id)
-            finally:
-                await self.redis.delete(claim)
-        return swept
+        stuck = [raw_id.decode() for raw_id, raw_job in listed if self._looks_stuck(raw_job)]
+        # At once, not one after another: each may wait ``abort`` seconds for an answer.
+        outcomes = await asyncio.gather(
+            *(self._sweep_one(job_id, abort) for job_id in stuck), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [job_id for job_id, swept in zip(stuck, outcomes, strict=True) if swept]
+
+    def _looks_stuck(self, raw_job: bytes | None) -> bool:
+        """From the sweep's snapshot: gone, not marked active, or active without a heartbeat."""
+        job = self.deserialize(raw_job)
+        return job is None or job.status != Status.ACTIVE or job.stuck
+
+    async def _sweep_one(self, job_id: str, abort: float) -> bool:
+        claim = self.namespace(f"sweeping:{job_id}")
+        claimed = await self.redis.set(
+            claim, self.name, nx=True, px=int((abort + _CLAIM_MARGIN_SECONDS) * 1000)
+        )
+        if not claimed:
+            return False  # another worker's sweep is handing it on
+        try:
+            return await self._hand_on(job_id, abort)
+        finally:
+            await self.redis.delete(claim)
 
     async def _hand_on(self, job_id: str, abort: float) -> bool:
         """Put a stuck job back on the queue (or give up on it); False if it is not stuck."""

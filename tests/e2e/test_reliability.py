@@ -262,6 +262,9 @@ STORM_KILLS = 6
 # Of which this many hit a worker just as it began to hand a dead worker's job on.
 STORM_SWEEPER_KILLS = 2
 STORM_KILL_EVERY_SECONDS = 2.0
+# The first strike freezes a busy worker (SIGSTOP) instead, long enough for its jobs to be
+# swept and handed on, then wakes it: its stale attempts run on and race the new ones.
+STORM_FREEZE_SECONDS = HEARTBEAT_SECONDS + SWEEP_SECONDS + SWEEP_ABORT_SECONDS + 3
 # A killed job restarts within heartbeat + sweep + abort wait (plus the lapse of a dead
 # sweeper's claim, 6 s), plus however long it then waits for a free slot while replacement
 # workers start; this bound is only there to catch a job that hangs.
@@ -278,8 +281,18 @@ class Kill:
     handing_on: str | None = None
 
 
+@dataclass
+class Freeze:
+    """The one SIGSTOP: the worker, the jobs it was running, when to wake it."""
+
+    worker: Worker
+    jobs: list[str]
+    thaw_at: float
+
+
 class Storm:
-    """Kills a busy worker every few seconds, or one caught sweeping, and starts another.
+    """Kills a busy worker every few seconds, or one caught sweeping, and starts another;
+    once, freezes a busy worker for a while instead.
 
     ``run`` also notes each job's record the first time it is seen terminal.
     """
@@ -290,6 +303,7 @@ class Storm:
         self.job_ids = job_ids
         self.workers = [start_worker(cluster, f"worker-{n}") for n in range(3)]
         self.kills: list[Kill] = []
+        self.freeze: Freeze | None = None
         self.first_terminal: dict[str, dict[str, Any]] = {}
         self._rng = random.Random(5)
         self._started = 3
@@ -297,20 +311,44 @@ class Storm:
     def run(self, timeout: float) -> None:
         next_kill = time.monotonic() + 1.0
         until = time.monotonic() + timeout
-        while len(self.first_terminal) < len(self.job_ids) and time.monotonic() < until:
-            pending = [job_id for job_id in self.job_ids if job_id not in self.first_terminal]
-            for job_id, record in read_records(self.store, pending).items():
-                if record["document"]["status"] in TERMINAL:
-                    self.first_terminal[job_id] = record
-            if len(self.kills) < STORM_KILLS and self._kill_one(time.monotonic() >= next_kill):
-                next_kill = time.monotonic() + STORM_KILL_EVERY_SECONDS
-            time.sleep(0.1)
+        try:
+            while len(self.first_terminal) < len(self.job_ids) and time.monotonic() < until:
+                pending = [job_id for job_id in self.job_ids if job_id not in self.first_terminal]
+                for job_id, record in read_records(self.store, pending).items():
+                    if record["document"]["status"] in TERMINAL:
+                        self.first_terminal[job_id] = record
+                if self.freeze is not None and time.monotonic() >= self.freeze.thaw_at:
+                    self.freeze.worker.service.signal_group(signal.SIGCONT)
+                if len(self.kills) < STORM_KILLS and self._strike(time.monotonic() >= next_kill):
+                    next_kill = time.monotonic() + STORM_KILL_EVERY_SECONDS
+                time.sleep(0.1)
+        finally:
+            if self.freeze is not None:
+                self.freeze.worker.service.signal_group(signal.SIGCONT)
 
-    def _kill_one(self, due: bool) -> bool:
+    def _strike(self, due: bool) -> bool:
+        if due and self.freeze is None:
+            return self._freeze_a_busy_worker()
         return self._kill_a_sweeper() or (due and self._kill_a_busy_worker())
 
+    def _freeze_a_busy_worker(self) -> bool:
+        busy = [w for w in self.workers if self._jobs_on(w)]
+        if not busy:
+            return False
+        victim = self._rng.choice(busy)
+        jobs = self._jobs_on(victim)
+        victim.service.signal_group(signal.SIGSTOP)
+        self.freeze = Freeze(victim, jobs, time.monotonic() + STORM_FREEZE_SECONDS)
+        return True
+
     def _kill_a_sweeper(self) -> bool:
-        sweepers = [(w, job_id) for w in self.workers if (job_id := w.new_sweep())]
+        # The frozen worker and its jobs are left alone: they are to race each other.
+        frozen = self.freeze.jobs if self.freeze else []
+        sweepers = [
+            (w, job_id)
+            for w in self._killable()
+            if (job_id := w.new_sweep()) and job_id not in frozen
+        ]
         if not sweepers or sum(bool(k.handing_on) for k in self.kills) >= STORM_SWEEPER_KILLS:
             return False
         victim, job_id = sweepers[0]
@@ -318,11 +356,14 @@ class Storm:
         return True
 
     def _kill_a_busy_worker(self) -> bool:
-        busy = [w for w in self.workers if self._jobs_on(w)]
+        busy = [w for w in self._killable() if self._jobs_on(w)]
         if not busy:
             return False
         self._kill(self._rng.choice(busy))
         return True
+
+    def _killable(self) -> list[Worker]:
+        return [w for w in self.workers if self.freeze is None or w is not self.freeze.worker]
 
     def _jobs_on(self, worker: Worker) -> list[str]:
         owner = worker.find_saq_id()
@@ -346,7 +387,8 @@ class TestKillStorm:
         slow_world: str,
     ) -> None:
         """30 jobs, 3 workers; a worker is SIGKILLed mid-job every 2 s, or as it starts to hand
-        a dead worker's job on, 6 times, and replaced. Every job ends succeeded, with one
+        a dead worker's job on, 6 times, and replaced; one is frozen past its heartbeat and
+        woken, so that two attempts of its jobs run. Every job ends succeeded, with one
         terminal write, never overwritten afterwards."""
         # Enough tries that no job can run out of them: losing one would be a bug, not policy.
         cluster.env["RESOLVD_JOBS_MAX_TRIES"] = str(STORM_KILLS + 2)
@@ -385,11 +427,24 @@ class TestKillStorm:
         ]
         duplicates = sum(finished.values()) - STORM_JOBS
         extra_attempts = sum(r["attempts"] for r in final.values()) - STORM_JOBS
+        assert storm.freeze is not None, "no worker was frozen"
+        # The frozen worker's jobs that another worker handed on, and that it finished anyway
+        # when it woke: two attempts, and two workers that could write an outcome.
+        frozen_log = storm.freeze.worker.service.output()
+        others_logs = "".join(service.output() for service in cluster.services)
+        raced = [
+            job_id
+            for job_id in storm.freeze.jobs
+            if f"sweeping job {job_id}" in others_logs
+            and f"resolvd, key: {job_id}, attempts: 1, completed" in frozen_log
+        ]
         print(
             f"kill storm: {STORM_JOBS} jobs on 3 workers x 2 slots; {len(storm.kills)} workers "
             f"SIGKILLed, {sum(bool(k.handing_on) for k in storm.kills)} of them while handing "
             f"a dead worker's job on; {sum(len(k.jobs) for k in storm.kills)} running attempts "
-            f"interrupted, {len(last_kill)} jobs delayed; {len(lost)} lost, {duplicates} "
+            f"interrupted, {len(last_kill)} jobs delayed; 1 worker frozen for "
+            f"{STORM_FREEZE_SECONDS} s: {len(raced)} of its jobs handed on and finished by it "
+            f"anyway on waking; {len(lost)} lost, {duplicates} "
             f"duplicate completions, {len(overwritten)} overwritten after finishing, "
             f"{extra_attempts} extra attempts; a delayed job restarted at worst "
             f"{max(restart_delays):.1f} s after the kill (heartbeat {HEARTBEAT_SECONDS} + sweep "
@@ -401,6 +456,7 @@ class TestKillStorm:
         assert recorded == STORM_JOBS
         assert overwritten == []
         assert any(kill.handing_on for kill in storm.kills), "no worker was caught sweeping"
+        assert raced, "no job of the frozen worker was handed on and finished by it anyway"
         assert max(restart_delays) < STORM_RESTART_BOUND_SECONDS
         for worker in storm.workers:
             worker.service.signal_group(signal.SIGTERM)
