@@ -164,6 +164,16 @@ def redis_servers(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
 # -- reading the store directly -----------------------------------------------------------
 
 
+@pytest.fixture
+def store(clean_redis: str) -> Iterator[redis.Redis]:
+    """A client on the cluster's job store: the test Redis database."""
+    client = redis.Redis.from_url(clean_redis)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def read_records(client: redis.Redis, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The stored ``JobRecord``s (version, attempts, document) of the jobs that still exist."""
     raw = client.mget([JOB_KEY.format(job_id) for job_id in job_ids])
@@ -382,7 +392,7 @@ class TestKillStorm:
     def test_every_job_completes_exactly_once_while_workers_are_killed(
         self,
         cluster: Cluster,
-        clean_redis: str,
+        store: redis.Redis,
         index_server: IndexServer,
         slow_world: str,
     ) -> None:
@@ -394,7 +404,6 @@ class TestKillStorm:
         cluster.env["RESOLVD_JOBS_MAX_TRIES"] = str(STORM_KILLS + 2)
         index_server.inject("/corp/simple/slow-*", delay=1.5)
         cluster.serve("--no-worker")
-        store = redis.Redis.from_url(clean_redis)
         job_ids: list[str] = []
         storm = Storm(cluster, store, job_ids)
         cluster.wait_ready()
@@ -500,7 +509,7 @@ def make_hog_page(index_server: IndexServer) -> bytes:
 
 class TestPoisonJob:
     def test_a_job_that_kills_every_worker_fails_after_max_tries(
-        self, cluster: Cluster, clean_redis: str, index_server: IndexServer, slow_world: str
+        self, cluster: Cluster, store: redis.Redis, index_server: IndexServer, slow_world: str
     ) -> None:
         """Each try of the hog job takes its worker past the memory limit and gets it killed;
         after jobs.max_tries kills it fails (internal, saying so) and is never run again,
@@ -515,7 +524,6 @@ class TestPoisonJob:
         cluster.serve("--no-worker")
         workers = [start_worker(cluster, f"worker-{n}", concurrency=1) for n in range(2)]
         cluster.wait_ready()
-        store = redis.Redis.from_url(clean_redis)
         poison = submit_all(cluster, [{"requirements": ["hog"], "indexes": [{"name": "corp"}]}])[0]
 
         kills: list[Kill] = []
@@ -716,7 +724,7 @@ FLASK = {"requirements": ["flask>=2"], "indexes": [{"name": "corp"}]}
 
 class TestExpiry:
     def test_a_job_past_its_ttl_is_404_and_an_identical_request_makes_a_new_job(
-        self, cluster: Cluster, clean_redis: str, slow_world: str
+        self, cluster: Cluster, slow_world: str
     ) -> None:
         """jobs.result_ttl_seconds after it finished, a job is gone: 404, and neither
         deduplication nor its Idempotency-Key hands it out any more."""
@@ -748,7 +756,7 @@ class TestExpiry:
 
 class TestIdempotencyKey:
     def test_a_key_reused_with_another_body_is_422_and_queues_nothing(
-        self, cluster: Cluster, clean_redis: str
+        self, cluster: Cluster, store: redis.Redis
     ) -> None:
         """Same key, same body: the same job; same key, another body: 422, nothing queued."""
         cluster.serve("--no-worker")
@@ -757,7 +765,6 @@ class TestIdempotencyKey:
         first = cluster.submit(FLASK, headers=key)
         assert first.status_code == 202
         assert cluster.submit(FLASK, headers=key).json()["id"] == first.json()["id"]
-        store = redis.Redis.from_url(clean_redis)
         queued = store.llen("saq:resolvd:queued")
 
         conflict = cluster.submit({"requirements": ["click"]}, headers=key)
