@@ -17,6 +17,7 @@ decides what it means. What it adds to plain fetching:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import re
@@ -86,6 +87,8 @@ E = TypeVar("E", bound=IndexFetchError)
 _COMPRESSIBLE = {"Accept-Encoding": "gzip, deflate"}
 # Byte offsets only mean something in the identity encoding.
 _IDENTITY = {"Accept-Encoding": "identity"}
+# Pages larger than this are parsed in a thread, not on the event loop.
+_PARSE_OFF_LOOP_BYTES = 512 * 1024
 # Most wheels' central directory, and often their METADATA, fit in the last 64 KiB.
 _TAIL_BYTES = 64 * 1024
 # Room for a member's local header, name and extra field beyond its compressed size.
@@ -211,9 +214,16 @@ class IndexClient:
             if body.status == 304:
                 return None
             content = await body.read(self._limits.max_page_bytes)
+            parse = functools.partial(
+                parse_page, content, body.headers.get("content-type"), url=body.url, project=name
+            )
             try:
-                files = parse_page(
-                    content, body.headers.get("content-type"), url=body.url, project=name
+                # A big page (botocore's runs to megabytes) would hold the event loop for as
+                # long as it parses: other jobs' fetches and the worker's heartbeat with it.
+                files = (
+                    await asyncio.to_thread(parse)
+                    if len(content) > _PARSE_OFF_LOOP_BYTES
+                    else parse()
                 )
             except PageParseError as exc:
                 raise _error(InvalidResponseError, index, body.url, str(exc)) from exc

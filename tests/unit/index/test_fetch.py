@@ -64,6 +64,20 @@ class TestBodies:
         assert [f.filename for f in page.files] == ["demo-1.0.tar.gz"]
         assert page.files[0].url == f"{static_server.base_url}/simple/demo/demo-1.0.tar.gz"
 
+    async def test_a_page_big_enough_to_parse_in_a_thread_parses_the_same(
+        self, static_server: StaticServer, client: IndexClient
+    ) -> None:
+        """Pages over half a megabyte are parsed off the event loop, to the same files."""
+        files = [
+            {"filename": f"demo-1.{n}.tar.gz", "url": f"demo-1.{n}.tar.gz", "hashes": {}}
+            for n in range(8000)
+        ]
+        body = json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": files})
+        assert len(body) > 512 * 1024
+        static_server.add("/simple/demo/", body.encode(), content_type=MEDIA_JSON)
+        page = await client.find_project_page(index_on(static_server), "demo")
+        assert [f.filename for f in page.files] == [f["filename"] for f in files]
+
     async def test_gzip_bomb_stops_at_the_decoded_cap(self, static_server: StaticServer) -> None:
         """The page cap counts decoded bytes: 16 KiB on the wire inflating to 16 MiB is refused."""
         bomb = gzip.compress(b" " * (16 * 1024 * 1024), compresslevel=9)
