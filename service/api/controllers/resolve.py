@@ -6,12 +6,14 @@ import hashlib
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import HeaderParameter, JSONBody
 
 from service.api.controllers.metrics import SubmissionMetrics
@@ -38,6 +40,33 @@ def fingerprint(request: ResolveRequest) -> str:
     return hashlib.sha256(msgspec.json.encode(request)).hexdigest()
 
 
+# Sent when limits.jobs_per_client_per_minute is set (IETF httpapi RateLimit header fields).
+_RATE_HEADERS = (
+    ("RateLimit-Limit", "Jobs this client may submit per minute."),
+    ("RateLimit-Remaining", "Submissions left in the current minute."),
+    ("RateLimit-Reset", "Seconds until the current minute's count resets."),
+)
+
+
+@dataclass
+class _RateLimitedOperation(Operation):
+    """The operation's document with the ``RateLimit-*`` headers on its answers."""
+
+    def __post_init__(self) -> None:
+        for status in ("200", "202", "429"):
+            response = (self.responses or {}).get(status)
+            if isinstance(response, OpenAPIResponse):
+                response.headers = {
+                    **(response.headers or {}),
+                    **{
+                        name: OpenAPIHeader(
+                            schema=Schema(type=OpenAPIType.INTEGER), description=description
+                        )
+                        for name, description in _RATE_HEADERS
+                    },
+                }
+
+
 class ResolveController(Controller):
     path = "/resolve"
     tags = ["jobs"]  # noqa: RUF012 - Litestar's declared class attribute
@@ -57,6 +86,7 @@ class ResolveController(Controller):
             "body is a `422`. Nothing is queued on any 4xx."
         ),
         status_code=202,
+        operation_class=_RateLimitedOperation,
         responses={
             200: ResponseSpec(
                 data_container=JobDocument,
