@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import lzma
 import re
 import struct
 import tarfile
@@ -246,10 +247,11 @@ def inflate_member(data: bytes, entry: ZipEntry, max_size: int) -> bytes:
 # -- whole files --------------------------------------------------------------------------------
 
 # ValueError: a negative seek in memory, a UTF-8-flagged name that is no UTF-8. OverflowError: a
-# ZIP64 offset beyond what a seek takes.
+# ZIP64 offset beyond what a seek takes. LZMAError: a corrupt LZMA member (bzip2's is an OSError).
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
+    lzma.LZMAError,
     NotImplementedError,
     EOFError,
     RuntimeError,

@@ -171,6 +171,16 @@ class TestWholeWheel:
         with pytest.raises(ArchiveError, match="negative seek"):
             read_wheel_metadata(io.BytesIO(bytes(wheel)), "demo", LIMIT)
 
+    def test_corrupt_lzma_member_is_an_archive_error(self) -> None:
+        """lzma's own error type, for a member whose LZMA properties are garbage, is wrapped."""
+        wheel = bytearray(make_wheel("demo", "1.0", METADATA, compression=zipfile.ZIP_LZMA))
+        local = wheel.index(b"PK\x03\x04")
+        name_length, extra_length = struct.unpack_from("<2H", wheel, local + 26)
+        properties = local + 30 + name_length + extra_length + 4  # after the LZMA version bytes
+        wheel[properties : properties + 5] = b"\xff" * 5
+        with pytest.raises(ArchiveError, match="unreadable zip"):
+            read_wheel_metadata(io.BytesIO(bytes(wheel)), "demo", LIMIT)
+
     def test_utf8_flagged_name_that_is_no_utf8_is_an_archive_error(self) -> None:
         """A member name flagged UTF-8 but not decodable is an archive error."""
         buffer = io.BytesIO()

@@ -149,7 +149,9 @@ def mutations(draw: st.DrawFn, archive: bytes) -> bytes:
     """``archive`` with one to three corruptions: header fields, flipped or lost bytes."""
     data = bytearray(archive)
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
-        kind = draw(st.sampled_from(["field", "field", "flip", "overwrite", "truncate", "cut"]))
+        kind = draw(
+            st.sampled_from(["field", "field", "data", "flip", "overwrite", "truncate", "cut"])
+        )
         if not data:
             break
         at = draw(st.integers(min_value=0, max_value=len(data) - 1))
@@ -172,6 +174,16 @@ def mutations(draw: st.DrawFn, archive: bytes) -> bytes:
                 | st.integers(min_value=0, max_value=top)
             )
             struct.pack_into(_WIDTH_FORMATS[width], data, position + offset, value)
+        elif kind == "data":  # the start of a member's data: deflate, bzip2 or LZMA headers
+            starts = [
+                position + 30 + sum(struct.unpack_from("<2H", data, position + 26))
+                for position in _find_all(bytes(data), b"PK\x03\x04")
+                if position + 30 <= len(data)
+            ]
+            if not starts:
+                continue
+            at = min(draw(st.sampled_from(starts)) + draw(st.integers(0, 15)), len(data) - 1)
+            data[at] ^= 1 << draw(st.integers(min_value=0, max_value=7))
         elif kind == "flip":
             data[at] ^= 1 << draw(st.integers(min_value=0, max_value=7))
         elif kind == "overwrite":
