@@ -218,6 +218,7 @@ class _Explainer:
         """uv's phrasing: name what *is* available when the requirement asks beyond it."""
         name = requirement.name
         described = _describe_requirement(requirement)
+        self.hint_no_matching_version(name, described, universe)
         if not universe:
             return f"there is no version of {name}"
         if "==" in described and "," not in described:
@@ -448,6 +449,48 @@ class _Explainer:
                     )
                     return
 
+    def hint_no_matching_version(self, name: str, described: str, universe: list[Version]) -> None:
+        newest = [str(v) for v in sorted(universe, reverse=True)[:5]]
+        available = f"; the newest available: {', '.join(newest)}" if newest else ""
+        self._add(
+            ("no_match", name, described),
+            Diagnostic(
+                code=Code.NO_MATCHING_VERSION,
+                severity=Severity.HINT,
+                message=f"No published version of {name} satisfies {described}{available}.",
+                package=name,
+                data={"requirement": described, "available": newest},
+            ),
+        )
+
+    def hint_conflict(
+        self, name: str, infos: Sequence[RequirementInformation[ResolverRequirement, Candidate]]
+    ) -> None:
+        """The requirements on ``name`` that no single version satisfies together."""
+        requirements = [
+            {
+                "requirement": _describe_requirement(i.requirement),
+                "required_by": i.parent.format_for_error() if i.parent else None,
+            }
+            for i in infos
+        ]
+        said = "; ".join(
+            f"{r['required_by'] or 'you'} require{'s' if r['required_by'] else ''} "
+            f"{r['requirement']}"
+            for r in requirements
+        )
+        self._add(
+            ("conflict", name),
+            Diagnostic(
+                code=Code.DEPENDENCY_CONFLICT,
+                severity=Severity.HINT,
+                message=f"No version of {name} satisfies all of its requirements at once: "
+                f"{said}. Loosen one of them, or pin the requirers to versions that agree.",
+                package=name,
+                data={"requirements": requirements},
+            ),
+        )
+
     def hint_prerelease(self, name: str, versions: list[Version]) -> None:
         example = str(max(versions))
         self._add(
@@ -635,6 +678,7 @@ def _explain_group(
             f"Because {reason} and {' and '.join(who)}, we can conclude that {subjects} {verb}. "
             f"And because {roots}, {_UNSATISFIABLE}."
         )
+    explainer.hint_conflict(name, infos)
     joint = [v for v in explainer.universe(name) if all(i.requirement.contains(v) for i in infos)]
     if joint:
         who.append(explainer.why_unusable(_JointRequirement(name, infos)))

@@ -338,6 +338,21 @@ class TestExplanations:
         assert "a==1.0 depends on b<2" in failure.message
         assert "you require b>=2" in failure.message
         assert failure.message.endswith("we can conclude that your requirements are unsatisfiable.")
+        conflict = next(h for h in failure.hints if h.code is Code.DEPENDENCY_CONFLICT)
+        assert conflict.package == "b"
+        assert {r["requirement"] for r in conflict.data["requirements"]} == {"b<2", "b>=2"}
+
+    async def test_no_matching_version(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """A pin nothing satisfies is hinted with what does exist, newest first."""
+        index_server.add_index(
+            IndexSpec("corp", [Project("a", [Release("1.0"), Release("1.1"), Release("3.0")])])
+        )
+        failure = await fail(client, request("a==2.0"), [index(index_server, "corp")])
+        assert "there is no version of a==2.0" in failure.message
+        hint = next(h for h in failure.hints if h.code is Code.NO_MATCHING_VERSION)
+        assert hint.data == {"requirement": "a==2.0", "available": ["3.0", "1.1", "1.0"]}
 
     async def test_versions_ruled_out_by_another_root_are_named(
         self, index_server: IndexServer, client: IndexClient
