@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -102,31 +103,46 @@ class PageCache(abc.ABC):
     async def aclose(self) -> None:
         """Release connections (the client calls this when it closes)."""
 
+    def peek_page(self, index: Index, project: str) -> CachedPage | None:
+        """The page if this process holds it in memory, else ``None``: never waits on I/O,
+        and may be called from any thread (the resolver's, not just the event loop's)."""
+        return None
+
+    def peek_metadata(self, index: Index, file: DistFile) -> CoreMetadata | None:
+        """``file``'s metadata if this process holds it in memory (as ``peek_page``)."""
+        return None
+
 
 class _LRU(Generic[V]):
-    """A bounded mapping that forgets the least recently used entry, with optional expiry."""
+    """A bounded mapping that forgets the least recently used entry, with optional expiry.
+
+    Locked, because resolver threads peek into it while the event loop fills it.
+    """
 
     def __init__(self, max_entries: int) -> None:
         self._max = max_entries
         self._entries: OrderedDict[str, tuple[V, float | None]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: str) -> V | None:
-        found = self._entries.get(key)
-        if found is None:
-            return None
-        value, expires = found
-        if expires is not None and expires <= time.monotonic():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return value
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            value, expires = found
+            if expires is not None and expires <= time.monotonic():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return value
 
     def set(self, key: str, value: V, keep_seconds: float | None = None) -> None:
         expires = None if keep_seconds is None else time.monotonic() + keep_seconds
-        self._entries[key] = (value, expires)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = (value, expires)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
 
 
 class MemoryPageCache(PageCache):
@@ -137,7 +153,14 @@ class MemoryPageCache(PageCache):
         self._metadata: _LRU[CoreMetadata] = _LRU(max_entries)
 
     async def get_page(self, index: Index, project: str) -> CachedPage | None:
+        return self.peek_page(index, project)
+
+    def peek_page(self, index: Index, project: str) -> CachedPage | None:
         return self._pages.get(page_key(index, project))
+
+    def peek_metadata(self, index: Index, file: DistFile) -> CoreMetadata | None:
+        key = metadata_key(index, file)
+        return None if key is None else self._metadata.get(key)
 
     async def set_page(
         self, index: Index, project: str, entry: CachedPage, *, keep_seconds: float
@@ -145,13 +168,12 @@ class MemoryPageCache(PageCache):
         self._pages.set(page_key(index, project), entry, keep_seconds)
 
     async def get_metadata(self, index: Index, file: DistFile) -> CoreMetadata | None:
-        key = metadata_key(index, file)
-        return None if key is None else self._metadata.get(key)
+        return self.peek_metadata(index, file)
 
     async def get_many_metadata(
         self, index: Index, files: Sequence[DistFile]
     ) -> list[CoreMetadata | None]:
-        return [await self.get_metadata(index, file) for file in files]
+        return [self.peek_metadata(index, file) for file in files]
 
     async def set_metadata(self, index: Index, file: DistFile, metadata: CoreMetadata) -> None:
         key = metadata_key(index, file)
@@ -244,6 +266,12 @@ class RedisPageCache(PageCache):
             )
         self._failing = False
         self._outage_errors = 0
+
+    def peek_page(self, index: Index, project: str) -> CachedPage | None:
+        return self._local.peek_page(index, project)
+
+    def peek_metadata(self, index: Index, file: DistFile) -> CoreMetadata | None:
+        return self._local.peek_metadata(index, file)
 
     async def get_page(self, index: Index, project: str) -> CachedPage | None:
         found = await self._local.get_page(index, project)

@@ -189,6 +189,34 @@ class IndexClient:
         )
         return self._as_seen_by(page, index)
 
+    def peek_project_page(
+        self, index: Index, project: str, *, stats: FetchStats | None = None
+    ) -> ProjectPage | None:
+        """``project``'s page when a fresh copy is in this process's memory, else ``None``.
+
+        Never waits on I/O and may be called from any thread, so the resolver thread can take
+        what is at hand without a round trip through the event loop. ``stats`` counts a hit.
+        """
+        entry = (
+            None
+            if self._cache is None
+            else self._cache.peek_page(index, canonicalize_name(project))
+        )
+        if entry is None or not self._is_fresh(entry):
+            return None
+        if stats is not None:
+            stats.cache_hits += 1
+        return self._as_seen_by(entry.page, index)
+
+    def peek_core_metadata(
+        self, index: Index, file: DistFile, *, stats: FetchStats | None = None
+    ) -> CoreMetadata | None:
+        """``file``'s metadata when it is in this process's memory (as ``peek_project_page``)."""
+        metadata = None if self._cache is None else self._cache.peek_metadata(index, file)
+        if metadata is not None and stats is not None:
+            stats.cache_hits += 1
+        return metadata
+
     def _is_fresh(self, entry: CachedPage) -> bool:
         return 0 <= time.time() - entry.fetched_at < self._limits.page_ttl_seconds
 

@@ -171,6 +171,8 @@ class Finder:
         if name in self._versions or not self._indexes:
             return
         index = self._indexes[0]
+        if self._client.peek_project_page(index, name) is not None:
+            return  # at hand already: the resolver takes it without a round trip
         page = self._page_future(index, name)
         self._bridge.schedule(
             ("prefetch", index.url, name),
@@ -231,9 +233,10 @@ class Finder:
         pages: list[tuple[Index, ProjectPage]] = []
         missing: list[Index] = []
         for index in self._indexes:
-            future = self._page_future(index, name)
             try:
-                page: ProjectPage = self._bridge.wait(future)  # type: ignore[arg-type]
+                page = self._client.peek_project_page(
+                    index, name, stats=self._stats
+                ) or self._bridge.wait(self._page_future(index, name))  # type: ignore[arg-type]
             except HTTPStatusError as error:
                 if error.status == 404 or error.status in index.policy.page:
                     missing.append(index)
@@ -446,13 +449,14 @@ class Finder:
         file, index = entry.file, entry.index
         assert file is not None
         client, stats = self._client, self._stats
-        future = self._bridge.schedule(
-            ("metadata", index.url, file.url),
-            lambda: client.find_core_metadata(index, file, stats=stats),
-        )
         metadata: CoreMetadata | None = None
         try:
-            metadata = self._bridge.wait(future)
+            metadata = client.peek_core_metadata(index, file, stats=stats) or self._bridge.wait(
+                self._bridge.schedule(
+                    ("metadata", index.url, file.url),
+                    lambda: client.find_core_metadata(index, file, stats=stats),
+                )
+            )
         except HTTPStatusError as error:
             if error.status not in index.policy.metadata:
                 diagnostic = make_metadata_diagnostic(

@@ -115,6 +115,18 @@ class TestContract:
         renamed = Index(name="renamed", url=INDEX.url, auth=INDEX.auth)
         assert await cache.get_page(renamed, "demo") == ENTRY
 
+    async def test_peeks_see_what_this_process_stored(self, cache: PageCache) -> None:
+        """What was stored here can be peeked at without I/O, from another thread too."""
+        assert cache.peek_page(INDEX, "demo") is None
+        assert cache.peek_metadata(INDEX, dist_file()) is None
+        await cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
+        await cache.set_metadata(INDEX, dist_file(), METADATA)
+        peeked = await asyncio.to_thread(
+            lambda: (cache.peek_page(INDEX, "demo"), cache.peek_metadata(INDEX, dist_file()))
+        )
+        assert peeked == (ENTRY, METADATA)
+        assert cache.peek_page(Index(name="corp", url=INDEX.url), "demo") is None
+
 
 class TestMemoryCache:
     async def test_least_recently_used_entries_are_dropped(self) -> None:
@@ -159,7 +171,10 @@ class TestRedisCache:
         await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
         other = RedisPageCache.from_url(REDIS_TEST_URL)
         try:
+            # Peeking never asks Redis: only a read brings the entry into this process.
+            assert other.peek_page(INDEX, "demo") is None
             assert await other.get_page(INDEX, "demo") == ENTRY
+            assert other.peek_page(INDEX, "demo") == ENTRY
             assert await other.get_many_metadata(INDEX, [dist_file()]) == [METADATA]
         finally:
             await other.aclose()

@@ -369,6 +369,21 @@ class TestCaching:
         assert first == second
         assert (stats.requests, stats.cache_hits) == (1, 1)
 
+    async def test_a_fresh_page_can_be_peeked_at_and_a_stale_one_cannot(
+        self, index_server: IndexServer
+    ) -> None:
+        """peek_project_page answers only from memory, only while fresh, and counts a hit."""
+        index = corp(index_server)
+        stats = FetchStats()
+        async with IndexClient(FetchLimits(), cache=MemoryPageCache()) as client:
+            assert client.peek_project_page(index, "flask") is None
+            fetched = await client.find_project_page(index, "flask")
+            assert client.peek_project_page(index, "Flask", stats=stats) == fetched
+        assert stats.cache_hits == 1
+        async with IndexClient(FetchLimits(page_ttl_seconds=0), cache=MemoryPageCache()) as client:
+            await client.find_project_page(index, "flask")
+            assert client.peek_project_page(index, "flask") is None
+
     async def test_stale_page_is_revalidated_with_its_etag(self, index_server: IndexServer) -> None:
         """After the TTL the page is revalidated; a 304 keeps the stored page."""
         index = corp(index_server)
