@@ -328,6 +328,9 @@ class _BoundedReader(io.RawIOBase):
 _TAR_ERRORS = (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError, OSError, ValueError)
 
 
+_DRAIN_BYTES = 64 * 1024
+
+
 def _read_tar_pkg_info(fileobj: IO[bytes], max_size: int, max_unpacked: int) -> bytes:
     found: list[tuple[str, bytes]] = []
     try:
@@ -352,6 +355,10 @@ def _read_tar_pkg_info(fileobj: IO[bytes], max_size: int, max_unpacked: int) -> 
                 found.append((member.name, extracted.read(max_size + 1)))
                 if len(found) > 1:
                     break  # already ambiguous; keep no more than two in memory
+        # gzip's CRC, the only check on what a tar holds, is verified at the stream's end: past
+        # the tar's end-of-archive blocks lies padding, and the trailer to check.
+        while unpacked.read(_DRAIN_BYTES):
+            pass
     except (ArchiveContentError, MemberTooLargeError):
         raise  # ValueErrors too, but already the answer
     except _TAR_ERRORS as exc:

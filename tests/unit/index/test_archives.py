@@ -9,6 +9,7 @@ import struct
 import tarfile
 import tracemalloc
 import zipfile
+import zlib
 
 import msgspec
 import pytest
@@ -230,6 +231,17 @@ class TestSdists:
         """Bytes that are not gzip are an archive error."""
         with pytest.raises(ArchiveError, match=re.escape("unreadable tar.gz")):
             read_sdist_pkg_info(io.BytesIO(b"nope"), "demo-1.0.tar.gz", LIMIT, LIMIT)
+
+    def test_contents_that_fail_the_gzip_crc_are_an_archive_error(self) -> None:
+        """Deflate has no check of its own: a PKG-INFO altered in the stream must fail the CRC,
+        even when the trailer holding it lies past padding the tar reader has no need to read."""
+        tar = gzip.decompress(make_sdist_tar("demo-1.0", METADATA)) + bytes(64 * 1024)
+        altered = gzip.compress(tar.replace(b"click>=8", b"evil>=66"))
+        trailer = struct.pack("<2I", zlib.crc32(tar), len(tar))  # the original's CRC and size
+        with pytest.raises(ArchiveError, match="CRC check failed"):
+            read_sdist_pkg_info(
+                io.BytesIO(altered[:-8] + trailer), "demo-1.0.tar.gz", LIMIT, 10 * LIMIT
+            )
 
     def test_malformed_gnu_sparse_header_is_an_archive_error(self) -> None:
         """tarfile's unguarded int() on a GNU sparse map (a ValueError) is an archive error."""
