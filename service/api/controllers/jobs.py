@@ -38,12 +38,15 @@ JobId = Annotated[str, PathParameter(description="The opaque job id from `POST /
 
 async def find_job(backend: Backend, job_id: str, client: str) -> JobRecord:
     """The client's job; a live job the queue gave up on is failed on the way (read-repair)."""
-    # Ask the queue first: the runner writes a job's outcome before the queue marks it done,
-    # so "queue gave up" followed by "document still live" means nobody will finish it.
-    gave_up = await backend.queue.gave_up(job_id)
     record = await backend.store.get(job_id)
     if record is None or record.client != client:
         raise JobNotFound(f"No job {job_id!r}: it never existed or has expired.")
+    if record.terminal:
+        return record  # the common read: one round trip
+    # Ask the queue, then read again: the runner writes a job's outcome before the queue marks
+    # it done, so "queue gave up" followed by "document still live" means nobody will finish it.
+    gave_up = await backend.queue.gave_up(job_id)
+    record = await backend.store.get(job_id) or record
     if gave_up and not record.terminal:
         repaired = await backend.store.update(job_id, mark_abandoned)
         if repaired.changed and repaired.record is not None:
