@@ -7,6 +7,7 @@ import io
 import re
 import struct
 import tarfile
+import tempfile
 import tracemalloc
 import zipfile
 import zlib
@@ -171,6 +172,22 @@ class TestWholeWheel:
         struct.pack_into("<I", wheel, end_record + 16, offset + 1000)
         with pytest.raises(ArchiveError, match="negative seek"):
             read_wheel_metadata(io.BytesIO(bytes(wheel)), "demo", LIMIT)
+
+    @pytest.mark.parametrize("where", ["memory", "disk"])
+    def test_zip64_directory_offset_beyond_any_seek_is_an_archive_error(
+        self, where: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An offset of 2**64 - 1 (OverflowError in memory, ValueError on disk) is refused."""
+        monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 10)  # any archive gets ZIP64 end records
+        wheel = bytearray(make_wheel("demo", "1.0", METADATA))
+        monkeypatch.undo()
+        struct.pack_into("<Q", wheel, wheel.index(b"PK\x06\x06") + 48, 2**64 - 1)
+        with tempfile.TemporaryFile() as spool:
+            spool.write(wheel)
+            spool.seek(0)
+            fileobj = io.BytesIO(bytes(wheel)) if where == "memory" else spool
+            with pytest.raises(ArchiveError, match="unreadable zip"):
+                read_wheel_metadata(fileobj, "demo", LIMIT)
 
     def test_corrupt_lzma_member_is_an_archive_error(self) -> None:
         """lzma's own error type, for a member whose LZMA properties are garbage, is wrapped."""
