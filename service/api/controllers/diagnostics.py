@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 
 from service.api.problems import problem_spec
@@ -18,6 +19,22 @@ from service.jobs.stats import MAX_SUMMARY_HOURS, RECENT_JOBS_KEPT, DiagnosticsS
 __all__ = ["DiagnosticsController", "RecentJobs"]
 
 DEFAULT_WINDOW = timedelta(hours=24)
+# RFC 3339 date-time: date, "T", time, optional fraction, and a zone ("Z" or an offset).
+# Looser spellings (a bare date, a Unix timestamp, no zone) are refused, not guessed at.
+_RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+
+
+def _parse_since(text: str) -> datetime:
+    try:
+        # RFC 3339 allows "t" and "z" too; the window is counted in UTC hours.
+        return datetime.fromisoformat(text.upper()).astimezone(UTC)
+    except ValueError as exc:  # well-formed but not a real moment (a 13th month, say)
+        raise ValidationException(
+            f"Invalid value for since: {exc}",
+            extra=[{"key": "since", "message": str(exc), "source": "query"}],
+        ) from exc
+
+
 DEFAULT_RECENT = 50
 
 _ERRORS = {
@@ -56,14 +73,17 @@ class DiagnosticsController(Controller):
         client: NamedDependency[str],
         backend: NamedDependency[Backend],
         since: Annotated[
-            datetime | None,
-            QueryParameter(description="Start of the window (RFC 3339); default 24 hours ago."),
+            str | None,
+            QueryParameter(
+                description="Start of the window (RFC 3339, with a time zone); default 24 hours "
+                "ago.",
+                format="date-time",
+                pattern=_RFC3339,
+            ),
         ] = None,
     ) -> DiagnosticsSummary:
         until = utcnow()
-        start = since if since is not None else until - DEFAULT_WINDOW
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=until.tzinfo)
+        start = until - DEFAULT_WINDOW if since is None else _parse_since(since)
         return await backend.stats.summary(start, until)
 
     @get(

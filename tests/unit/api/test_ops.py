@@ -123,3 +123,23 @@ class TestMetrics:
         assert "resolvd_workers_alive 1.0" in text
         assert 'resolvd_jobs_submitted_total{outcome="created"} 1.0' in text
         assert 'resolvd_jobs_submitted_total{outcome="deduplicated"} 1.0' in text
+
+
+class TestDiagnosticsSummaryWindow:
+    @pytest.mark.parametrize(
+        "since", ["2026-11-24T00:00:00Z", "2026-11-24t00:00:00.5z", "2026-11-24T01:00:00+01:00"]
+    )
+    async def test_rfc3339_times_open_the_window(self, api: Client, since: str) -> None:
+        """Any RFC 3339 date-time with a zone is a window start, to the hour."""
+        response = await api.get("/diagnostics/summary", params={"since": since})
+        assert response.status_code == 200
+        assert response.json()["since"].startswith("2026-11-24T00:00:00")
+
+    @pytest.mark.parametrize(
+        "since", ["0.5", "1764000000", "2026-11-24", "2026-11-24T00:00:00", "2026-13-01T00:00:00Z"]
+    )
+    async def test_anything_else_is_a_400_naming_since(self, api: Client, since: str) -> None:
+        """Timestamps, bare dates, zoneless or impossible times are refused, not guessed at."""
+        response = await api.get("/diagnostics/summary", params={"since": since})
+        assert response.status_code == 400
+        assert [e["field"] for e in response.json()["errors"]] == ["since"]

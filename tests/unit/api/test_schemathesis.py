@@ -45,12 +45,6 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "422", "429"]
 include-operation-id = "getReadiness"
 checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
 
-# KNOWN MISMATCH, left to controllers/diagnostics.py's owner: `since` is documented as an RFC
-# 3339 date-time, but Litestar's lax conversion also takes a Unix timestamp (`?since=0.5` is
-# 1970-01-01T00:00:00.5Z). Every other check still runs on this operation.
-[[operations]]
-include-operation-id = "getDiagnosticsSummary"
-checks.negative_data_rejection.enabled = false
 """
 )
 schema = schemathesis.openapi.from_path(OPENAPI_FILE, config=CONFIG)
