@@ -25,6 +25,7 @@ from service.api.controllers.lock import LockController
 from service.api.controllers.metrics import MetricsController, SubmissionMetrics
 from service.api.controllers.ops import HealthController, IndexesController
 from service.api.controllers.resolve import ResolveController
+from service.api.documents import FinishedDocuments
 from service.api.problems import problem_response
 from service.jobs.backend import Backend, BackendChoice, open_backend
 from service.jobs.runner import JobRunner, Resolver, open_resolver
@@ -103,6 +104,7 @@ def create_app(
     tokens = load_token_table(settings, environ)
     concurrency = worker_concurrency or settings.jobs.worker_concurrency
     submissions = SubmissionMetrics()
+    documents = FinishedDocuments(result_ttl_seconds=settings.jobs.result_ttl_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -141,6 +143,7 @@ def create_app(
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "client": Provide(provide_client),
             "submissions": Provide(lambda: submissions, sync_to_thread=False),
+            "documents": Provide(lambda: documents, sync_to_thread=False),
         },
         exception_handlers={Exception: problem_response},
         before_send=[_allow_every_method],

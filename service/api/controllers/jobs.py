@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, delete, get
+from litestar import Controller, MediaType, Response, delete, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from service.api.documents import FinishedDocuments
 from service.api.problems import JobNotFound, problem_spec
 from service.jobs.backend import Backend
 from service.jobs.model import JobDocument, JobRecord, mark_abandoned, mark_cancelled
@@ -67,13 +69,19 @@ class JobsController(Controller):
             "The job document. With `?wait=N` (0 to 30 seconds) the reply is held until the "
             "job ends or N seconds pass, whichever comes first."
         ),
-        responses=_ERRORS,
+        responses={
+            200: ResponseSpec(
+                data_container=JobDocument, description="The job", generate_examples=False
+            ),
+            **_ERRORS,
+        },
     )
     async def get_job(
         self,
         job_id: JobId,
         client: NamedDependency[str],
         backend: NamedDependency[Backend],
+        documents: NamedDependency[FinishedDocuments],
         wait: Annotated[
             float,
             QueryParameter(
@@ -82,17 +90,21 @@ class JobsController(Controller):
                 description="Seconds to hold the reply until the job ends (0-30).",
             ),
         ] = 0,
-    ) -> JobDocument:
+    ) -> Response[bytes]:
+        cached = documents.get(job_id, client)
+        if cached is not None:
+            return Response(cached, media_type=MediaType.JSON)
         store = backend.store
         if wait <= 0:
-            return (await find_job(backend, job_id, client)).document
-        until = time.monotonic() + wait
-        async with store.watch(job_id) as watch:
             record = await find_job(backend, job_id, client)
-            while not record.terminal and (remaining := until - time.monotonic()) > 0:
-                await watch.wait(min(remaining, _REREAD_SECONDS))
+        else:
+            until = time.monotonic() + wait
+            async with store.watch(job_id) as watch:
                 record = await find_job(backend, job_id, client)
-        return record.document
+                while not record.terminal and (remaining := until - time.monotonic()) > 0:
+                    await watch.wait(min(remaining, _REREAD_SECONDS))
+                    record = await find_job(backend, job_id, client)
+        return Response(documents.encode(record), media_type=MediaType.JSON)
 
     @get(
         "/{job_id:str}/events",
