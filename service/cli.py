@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import importlib
 import json
 import logging
 import os
@@ -57,9 +59,9 @@ def make_serve_app() -> Litestar:
     _configure_logging()
     options = msgspec.json.decode(os.environ.get(SERVE_OPTIONS_ENV, "{}"), type=_ServeOptions)
     settings = load_settings(options.config)
-    return create_app(
-        settings, backend=options.backend, in_process_worker=options.in_process_worker
-    )
+    app = create_app(settings, backend=options.backend, in_process_worker=options.in_process_worker)
+    _freeze_startup_heap()
+    return app
 
 
 def render_openapi() -> str:
@@ -99,6 +101,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
     _configure_logging()
     concurrency = args.concurrency or settings.jobs.worker_concurrency
+    _freeze_startup_heap()
     try:
         _run_event_loop(run_worker_process(settings, concurrency=concurrency))
     except BackendUnavailable as exc:
@@ -107,6 +110,19 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _freeze_startup_heap() -> None:
+    """Take what startup allocated out of the cycle collector's walks, for the process's life.
+
+    Modules, classes and functions (some 70,000 objects here) never die, yet every full
+    collection walked them: about 100 ms, landing on whichever request came next (a repeated
+    POST /resolve took 110 ms instead of 11 in make bench). The worker's half is imported first
+    so that it is frozen too.
+    """
+    for module in ("service.index", "service.resolution"):
+        importlib.import_module(module)
+    gc.freeze()
 
 
 def _run_event_loop(main: Coroutine[Any, Any, None]) -> None:

@@ -54,7 +54,7 @@ _RETRY_SECONDS = 5.0
 V = TypeVar("V")
 
 
-class CachedPage(msgspec.Struct, frozen=True, kw_only=True):
+class CachedPage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A stored project page and when it was fetched (or last revalidated), as a Unix time."""
 
     page: ProjectPage
