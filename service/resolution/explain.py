@@ -141,10 +141,12 @@ class _Explainer:
         self.target = target
         self.hints: list[Diagnostic] = []
         self._hinted: set[tuple[str, ...]] = set()
-        # The request was validated before it was queued: every line parses.
-        self.root_requirements = [
-            r for r in map(Requirement, request.requirements) if finder.applies(r)
+        # Each root requirement parsed, with the line as the user wrote it (marker dropped). The
+        # request was validated before it was queued: every line parses.
+        self._roots = [
+            (Requirement(line), line.split(";")[0].strip()) for line in request.requirements
         ]
+        self.root_requirements = [r for r, _ in self._roots if finder.applies(r)]
 
     # -- facts ---------------------------------------------------------------------------
 
@@ -353,8 +355,8 @@ class _Explainer:
         clauses: list[str] = []
         for dependent, by_version in sorted(on_name.items()):
             allowed = [v for v in self._available(dependent) if self._root_allows(dependent, v)]
-            roots = [r for r in self.root_requirements if canonicalize_name(r.name) == dependent]
-            if not roots or not allowed or any(v not in by_version for v in allowed):
+            required = any(canonicalize_name(r.name) == dependent for r in self.root_requirements)
+            if not required or not allowed or any(v not in by_version for v in allowed):
                 continue
             if not all(
                 not all(r.specifier.contains(v, prereleases=True) for r in by_version[dv])
@@ -370,7 +372,7 @@ class _Explainer:
                 subject = format_version_set(dependent, dependent_versions, universe)
                 verb = "depend" if _plural(subject) else "depends"
                 clauses.append(f"{subject} {verb} on {name}{spec}")
-            clauses.append(f"you require {roots[0]}")
+            clauses.append(self.requirers(dependent))
         return clauses
 
     def who_requires(self, requirement: ResolverRequirement, parent: Candidate | None) -> str:
@@ -381,23 +383,9 @@ class _Explainer:
         return f"{subject} {verb} on {_describe_requirement(requirement)}"
 
     def requirers(self, name: str) -> str:
-        roots = [
-            line
-            for line in self.request.requirements
-            if canonicalize_name(
-                line.split(";")[0]
-                .split("[")[0]
-                .split("=")[0]
-                .split("<")[0]
-                .split(">")[0]
-                .split("!")[0]
-                .split("~")[0]
-                .strip()
-            )
-            == name
-        ]
-        if roots:
-            return f"you require {roots[0].split(';')[0].strip()}"
+        written = next((w for r, w in self._roots if canonicalize_name(r.name) == name), None)
+        if written is not None:
+            return f"you require {written}"
         parents = sorted(
             f"{parent}=={version}"
             for (parent, version), requirements in self.finder.records.dependencies.items()
@@ -409,24 +397,24 @@ class _Explainer:
 
     # -- hints ---------------------------------------------------------------------------
 
-    def _add(self, key: tuple[str, ...], diagnostic: Diagnostic) -> None:
+    def _hint(self, key: tuple[str, ...], code: Code, message: str, **fields: Any) -> None:
+        """Add a hint once per ``key`` (the same reason met again adds nothing)."""
         if key not in self._hinted:
             self._hinted.add(key)
-            self.hints.append(diagnostic)
+            self.hints.append(
+                Diagnostic(code=code, severity=Severity.HINT, message=message, **fields)
+            )
 
     def hint_not_found(self, name: str) -> None:
         searched = [index.display_name for index in self.finder.indexes]
         self.hint_similar_name(name)
-        self._add(
+        self._hint(
             ("not_found", name),
-            Diagnostic(
-                code=Code.PACKAGE_NOT_FOUND,
-                severity=Severity.HINT,
-                message=f"{name} was not found on {', '.join(repr(i) for i in searched)}. Check "
-                "the spelling, or add the index that publishes it.",
-                package=name,
-                data={"indexes": searched},
-            ),
+            Code.PACKAGE_NOT_FOUND,
+            message=f"{name} was not found on {', '.join(repr(i) for i in searched)}. Check "
+            "the spelling, or add the index that publishes it.",
+            package=name,
+            data={"indexes": searched},
         )
 
     def hint_similar_name(self, name: str) -> None:
@@ -435,32 +423,26 @@ class _Explainer:
             for index in self.finder.indexes:
                 page = self.finder.find_page_on(index, variant)
                 if page is not None and page.files:
-                    self._add(
+                    self._hint(
                         ("similar", name),
-                        Diagnostic(
-                            code=Code.SIMILAR_NAME,
-                            severity=Severity.HINT,
-                            message=f"{name} was not found, but {variant} exists on index "
-                            f"'{index.display_name}'. Did you mean {variant}?",
-                            package=name,
-                            index=index.display_name,
-                            data={"suggestion": variant},
-                        ),
+                        Code.SIMILAR_NAME,
+                        message=f"{name} was not found, but {variant} exists on index "
+                        f"'{index.display_name}'. Did you mean {variant}?",
+                        package=name,
+                        index=index.display_name,
+                        data={"suggestion": variant},
                     )
                     return
 
     def hint_no_matching_version(self, name: str, described: str, universe: list[Version]) -> None:
         newest = [str(v) for v in sorted(universe, reverse=True)[:5]]
         available = f"; the newest available: {', '.join(newest)}" if newest else ""
-        self._add(
+        self._hint(
             ("no_match", name, described),
-            Diagnostic(
-                code=Code.NO_MATCHING_VERSION,
-                severity=Severity.HINT,
-                message=f"No published version of {name} satisfies {described}{available}.",
-                package=name,
-                data={"requirement": described, "available": newest},
-            ),
+            Code.NO_MATCHING_VERSION,
+            message=f"No published version of {name} satisfies {described}{available}.",
+            package=name,
+            data={"requirement": described, "available": newest},
         )
 
     def hint_conflict(
@@ -479,37 +461,31 @@ class _Explainer:
             f"{r['requirement']}"
             for r in requirements
         )
-        self._add(
+        self._hint(
             ("conflict", name),
-            Diagnostic(
-                code=Code.DEPENDENCY_CONFLICT,
-                severity=Severity.HINT,
-                message=f"No version of {name} satisfies all of its requirements at once: "
-                f"{said}. Loosen one of them, or pin the requirers to versions that agree.",
-                package=name,
-                data={"requirements": requirements},
-            ),
+            Code.DEPENDENCY_CONFLICT,
+            message=f"No version of {name} satisfies all of its requirements at once: "
+            f"{said}. Loosen one of them, or pin the requirers to versions that agree.",
+            package=name,
+            data={"requirements": requirements},
         )
 
     def hint_prerelease(self, name: str, versions: list[Version]) -> None:
         example = str(max(versions))
-        self._add(
+        self._hint(
             ("pre", name),
-            Diagnostic(
-                code=Code.PRERELEASE_AVAILABLE,
-                severity=Severity.HINT,
-                message=f"Pre-releases of {name} are available (e.g. {name}=={example}) but "
-                f"pre-releases are not allowed with prerelease={self.request.prerelease!r}. "
-                'Set "prerelease": "allow", or require a pre-release explicitly '
-                f"(e.g. {name}>={example}).",
-                package=name,
-                version=example,
-                data={
-                    "setting": "prerelease",
-                    "value": "allow",
-                    "versions": [str(v) for v in versions],
-                },
-            ),
+            Code.PRERELEASE_AVAILABLE,
+            message=f"Pre-releases of {name} are available (e.g. {name}=={example}) but "
+            f"pre-releases are not allowed with prerelease={self.request.prerelease!r}. "
+            'Set "prerelease": "allow", or require a pre-release explicitly '
+            f"(e.g. {name}>={example}).",
+            package=name,
+            version=example,
+            data={
+                "setting": "prerelease",
+                "value": "allow",
+                "versions": [str(v) for v in versions],
+            },
         )
 
     def hint_rejection(self, name: str, rejection: VersionRejection) -> None:
@@ -519,18 +495,15 @@ class _Explainer:
             return
         code, message, data = made
         per = str(rejection.status) if code is Code.METADATA_UNAVAILABLE else rejection.version
-        self._add(
+        self._hint(
             (code.value, name, per),
-            Diagnostic(
-                code=code,
-                severity=Severity.HINT,
-                message=message,
-                package=name,
-                version=rejection.version,
-                index=rejection.index,
-                status=rejection.status,
-                data=data,
-            ),
+            code,
+            message=message,
+            package=name,
+            version=rejection.version,
+            index=rejection.index,
+            status=rejection.status,
+            data=data,
         )
 
     def _rejection_hint(
@@ -604,23 +577,20 @@ class _Explainer:
                 reverse=True,
             )
             if matching:
-                self._add(
+                self._hint(
                     ("other_index", name, index.name),
-                    Diagnostic(
-                        code=Code.FOUND_ON_OTHER_INDEX,
-                        severity=Severity.HINT,
-                        message=f"{name}=={matching[0]} is available on index "
-                        f"'{index.display_name}', but index_strategy 'first-index' only uses "
-                        f"'{versions.found_on[0].display_name}', where {name} was found first. "
-                        "Use unsafe-best-match only if you trust every index with this name.",
-                        package=name,
-                        version=str(matching[0]),
-                        index=index.display_name,
-                        data={
-                            "setting": "index_strategy",
-                            "first_index": versions.found_on[0].display_name,
-                        },
-                    ),
+                    Code.FOUND_ON_OTHER_INDEX,
+                    message=f"{name}=={matching[0]} is available on index "
+                    f"'{index.display_name}', but index_strategy 'first-index' only uses "
+                    f"'{versions.found_on[0].display_name}', where {name} was found first. "
+                    "Use unsafe-best-match only if you trust every index with this name.",
+                    package=name,
+                    version=str(matching[0]),
+                    index=index.display_name,
+                    data={
+                        "setting": "index_strategy",
+                        "first_index": versions.found_on[0].display_name,
+                    },
                 )
 
 
