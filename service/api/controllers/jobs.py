@@ -45,11 +45,13 @@ async def find_job(backend: Backend, job_id: str, client: str) -> JobRecord:
         raise JobNotFound(f"No job {job_id!r}: it never existed or has expired.")
     if record.terminal:
         return record  # the common read: one round trip
-    # Ask the queue, then read again: the runner writes a job's outcome before the queue marks
-    # it done, so "queue gave up" followed by "document still live" means nobody will finish it.
-    gave_up = await backend.queue.gave_up(job_id)
+    # A live job: did the queue give up on it? The runner writes a job's outcome before the
+    # queue marks it done, so only "gave up" and then "still live" on a second read means
+    # nobody will finish it. Live polls pay one round trip more, not two.
+    if not await backend.queue.gave_up(job_id):
+        return record
     record = await backend.store.get(job_id) or record
-    if gave_up and not record.terminal:
+    if not record.terminal:
         repaired = await backend.store.update(job_id, mark_abandoned)
         if repaired.changed and repaired.record is not None:
             await record_finished_job(backend.stats, repaired.record)
