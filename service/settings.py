@@ -157,6 +157,11 @@ _SCALAR_SECTIONS: dict[str, type[_Config]] = {
 }
 
 
+def _split_list(value: str) -> list[str]:
+    """A comma-separated environment value as a list (blank items dropped)."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     redis = raw.setdefault("redis", {})
     if url := environ.get("RESOLVD_REDIS_URL"):
@@ -164,9 +169,7 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     if url := environ.get("RESOLVD_CACHE_URL"):
         redis["cache_url"] = url
     if prefixes := environ.get("RESOLVD_ALLOWED_INDEX_URLS"):
-        raw.setdefault("policy", {})["allowed_index_urls"] = [
-            p.strip() for p in prefixes.split(",") if p.strip()
-        ]
+        raw.setdefault("policy", {})["allowed_index_urls"] = _split_list(prefixes)
     if tokens_env := environ.get("RESOLVD_AUTH_TOKENS_ENV"):
         raw.setdefault("auth", {})["tokens_env"] = tokens_env
     for section, section_type in _SCALAR_SECTIONS.items():
@@ -177,12 +180,8 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
                 name = key.removeprefix(prefix).lower()
                 field = fields.get(name)
                 # List-valued keys take comma-separated values, like RESOLVD_ALLOWED_INDEX_URLS.
-                if field is not None and isinstance(field.default, tuple):
-                    raw.setdefault(section, {})[name] = [
-                        part.strip() for part in value.split(",") if part.strip()
-                    ]
-                else:
-                    raw.setdefault(section, {})[name] = value
+                listed = field is not None and isinstance(field.default, tuple)
+                raw.setdefault(section, {})[name] = _split_list(value) if listed else value
 
 
 def load_settings(
