@@ -217,18 +217,14 @@ def find_uv_message(scenario: Scenario, index_url: str) -> str:
         scenario.python_version,
         "--python-platform",
         scenario.platform,
-        "-",
     ]
     if scenario.prerelease is not None:
-        command[-1:-1] = ["--prerelease", scenario.prerelease]
+        command += ["--prerelease", scenario.prerelease]
     if scenario.resolution is not None:
-        command[-1:-1] = ["--resolution", scenario.resolution]
-    for names, flag in (
-        (scenario.only_binary, "--only-binary"),
-        (scenario.no_binary, "--no-binary"),
-    ):
-        for name in names:
-            command[-1:-1] = [flag, name]
+        command += ["--resolution", scenario.resolution]
+    command += [f"--only-binary={name}" for name in scenario.only_binary]
+    command += [f"--no-binary={name}" for name in scenario.no_binary]
+    command.append("-")  # the requirements, on stdin
     try:
         done = subprocess.run(
             command,
