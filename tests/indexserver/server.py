@@ -143,6 +143,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {key.lower(): value for key, value in self.headers.items()}
         index_server = self.server.index_server
         response = index_server._respond(path, headers)
+        # Logged before the answer goes out, so a client that has read the answer always finds
+        # its request in the log (logging after the write raced the client's next look).
+        index_server._record(RequestRecord(self.command, path, response.status, headers))
         try:
             self.send_response(response.status)
             for key, value in response.headers.items():
@@ -153,7 +156,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(response.body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        index_server._record(RequestRecord(self.command, path, response.status, headers))
 
 
 class IndexServer:
