@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Literal
 
 from service.diagnostics.model import Code, Diagnostic, Severity
 from service.index.errors import (
     FetchTimeoutError,
     HTTPStatusError,
+    InconsistentMetadataError,
     IndexFetchError,
     IndexUnreachableError,
     InvalidResponseError,
     UnusableMetadataError,
 )
 from service.index.models import Index
+from service.resolution.result import Reason
 
-__all__ = ["FatalFetchError", "describe_status", "make_metadata_diagnostic", "make_page_diagnostic"]
+__all__ = [
+    "FatalFetchError",
+    "FatalFetchKind",
+    "describe_status",
+    "make_metadata_diagnostic",
+    "make_page_diagnostic",
+    "metadata_reason",
+]
+
+FatalFetchKind = Literal["index_error", "metadata_error"]
+"""A project page (``index_error``) or a version's metadata (``metadata_error``) failed."""
 
 
 class FatalFetchError(Exception):
     """A fetch failure the policy does not allow the resolver to work around."""
 
-    def __init__(self, diagnostic: Diagnostic, kind: str) -> None:
+    def __init__(self, diagnostic: Diagnostic, kind: FatalFetchKind) -> None:
         super().__init__(diagnostic.message)
         self.diagnostic = diagnostic
         self.kind = kind
@@ -100,6 +113,22 @@ def make_page_diagnostic(
     )
 
 
+def metadata_reason(error: IndexFetchError) -> Reason | None:
+    """Why a version is passed over when its metadata failed with ``error``.
+
+    None when the failure says nothing about the version (the index is unreachable, answered
+    an error, or sent too much): the resolver must not backtrack past it, the job fails.
+    HTTP statuses are the index's ``ignore_error_codes`` policy to decide, not this table.
+    """
+    if isinstance(error, UnusableMetadataError):
+        return Reason.SDIST_DYNAMIC_METADATA
+    if isinstance(error, InconsistentMetadataError):
+        return Reason.INCONSISTENT_METADATA
+    if isinstance(error, InvalidResponseError):
+        return Reason.INVALID_METADATA
+    return None
+
+
 def make_metadata_diagnostic(
     error: IndexFetchError,
     index: Index,
@@ -136,14 +165,9 @@ def make_metadata_diagnostic(
                 "suggestion": {"index": name, "ignore_error_codes": {"metadata": [error.status]}},
             },
         )
-    if isinstance(error, UnusableMetadataError):
-        code = Code.SDIST_DYNAMIC_METADATA
-    elif isinstance(error, InvalidResponseError):
-        code = (
-            Code.INCONSISTENT_METADATA
-            if "inconsistent" in error.message.lower()
-            else Code.INVALID_METADATA
-        )
+    reason = metadata_reason(error)
+    if reason is not None:
+        code = reason.code
     elif isinstance(error, IndexUnreachableError | FetchTimeoutError):
         code = Code.INDEX_UNREACHABLE
     else:

@@ -38,9 +38,10 @@ from service.resolution.fetch_errors import (
     describe_status,
     make_metadata_diagnostic,
     make_page_diagnostic,
+    metadata_reason,
 )
 from service.resolution.request import ResolveRequest
-from service.resolution.result import VersionRejection
+from service.resolution.result import Reason, VersionRejection
 
 if TYPE_CHECKING:
     from service.index import FetchStats, IndexClient
@@ -49,11 +50,11 @@ __all__ = ["Finder", "ProjectVersions", "VersionEntry"]
 
 # When several files of a version are unusable, the reason reported is the most telling one.
 _REASON_PRIORITY = (
-    "requires_python",
-    "exclude_newer",
-    "no_binary",
-    "only_binary",
-    "no_compatible_wheels",
+    Reason.REQUIRES_PYTHON,
+    Reason.EXCLUDE_NEWER,
+    Reason.NO_BINARY,
+    Reason.ONLY_BINARY,
+    Reason.NO_COMPATIBLE_WHEELS,
 )
 
 
@@ -73,7 +74,7 @@ class VersionEntry:
     version: Version
     index: Index
     file: DistFile | None
-    rejection: str | None = None
+    rejection: Reason | None = None
     detail: str | None = None
     yanked: bool = False
     yanked_reason: str | None = None
@@ -246,8 +247,9 @@ class Finder:
                             make_page_diagnostic(error, index, name, severity=Severity.WARNING),
                         )
                     continue
-                kind = "index_error"
-                raise FatalFetchError(make_page_diagnostic(error, index, name), kind) from error
+                raise FatalFetchError(
+                    make_page_diagnostic(error, index, name), "index_error"
+                ) from error
             except IndexFetchError as error:
                 raise FatalFetchError(
                     make_page_diagnostic(error, index, name), "index_error"
@@ -291,28 +293,28 @@ class Finder:
         for version, version_files in files.items():
             yield self._choose_file(name, index, version, version_files)
 
-    def _file_problem(self, name: str, file: DistFile) -> str | None:
+    def _file_problem(self, name: str, file: DistFile) -> Reason | None:
         if not self._target.allows_python(file.requires_python):
-            return "requires_python"
+            return Reason.REQUIRES_PYTHON
         if self._cutoff is not None:
             uploaded = _parse_time(file.upload_time)
             if uploaded is not None and uploaded > self._cutoff:
-                return "exclude_newer"
+                return Reason.EXCLUDE_NEWER
         if file.kind == "wheel":
             if _matches(self._no_binary, name):
-                return "no_binary"
+                return Reason.NO_BINARY
             if self._target.best_tag_rank(file.tags) is None:
-                return "no_compatible_wheels"
+                return Reason.NO_COMPATIBLE_WHEELS
         elif _matches(self._only_binary, name):
-            return "only_binary"
+            return Reason.ONLY_BINARY
         return None
 
     def _choose_file(
         self, name: str, index: Index, version: Version, files: list[DistFile]
     ) -> VersionEntry:
         usable: list[tuple[tuple[int, int, int], DistFile]] = []
-        problems: list[str] = []
-        details: dict[str, str | None] = {}
+        problems: list[Reason] = []
+        details: dict[Reason, str | None] = {}
         wheel_tags: list[str] = []
         for file in files:
             if file.kind == "wheel":
@@ -322,21 +324,22 @@ class Finder:
                 problems.append(problem)
                 details.setdefault(
                     problem,
-                    file.requires_python if problem == "requires_python" else file.upload_time,
+                    file.requires_python if problem is Reason.REQUIRES_PYTHON else file.upload_time,
                 )
                 continue
             rank = self._target.best_tag_rank(file.tags) if file.kind == "wheel" else None
             # Non-yanked first, then wheels by tag priority, then sdists.
             usable.append(((int(file.yanked), 0 if rank is not None else 1, rank or 0), file))
         if not usable:
-            reason = min(problems, key=_REASON_PRIORITY.index) if problems else "no_files"
+            # Every file of a version is either usable or has a problem: ``problems`` is not empty.
+            reason = min(problems, key=_REASON_PRIORITY.index)
             return VersionEntry(
                 version,
                 index,
                 None,
                 reason,
                 detail=details.get(reason)
-                if reason in ("requires_python", "exclude_newer")
+                if reason in (Reason.REQUIRES_PYTHON, Reason.EXCLUDE_NEWER)
                 else None,
                 wheel_tags=tuple(wheel_tags),
             )
@@ -400,7 +403,7 @@ class Finder:
         if entry.rejection is not None or not accept(entry.version):
             return False
         if entry.yanked and entry.version not in self._yank_pins.get(name, set()):
-            self._reject(name, entry, "yanked", detail=entry.yanked_reason)
+            self._reject(name, entry, Reason.YANKED, detail=entry.yanked_reason)
             return False
         return self._load(name, entry)
 
@@ -421,7 +424,7 @@ class Finder:
         self,
         name: str,
         entry: VersionEntry,
-        reason: str,
+        reason: Reason,
         *,
         status: int | None = None,
         detail: str | None = None,
@@ -466,7 +469,7 @@ class Finder:
             self._reject(
                 name,
                 entry,
-                "metadata_unavailable",
+                Reason.METADATA_UNAVAILABLE,
                 status=error.status,
                 detail=describe_status(error.status, error.reason),
             )
@@ -476,20 +479,22 @@ class Finder:
                 )
             )
         except IndexFetchError as error:
-            diagnostic = make_metadata_diagnostic(
-                error, index, name, str(entry.version), severity=Severity.WARNING
-            )
-            if diagnostic.code in (Code.INDEX_UNREACHABLE, Code.INDEX_ERROR):
+            reason = metadata_reason(error)
+            if reason is None:
                 raise FatalFetchError(
                     make_metadata_diagnostic(
                         error, index, name, str(entry.version), severity=Severity.ERROR
                     ),
                     "metadata_error",
                 ) from error
-            self._reject(name, entry, str(diagnostic.code), detail=error.message)
-            self.records.warnings.append(diagnostic)
+            self._reject(name, entry, reason, detail=error.message)
+            self.records.warnings.append(
+                make_metadata_diagnostic(
+                    error, index, name, str(entry.version), severity=Severity.WARNING
+                )
+            )
         if metadata is not None and not self._target.allows_python(metadata.requires_python):
-            self._reject(name, entry, "requires_python", detail=metadata.requires_python)
+            self._reject(name, entry, Reason.REQUIRES_PYTHON, detail=metadata.requires_python)
             metadata = None
         if metadata is not None:
             try:
@@ -497,7 +502,7 @@ class Finder:
                     _parse_requirement(line) for line in metadata.requires_dist
                 ]
             except InvalidRequirement as error:
-                self._reject(name, entry, "invalid_metadata", detail=str(error))
+                self._reject(name, entry, Reason.INVALID_METADATA, detail=str(error))
                 self.records.warnings.append(
                     Diagnostic(
                         code=Code.INVALID_METADATA,

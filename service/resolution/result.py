@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
 from typing import Literal
 
 import msgspec
 
-from service.diagnostics.model import Diagnostic
+from service.diagnostics.model import Code, Diagnostic
 
 __all__ = [
+    "REASON_CODES",
     "Failure",
     "FailureCause",
     "FailureKind",
     "FileRef",
     "Progress",
+    "Reason",
     "Resolution",
     "ResolutionFailed",
     "ResolutionStats",
@@ -66,11 +71,53 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
     stats: ResolutionStats
 
 
+class Reason(StrEnum):
+    """Why a version was passed over: the reason of each version in a failure's causes.
+
+    Stable, like diagnostic codes: never rename one.
+    """
+
+    # Each maps to the Code of the hints and warnings about it, in REASON_CODES below.
+
+    REQUIRES_PYTHON = "requires_python"
+    EXCLUDE_NEWER = "exclude_newer"
+    NO_BINARY = "no_binary"
+    ONLY_BINARY = "only_binary"
+    NO_COMPATIBLE_WHEELS = "no_compatible_wheels"
+    YANKED = "yanked"
+    METADATA_UNAVAILABLE = "metadata_unavailable"
+    SDIST_DYNAMIC_METADATA = "sdist_dynamic_metadata"
+    INVALID_METADATA = "invalid_metadata"
+    INCONSISTENT_METADATA = "inconsistent_metadata"
+
+    @property
+    def code(self) -> Code:
+        """The code of a hint or warning about a version passed over for this reason."""
+        return REASON_CODES[self]
+
+
+REASON_CODES: Mapping[Reason, Code] = MappingProxyType(
+    {
+        Reason.REQUIRES_PYTHON: Code.REQUIRES_PYTHON,
+        Reason.EXCLUDE_NEWER: Code.EXCLUDE_NEWER,
+        Reason.NO_BINARY: Code.NO_BINARY,
+        # only_binary refuses the sdist, so what is missing is a wheel for the target.
+        Reason.ONLY_BINARY: Code.NO_COMPATIBLE_WHEELS,
+        Reason.NO_COMPATIBLE_WHEELS: Code.NO_COMPATIBLE_WHEELS,
+        Reason.YANKED: Code.YANKED,
+        Reason.METADATA_UNAVAILABLE: Code.METADATA_UNAVAILABLE,
+        Reason.SDIST_DYNAMIC_METADATA: Code.SDIST_DYNAMIC_METADATA,
+        Reason.INVALID_METADATA: Code.INVALID_METADATA,
+        Reason.INCONSISTENT_METADATA: Code.INCONSISTENT_METADATA,
+    }
+)
+
+
 class VersionRejection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Why one version of a package could not be used."""
 
     version: str
-    reason: str
+    reason: Reason
     status: int | None = None
     index: str | None = None
     detail: str | None = None

@@ -37,6 +37,7 @@ from service.resolution.result import (
     Failure,
     FileRef,
     Progress,
+    Reason,
     Resolution,
     ResolutionFailed,
     ResolutionStats,
@@ -191,7 +192,7 @@ def _success_warnings(finder: Finder, packages: list[ResolvedPackage]) -> list[D
         passed_over = [
             rejection
             for rejection in rejections.values()
-            if rejection.reason == "yanked" and Version(rejection.version) > chosen
+            if rejection.reason is Reason.YANKED and Version(rejection.version) > chosen
         ]
         for rejection in passed_over:
             reason = f" (reason: {rejection.detail})" if rejection.detail else ""
@@ -282,7 +283,7 @@ def _resolve_sync(
     except FatalFetchError as fatal:
         raise ResolutionFailed(
             Failure(
-                kind="index_error" if fatal.kind == "index_error" else "metadata_error",
+                kind=fatal.kind,
                 message=fatal.diagnostic.message,
                 causes=[],
                 hints=[fatal.diagnostic],
