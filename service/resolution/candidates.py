@@ -1,14 +1,18 @@
 """Requirements and candidates, the two things resolvelib juggles.
 
 A requirement owns ``is_satisfied_by``; a candidate owns its identity and (through the finder)
-its dependencies. Extras follow pip's design: ``a[x]`` is its own identifier whose candidate
-depends on the base ``a`` pinned to the same version, so constraints on ``a`` apply to both.
+its dependencies. Every requirement speaks the ``ResolverRequirement`` protocol (pip's
+``base.Requirement``): the provider, the preference and the failure explanation ask nothing else
+of it. Extras follow pip's design: ``a[x]`` is its own identifier whose candidate depends on the
+base ``a`` pinned to the same version (an ``ExplicitRequirement``), so constraints on ``a``
+apply to both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -75,38 +79,80 @@ def _is_upper_bounded(specifier: SpecifierSet) -> bool:
     return any(spec.operator in ("<", "<=", "~=", "==", "===") for spec in specifier)
 
 
-@dataclass(frozen=True, eq=False)
-class SpecifierRequirement:
+class ResolverRequirement(Protocol):
+    """A constraint on one identifier's candidates, as resolvelib and the explanation see it.
+
+    ``parent`` is the candidate that declared the requirement (None for the user's own);
+    ``pinned`` (one version only) and ``upper_bounded`` feed the resolver's preference;
+    ``format_for_error`` is the requirement as a user reads it in a failure.
+    """
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> NormalizedName: ...
+
+    @property
+    def identifier(self) -> str: ...
+
+    @property
+    def extras(self) -> frozenset[str]: ...
+
+    @property
+    def parent(self) -> Candidate | None: ...
+
+    @property
+    def pinned(self) -> bool: ...
+
+    @property
+    def upper_bounded(self) -> bool: ...
+
+    def contains(self, version: Version) -> bool:
+        """Whether ``version`` satisfies the requirement (pre-releases are the finder's call)."""
+        ...
+
+    def is_satisfied_by(self, candidate: Candidate) -> bool:
+        return self.contains(candidate.version)
+
+    def format_for_error(self) -> str: ...
+
+
+class SpecifierRequirement(ResolverRequirement):
     """A PEP 508 requirement (markers already evaluated) from the user or a dependency.
 
-    ``pinned`` (an exact ``==``/``===``) and ``upper_bounded`` feed the resolver's preference;
     ``contains`` remembers its answers, because resolvelib asks again every round whether each
     current pin still satisfies every requirement on it.
     """
 
-    requirement: Requirement
-    parent: Candidate | None = None
-    name: NormalizedName = field(init=False)
-    specifier: SpecifierSet = field(init=False)
-    extras: frozenset[str] = field(init=False)
-    pinned: bool = field(init=False)
-    upper_bounded: bool = field(init=False)
-    _contains: dict[Version, bool] = field(init=False, repr=False)
+    __slots__ = (
+        "_contains",
+        "extras",
+        "identifier",
+        "name",
+        "parent",
+        "pinned",
+        "requirement",
+        "specifier",
+        "upper_bounded",
+    )
 
-    def __post_init__(self) -> None:
-        specifier = self.requirement.specifier
-        object.__setattr__(self, "name", canonicalize_name(self.requirement.name))
-        object.__setattr__(self, "specifier", specifier)
-        object.__setattr__(
-            self, "extras", frozenset(canonicalize_name(e) for e in self.requirement.extras)
-        )
-        object.__setattr__(self, "pinned", _is_pinned(specifier))
-        object.__setattr__(self, "upper_bounded", _is_upper_bounded(specifier))
-        object.__setattr__(self, "_contains", {})
+    name: NormalizedName
+    identifier: str
+    extras: frozenset[str]
+    parent: Candidate | None
+    pinned: bool
+    upper_bounded: bool
 
-    @property
-    def identifier(self) -> str:
-        return make_identifier(self.name, self.extras)
+    def __init__(self, requirement: Requirement, parent: Candidate | None = None) -> None:
+        self.requirement = requirement
+        self.parent = parent
+        self.name = canonicalize_name(requirement.name)
+        self.specifier: SpecifierSet = requirement.specifier
+        self.extras = frozenset(canonicalize_name(e) for e in requirement.extras)
+        self.identifier = make_identifier(self.name, self.extras)
+        self.pinned = _is_pinned(self.specifier)
+        self.upper_bounded = _is_upper_bounded(self.specifier)
+        self._contains: dict[Version, bool] = {}
 
     def contains(self, version: Version) -> bool:
         known = self._contains.get(version)
@@ -114,49 +160,38 @@ class SpecifierRequirement:
             known = self._contains[version] = self.specifier.contains(version, prereleases=True)
         return known
 
-    def is_satisfied_by(self, candidate: Candidate) -> bool:
-        return self.contains(candidate.version)
-
     def format_for_error(self) -> str:
-        text = f"{self.name}{self.specifier}" if self.specifier else str(self.name)
         if self.extras:
-            text = f"{self.name}[{','.join(sorted(self.extras))}]{self.specifier}"
-        return text
+            return f"{self.name}[{','.join(sorted(self.extras))}]{self.specifier}"
+        return f"{self.name}{self.specifier}"
 
     def __repr__(self) -> str:
         return f"SpecifierRequirement({self.format_for_error()!r})"
 
 
-@dataclass(frozen=True, eq=False)
-class ExplicitRequirement:
-    """Pins the base project to the version an extras candidate was chosen at."""
+class ExplicitRequirement(ResolverRequirement):
+    """Pins the base project of an extras candidate (``a`` of ``a[x]==1.0``) to its version."""
 
-    candidate: Candidate
-    name: NormalizedName = field(init=False)
+    __slots__ = ("identifier", "name", "parent", "version")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", self.candidate.name)
+    name: NormalizedName
+    identifier: str
+    parent: Candidate
+    extras: ClassVar[frozenset[str]] = frozenset()
+    pinned: ClassVar[bool] = True
+    upper_bounded: ClassVar[bool] = True
 
-    @property
-    def identifier(self) -> str:
-        return str(self.candidate.name)
-
-    @property
-    def extras(self) -> frozenset[str]:
-        return frozenset()
-
-    @property
-    def parent(self) -> Candidate:
-        return self.candidate
+    def __init__(self, parent: Candidate) -> None:
+        self.parent = parent
+        self.name = parent.name
+        self.identifier = str(parent.name)
+        self.version = parent.version
 
     def contains(self, version: Version) -> bool:
-        return version == self.candidate.version
-
-    def is_satisfied_by(self, candidate: Candidate) -> bool:
-        return self.contains(candidate.version)
+        return version == self.version
 
     def format_for_error(self) -> str:
-        return f"{self.candidate.name}=={self.candidate.version}"
+        return f"{self.name}=={self.version}"
 
-
-ResolverRequirement = SpecifierRequirement | ExplicitRequirement
+    def __repr__(self) -> str:
+        return f"ExplicitRequirement({self.format_for_error()!r})"

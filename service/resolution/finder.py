@@ -546,9 +546,7 @@ class Finder:
         metadata = self.metadata(candidate)
         requirements = self.records.dependencies[(candidate.name, str(candidate.version))]
         if candidate.extras:
-            yield ExplicitRequirement(
-                self._candidate(candidate.name, self._entry(candidate), frozenset())
-            )
+            yield ExplicitRequirement(candidate)
             provided = {canonicalize_name(extra) for extra in metadata.provides_extra}
             for extra in sorted(candidate.extras - provided):
                 self._warn_once(
@@ -577,10 +575,6 @@ class Finder:
                 continue
             for replaced in self._overrides.get(canonicalize_name(requirement.name), [requirement]):
                 yield SpecifierRequirement(replaced, parent=candidate)
-
-    def _entry(self, candidate: Candidate) -> VersionEntry:
-        versions = self._versions[candidate.name]
-        return next(e for e in versions.entries if e.version == candidate.version)
 
     @property
     def yanked_candidates(self) -> set[tuple[str, str]]:

@@ -8,8 +8,8 @@ next.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
@@ -18,59 +18,13 @@ from resolvelib import AbstractProvider, BaseReporter
 from resolvelib.structs import RequirementInformation
 
 from service.resolution.bridge import FetchBridge
-from service.resolution.candidates import (
-    Candidate,
-    ExplicitRequirement,
-    ResolverRequirement,
-    SpecifierRequirement,
-    split_identifier,
-)
+from service.resolution.candidates import Candidate, ResolverRequirement, split_identifier
 from service.resolution.finder import Finder
 from service.resolution.result import Progress
 
-__all__ = ["LazyCandidates", "ProgressReporter", "Provider", "make_preference"]
+__all__ = ["ProgressReporter", "Provider", "make_preference"]
 
 Information = RequirementInformation[ResolverRequirement, Candidate]
-
-
-class LazyCandidates(Sequence[Candidate]):
-    """Candidates produced on demand and remembered, like pip's ``FoundCandidates``.
-
-    Iterating reaches the network only as far as the resolver actually looks, and a second
-    iteration replays what the first produced.
-    """
-
-    def __init__(self, source: Iterator[Candidate]) -> None:
-        self._source = source
-        self._seen: list[Candidate] = []
-        self._exhausted = False
-
-    def __iter__(self) -> Iterator[Candidate]:
-        position = 0
-        while True:
-            if position < len(self._seen):
-                yield self._seen[position]
-                position += 1
-                continue
-            if self._exhausted:
-                return
-            try:
-                self._seen.append(next(self._source))
-            except StopIteration:
-                self._exhausted = True
-                return
-
-    def __bool__(self) -> bool:
-        return next(iter(self), None) is not None
-
-    def __len__(self) -> int:
-        for _ in self:
-            pass
-        return len(self._seen)
-
-    def __getitem__(self, position: Any) -> Any:
-        len(self)
-        return self._seen[position]
 
 
 def make_preference(
@@ -83,15 +37,9 @@ def make_preference(
     choice); then the user's direct requirements; then upper-bounded ones (few choices);
     then first-seen order, and the name last so the result never depends on dict order.
     """
-    pinned = any(
-        isinstance(info.requirement, ExplicitRequirement) or info.requirement.pinned
-        for info in information
-    )
+    pinned = any(info.requirement.pinned for info in information)
     direct = any(info.parent is None for info in information)
-    bounded = any(
-        isinstance(info.requirement, SpecifierRequirement) and info.requirement.upper_bounded
-        for info in information
-    )
+    bounded = any(info.requirement.upper_bounded for info in information)
     return (not backtracking, not pinned, not direct, not bounded, order, identifier)
 
 
@@ -150,7 +98,13 @@ class Provider(AbstractProvider[ResolverRequirement, Candidate, str]):
         identifier: str,
         requirements: Mapping[str, Iterator[ResolverRequirement]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> LazyCandidates:
+    ) -> Callable[[], Iterator[Candidate]]:
+        """A factory of the candidates, best first, that touches the network only when called.
+
+        resolvelib wraps a factory in a view that calls it once and replays what it produced
+        (``build_iter_view``), so a candidate list is fetched only as far as the resolver reads
+        it; a sequence would be used as is, and any other iterable read to the end up front.
+        """
         self._bridge.check()
         self._seen(identifier)
         name, extras = split_identifier(identifier)
@@ -165,7 +119,7 @@ class Provider(AbstractProvider[ResolverRequirement, Candidate, str]):
                 and all(spec.contains(version, prereleases=True) for spec in constraints)
             )
 
-        return LazyCandidates(self._finder.iter_candidates(NormalizedName(name), extras, accept))
+        return functools.partial(self._finder.iter_candidates, NormalizedName(name), extras, accept)
 
     def is_satisfied_by(self, requirement: ResolverRequirement, candidate: Candidate) -> bool:
         return requirement.is_satisfied_by(candidate)

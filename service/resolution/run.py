@@ -22,7 +22,7 @@ from service.diagnostics.model import Code, Diagnostic, Severity
 from service.diagnostics.redact import redact_url
 from service.index.models import Index
 from service.resolution.bridge import FetchBridge, StoppedError
-from service.resolution.candidates import Candidate, SpecifierRequirement
+from service.resolution.candidates import Candidate, ResolverRequirement, SpecifierRequirement
 from service.resolution.environment import (
     TargetEnvironment,
     UnsupportedTargetError,
@@ -261,7 +261,7 @@ def _resolve_sync(
         finder.prefetch(root.name)
     provider = Provider(finder, bridge, constraints=prepared.constraints)
     reporter = ProgressReporter(progress)
-    resolver: Resolver[SpecifierRequirement, Candidate, str] = Resolver(provider, reporter)  # type: ignore[arg-type]
+    resolver: Resolver[ResolverRequirement, Candidate, str] = Resolver(provider, reporter)
     try:
         result = resolver.resolve(prepared.roots, max_rounds=DEFAULT_MAX_ROUNDS)
     except StoppedError as stopped:

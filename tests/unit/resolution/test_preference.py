@@ -3,8 +3,9 @@
 from packaging.requirements import Requirement
 from resolvelib.structs import RequirementInformation
 
-from service.resolution.candidates import SpecifierRequirement
+from service.resolution.candidates import ExplicitRequirement, SpecifierRequirement
 from service.resolution.provider import make_preference
+from tests.unit.resolution.records import make_candidate
 
 
 def info(line: str, *, direct: bool = True) -> RequirementInformation:  # type: ignore[type-arg]
@@ -75,3 +76,11 @@ class TestPreference:
             "bounded",
             "other",
         ]
+
+    def test_an_extras_pin_is_a_pin(self) -> None:
+        """The base of an extras candidate, pinned to its version, has one choice."""
+        pin = RequirementInformation(
+            ExplicitRequirement(make_candidate("a[x]==1.0")), make_candidate("a[x]==1.0")
+        )
+        key = make_preference([pin], backtracking=False, order=2, identifier="a")
+        assert key == (True, False, True, False, 2, "a")
