@@ -15,6 +15,7 @@ from service.diagnostics.model import Code
 from service.index import IndexClient
 from service.index.models import ErrorPolicy, Index
 from service.resolution import Progress, ResolutionFailed, ResolveRequest, Target, resolve_request
+from service.resolution.explain.hints import MAX_PROBES
 from service.resolution.result import Failure, Resolution
 from service.settings import FetchLimits
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
@@ -387,6 +388,20 @@ class TestExplanations:
         hint = next(h for h in failure.hints if h.code is Code.SIMILAR_NAME)
         assert hint.data["suggestion"] == "python-dateutil"
 
+    async def test_similar_name_probes_are_capped(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """However many indexes a request names, a missing name costs at most MAX_PROBES
+        fetches beyond the resolution's own (1,000 indexes once made 4,000 requests)."""
+        indexes = []
+        for n in range(40):
+            index_server.add_index(IndexSpec(f"i{n}", []))
+            indexes.append(index(index_server, f"i{n}"))
+        failure = await fail(client, request("nosuch"), indexes)
+        assert [h.code for h in failure.hints] == [Code.PACKAGE_NOT_FOUND]
+        probes = [r.path for r in index_server.requests if "/nosuch/" not in r.path]
+        assert len(probes) == MAX_PROBES
+
     async def test_requires_python(self, index_server: IndexServer, client: IndexClient) -> None:
         """Versions needing a newer Python are explained with the target Python version."""
         index_server.add_index(
@@ -475,6 +490,17 @@ class TestSkippedVersions:
         assert versions(result) == {"a": "1.0"}
         [warning] = result.warnings
         assert (warning.code, warning.version) == (Code.INVALID_METADATA, "2.0")
+
+    async def test_no_binary_refuses_wheels(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """A version with only wheels, under no_binary, is refused with the no_binary code."""
+        index_server.add_index(IndexSpec("corp", [Project("a", [Release("1.0")])]))
+        failure = await fail(client, request("a", no_binary=("a",)), [index(index_server, "corp")])
+        assert "a==1.0 has no source distribution (no_binary is set for a)" in failure.message
+        (hint,) = failure.hints
+        assert (hint.code, hint.version) == (Code.NO_BINARY, "1.0")
+        assert hint.data["setting"] == "no_binary"
 
 
 class TestRefusals:
