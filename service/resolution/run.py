@@ -20,6 +20,7 @@ from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from service.diagnostics.model import Code, Diagnostic, Severity
 from service.diagnostics.redact import redact_url
+from service.index import FetchStats
 from service.index.models import Index
 from service.resolution.bridge import FetchBridge, StoppedError
 from service.resolution.candidates import Candidate, ResolverRequirement, SpecifierRequirement
@@ -45,7 +46,7 @@ from service.resolution.result import (
 )
 
 if TYPE_CHECKING:
-    from service.index import FetchStats, IndexClient
+    from service.index import IndexClient
 
 __all__ = ["resolve_request"]
 
@@ -347,8 +348,6 @@ async def resolve_request(
     ``deadline_seconds`` is enforced here too, as a ``deadline_exceeded`` failure. ``stats``
     (created when absent) collects the job's request, cache and upstream-status counts.
     """
-    from service.index import FetchStats  # noqa: PLC0415 - keeps index optional at import
-
     loop = asyncio.get_running_loop()
     stats = FetchStats() if stats is None else stats
     bridge = FetchBridge(loop, stop=stop, deadline=time.monotonic() + request.deadline_seconds)
