@@ -11,7 +11,6 @@ that client's jobs only. The browser may talk to the API's origin and nothing el
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,9 @@ import httpx
 import pytest
 from PIL import Image, ImageChops
 
-from tests.e2e.conftest import Cluster, assert_not_internal
 from tests.indexserver import IndexServer
+from tests.support.cluster import Cluster, assert_not_internal
+from tests.support.processes import find_executable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -45,13 +45,12 @@ HEADER_RGB = (0x24, 0x29, 0x2F)
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless; the test is skipped when it is not installed."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+    """Debian's Chromium, headless; without it the tests fail, naming the install command."""
+    executable = find_executable(CHROMIUM, package="chromium")
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only with a browser
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.e2e.conftest import Cluster
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
+from tests.support.cluster import Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

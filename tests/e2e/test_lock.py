@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Cluster, assert_not_internal
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
+from tests.support.cluster import Cluster, assert_not_internal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -3,7 +3,7 @@
 Every test runs ``python -m service serve --no-worker`` and ``worker`` processes (the
 ``cluster`` fixture) against the loopback index. Faults are real: workers die by SIGKILL; the
 job store and the metadata cache are ``redis-server`` processes this module starts on free
-loopback ports, stops, freezes and starts again (never the shared Redis on 6379).
+loopback ports, stops, freezes and starts again (never the test Redis).
 
 The kill storm and the poison job print their figures (``pytest -rP`` shows them).
 """
@@ -16,9 +16,7 @@ import hashlib
 import json
 import random
 import re
-import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,9 +29,11 @@ import pytest
 import redis
 
 from service.jobs.backend import open_backend
-from tests.conftest import make_test_settings
-from tests.e2e.conftest import PROJECTS, Cluster, Service, assert_not_internal, free_port
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
+from tests.support.cluster import PROJECTS, Cluster, assert_not_internal
+from tests.support.processes import Service
+from tests.support.redis import RedisServer
+from tests.support.settings import make_test_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -65,81 +65,14 @@ def slow_world(index_server: IndexServer, world: str) -> str:
 # -- Redis servers of our own -------------------------------------------------------------
 
 
-class RedisServer:
-    """A ``redis-server`` of the test's own, on a free loopback port, persisting to a directory.
-
-    It runs as the job store should (see the README): append-only file on, fsync on every
-    write, no RDB snapshots, ``noeviction``. ``stop`` shuts it down (SIGTERM: Redis writes out
-    the AOF and exits); ``start`` brings it back on the same port and directory, reloading the
-    AOF. ``freeze``/``thaw`` (SIGSTOP/SIGCONT) make it hang: connections open, nothing answers.
-    """
-
-    def __init__(self, directory: Path, *, password: str | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self._binary = binary
-        self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.password = password
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
-
-    def start(self) -> None:
-        args = [
-            self._binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
-            "--appendonly", "yes",
-            "--appendfsync", "always",
-            "--save", "",
-            "--maxmemory-policy", "noeviction",
-        ]  # fmt: skip
-        if self.password:
-            args += ["--requirepass", self.password]
-        with (self.directory / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        until = time.monotonic() + 15
-        while True:
-            with contextlib.closing(self.client()) as client:
-                try:
-                    client.ping()
-                    return
-                except (redis.RedisError, OSError):
-                    if time.monotonic() > until or self.process.poll() is not None:
-                        pytest.fail(f"redis-server on {self.port} did not start:\n{self.log()}")
-            time.sleep(0.05)
-
-    def freeze(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGCONT)
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-    def log(self) -> str:
-        return (self.directory / "redis.log").read_text(errors="replace")
+# The job store as the README says to run it: AOF with fsync on every write, no RDB snapshots,
+# no eviction.
+JOB_STORE_OPTIONS = (
+    "--appendonly", "yes",
+    "--appendfsync", "always",
+    "--save", "",
+    "--maxmemory-policy", "noeviction",
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -149,7 +82,7 @@ def redis_servers(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     servers: list[RedisServer] = []
 
     def make(name: str, *, password: str | None = None) -> RedisServer:
-        server = RedisServer(tmp_path / name, password=password)
+        server = RedisServer(tmp_path / name, options=JOB_STORE_OPTIONS, password=password)
         servers.append(server)
         server.start()
         return server

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Cluster, assert_not_internal
 from tests.indexserver import IndexServer
+from tests.support.cluster import Cluster, assert_not_internal
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Cluster, free_port
 from tests.indexserver import IndexServer
+from tests.support.cluster import Cluster
+from tests.support.processes import ROOT, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

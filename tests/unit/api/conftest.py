@@ -1,22 +1,24 @@
-"""API fixtures: the app on the test Redis, with or without an in-process (scripted) worker."""
+"""API fixtures: the app on the test Redis, with or without an in-process (scripted) worker.
+
+``Client``, ``ClientFactory`` and ``count_queued`` live in ``tests.support.api`` (re-exported
+here for older imports).
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from redis.asyncio import Redis
 
 from service.api import create_app
 from service.settings import Settings
-from tests.unit.jobs.fakes import ScriptedResolver
+from tests.support.api import Client, ClientFactory, count_queued
+from tests.support.scripted import ScriptedResolver
 
-Client = AsyncTestClient[Litestar]
-ClientFactory = Callable[..., contextlib.AbstractAsyncContextManager[Client]]
+__all__ = ["Client", "ClientFactory", "count_queued"]
 
 
 @pytest.fixture
@@ -56,10 +58,3 @@ async def api_with_worker(make_client: ClientFactory) -> AsyncIterator[Client]:
     """The API with an in-process SAQ worker running the scripted resolver."""
     async with make_client(worker=True) as client:
         yield client
-
-
-async def count_queued(redis: Redis) -> tuple[int, int]:
-    """(job documents stored, jobs waiting in the SAQ queue)."""
-    documents = len(await redis.keys("resolvd:job:*"))
-    waiting = int(await redis.llen("saq:resolvd:queued"))
-    return documents, waiting

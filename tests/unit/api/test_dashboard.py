@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 from service.api import create_app
 from service.jobs.model import ABANDONED_MESSAGE
 from service.settings import AuthSettings, Settings
-from tests.unit.api.conftest import Client, ClientFactory
+from tests.support.api import Client, ClientFactory
+from tests.support.scripted import ScriptedResolver
 from tests.unit.api.test_jobs import give_up, submit, wait_until
-from tests.unit.jobs.fakes import ScriptedResolver
 
 PROBLEM = "application/problem+json"
 ASSETS = {

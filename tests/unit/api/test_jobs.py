@@ -15,8 +15,8 @@ from saq.queue.redis import RedisQueue
 
 from service.jobs.model import ABANDONED_MESSAGE
 from service.jobs.queue import QUEUE_NAME
-from tests.unit.api.conftest import Client, count_queued
-from tests.unit.jobs.fakes import ScriptedResolver
+from tests.support.api import Client, count_queued
+from tests.support.scripted import ScriptedResolver
 
 PROBLEM = "application/problem+json"
 

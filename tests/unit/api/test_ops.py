@@ -9,7 +9,7 @@ import pytest
 
 from service.jobs.backend import BackendUnavailable
 from service.settings import ErrorCodes, IndexSettings, RedisSettings, Settings
-from tests.unit.api.conftest import Client, ClientFactory
+from tests.support.api import Client, ClientFactory
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 

@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from service.jobs.model import mark_cancelled, mark_succeeded
 from service.jobs.store import RedisJobStore
 from service.settings import AuthSettings, Limits, PolicySettings, Settings
-from tests.unit.api.conftest import Client, ClientFactory, count_queued
-from tests.unit.jobs.fakes import make_resolution
+from tests.support.api import Client, ClientFactory, count_queued
+from tests.support.scripted import make_resolution
 
 PROBLEM = "application/problem+json"
 OK = {"requirements": ["flask>=2"]}

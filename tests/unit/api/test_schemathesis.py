@@ -24,7 +24,7 @@ from litestar.testing import TestClient
 from service.api import create_app
 from service.settings import AuthSettings, Limits, Settings
 from tests.fuzz import fuzz_settings
-from tests.unit.jobs.fakes import ScriptedResolver
+from tests.support.scripted import ScriptedResolver
 
 OPENAPI_FILE = Path(__file__).parents[3] / "openapi" / "openapi.json"
 TOKENS_ENV = "RESOLVD_FUZZ_TOKENS"

@@ -1,23 +1,19 @@
-"""Fixtures for the network edge: loopback servers, fast limits, clients, a real Redis.
+"""Fixtures for the network edge: loopback servers, fast limits, clients, a real Redis cache.
 
-``index_server`` (the loopback index) comes from ``tests.indexserver.fixtures`` via the root
-conftest.
+``index_server`` (the loopback index) and ``clean_redis`` (the flushed test Redis database)
+come from the root conftest's plugins.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 
 import pytest
-import redis
-import redis.asyncio
 
 from service.index import IndexClient, RedisPageCache
 from service.settings import FetchLimits
 from tests.unit.index.loopback import StaticServer
-
-REDIS_TEST_URL = "redis://127.0.0.1:6379/13"
 
 
 @pytest.fixture
@@ -40,30 +36,8 @@ async def client(limits: FetchLimits) -> AsyncIterator[IndexClient]:
         yield client
 
 
-@asynccontextmanager
-async def open_redis_cache() -> AsyncIterator[RedisPageCache]:
-    """A Redis cache on db 13, flushed before and after; skips when Redis is not running."""
-    probe = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1.0)
-    try:
-        probe.ping()
-    except (redis.RedisError, OSError) as exc:
-        pytest.skip(f"Redis not reachable at {REDIS_TEST_URL}: {exc}")
-    finally:
-        probe.close()
-    connection = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
-    await connection.flushdb()
-    cache = RedisPageCache(connection, url=REDIS_TEST_URL)
-    try:
-        yield cache
-    finally:
-        cleanup = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
-        await cleanup.flushdb()
-        await cleanup.aclose()
-        await cache.aclose()
-
-
 @pytest.fixture
-async def redis_cache() -> AsyncIterator[RedisPageCache]:
-    """A Redis cache on db 13, flushed before and after; skips when Redis is not running."""
-    async with open_redis_cache() as cache:
+async def redis_cache(clean_redis: str) -> AsyncIterator[RedisPageCache]:
+    """A Redis cache on the flushed test database."""
+    async with contextlib.aclosing(RedisPageCache.from_url(clean_redis)) as cache:
         yield cache

@@ -1,4 +1,4 @@
-"""The ``PageCache`` contract, run against the memory store and a real Redis (db 13)."""
+"""The ``PageCache`` contract, run against the memory store and a real Redis (the test database)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from service.index import (
 from service.index.cache import CachedPage
 from service.settings import RedisSettings, Settings
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
-from tests.unit.index.conftest import REDIS_TEST_URL, open_redis_cache
 
 SECRET = "s3cret"
 INDEX = Index(name="corp", url="https://corp.example/simple", auth=("user", SECRET))
@@ -54,8 +53,9 @@ async def cache(request: pytest.FixtureRequest) -> AsyncIterator[PageCache]:
         yield memory
         await memory.aclose()
     else:
-        async with open_redis_cache() as redis_cache:
-            yield redis_cache
+        redis_cache = RedisPageCache.from_url(request.getfixturevalue("clean_redis"))
+        yield redis_cache
+        await redis_cache.aclose()
 
 
 class TestContract:
@@ -140,11 +140,13 @@ class TestMemoryCache:
 
 
 class TestRedisCache:
-    async def test_keys_and_values_hold_no_credentials(self, redis_cache: RedisPageCache) -> None:
+    async def test_keys_and_values_hold_no_credentials(
+        self, redis_cache: RedisPageCache, clean_redis: str
+    ) -> None:
         """What lands in Redis is scoped by a digest, never by the secret itself."""
         await redis_cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
         await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
-        connection = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
+        connection = redis.asyncio.Redis.from_url(clean_redis)
         keys = sorted(cast("list[bytes]", await connection.keys("*")))
         values = [cast("bytes", await connection.get(key)) for key in keys]
         await connection.aclose()
@@ -154,22 +156,26 @@ class TestRedisCache:
         ]
         assert all(SECRET.encode() not in blob for blob in [*keys, *values])
 
-    async def test_pages_get_a_ttl_and_metadata_none(self, redis_cache: RedisPageCache) -> None:
+    async def test_pages_get_a_ttl_and_metadata_none(
+        self, redis_cache: RedisPageCache, clean_redis: str
+    ) -> None:
         """Pages expire in Redis; metadata of an immutable file does not."""
         await redis_cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
         await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
-        connection = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
+        connection = redis.asyncio.Redis.from_url(clean_redis)
         page_ttl = await connection.ttl(f"resolvd:cache:v1:page:{INDEX.identity}:demo")
         meta_ttl = await connection.ttl(f"resolvd:cache:v1:meta:{INDEX.identity}:{'ab' * 32}")
         await connection.aclose()
         assert 0 < page_ttl <= 60
         assert meta_ttl == -1
 
-    async def test_another_process_sees_the_entries(self, redis_cache: RedisPageCache) -> None:
+    async def test_another_process_sees_the_entries(
+        self, redis_cache: RedisPageCache, clean_redis: str
+    ) -> None:
         """A second cache on the same Redis (another worker) reads what the first stored."""
         await redis_cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
         await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
-        other = RedisPageCache.from_url(REDIS_TEST_URL)
+        other = RedisPageCache.from_url(clean_redis)
         try:
             # Peeking never asks Redis: only a read brings the entry into this process.
             assert other.peek_page(INDEX, "demo") is None
@@ -179,9 +185,11 @@ class TestRedisCache:
         finally:
             await other.aclose()
 
-    async def test_corrupt_values_read_as_misses(self, redis_cache: RedisPageCache) -> None:
+    async def test_corrupt_values_read_as_misses(
+        self, redis_cache: RedisPageCache, clean_redis: str
+    ) -> None:
         """A value that does not decode is a miss, not an error."""
-        connection = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
+        connection = redis.asyncio.Redis.from_url(clean_redis)
         await connection.set(f"resolvd:cache:v1:page:{INDEX.identity}:demo", b"\xc1garbage")
         await connection.aclose()
         assert await redis_cache.get_page(INDEX, "demo") is None
@@ -211,11 +219,11 @@ class TestRedisCache:
 
 class TestMakeIndexClient:
     async def test_reachable_redis_gives_a_redis_cache(
-        self, redis_cache: RedisPageCache, index_server: IndexServer
+        self, redis_cache: RedisPageCache, clean_redis: str, index_server: IndexServer
     ) -> None:
         """With Redis up, the client caches pages there."""
         url = index_server.add_index(IndexSpec("corp", [Project("demo", [Release("1.0")])]))
-        settings = Settings(redis=RedisSettings(cache_url=REDIS_TEST_URL))
+        settings = Settings(redis=RedisSettings(cache_url=clean_redis))
         async with make_index_client(settings) as client:
             await client.find_project_page(Index(name="corp", url=url), "demo")
         assert await redis_cache.get_page(Index(name="corp", url=url), "demo") is not None

@@ -410,14 +410,18 @@ class TestCaching:
         assert after.etag != before.etag
 
     async def test_redis_cache_serves_another_client(
-        self, index_server: IndexServer, limits: FetchLimits, redis_cache: RedisPageCache
+        self,
+        index_server: IndexServer,
+        limits: FetchLimits,
+        redis_cache: RedisPageCache,
+        clean_redis: str,
     ) -> None:
         """A page cached in Redis by one client is a hit for another (another worker)."""
         index = corp(index_server)
         async with IndexClient(limits, cache=redis_cache) as client:
             first = await client.find_project_page(index, "flask")
         stats = FetchStats()
-        second_cache = RedisPageCache.from_url("redis://127.0.0.1:6379/13")
+        second_cache = RedisPageCache.from_url(clean_redis)
         async with IndexClient(limits, cache=second_cache) as client:
             second = await client.find_project_page(index, "flask", stats=stats)
         assert second == first

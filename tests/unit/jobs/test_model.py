@@ -21,7 +21,7 @@ from service.jobs.model import (
 )
 from service.resolution import Progress, ResolveRequest, Target
 from service.resolution.result import Failure
-from tests.unit.jobs.fakes import make_resolution
+from tests.support.scripted import make_resolution
 
 REQUEST = ResolveRequest(
     requirements=("flask",), environment=Target(python_version="3.12", platform="linux")

@@ -15,8 +15,8 @@ from service.jobs.runner import INTERNAL_ERROR_MESSAGE, JobRunner
 from service.jobs.store import MemoryJobStore
 from service.resolution import IndexRef, ResolveRequest, Target
 from service.settings import Settings
-from tests.conftest import make_test_settings
-from tests.unit.jobs.fakes import ScriptedResolver
+from tests.support.scripted import ScriptedResolver
+from tests.support.settings import make_test_settings
 
 
 @pytest.fixture

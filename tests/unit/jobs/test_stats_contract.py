@@ -25,7 +25,7 @@ from service.jobs.stats import (
 )
 from service.resolution import ResolveRequest, Target
 from service.resolution.result import Failure, FailureCause, VersionRejection
-from tests.unit.jobs.fakes import make_resolution
+from tests.support.scripted import make_resolution
 
 NOW = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
 REQUEST = ResolveRequest(

@@ -21,7 +21,7 @@ from service.jobs.model import (
 from service.jobs.store import IdempotencyConflict, JobStore, MemoryJobStore, RedisJobStore
 from service.resolution import Progress, ResolveRequest, Target
 from service.resolution.result import Failure
-from tests.unit.jobs.fakes import make_resolution
+from tests.support.scripted import make_resolution
 
 StoreFactory = Callable[[int], Awaitable[JobStore]]
 

@@ -16,7 +16,7 @@ from service.jobs.runner import JobRunner
 from service.jobs.worker import Worker, make_worker
 from service.resolution import ResolveRequest, Target
 from service.settings import Settings
-from tests.unit.jobs.fakes import ScriptedResolver
+from tests.support.scripted import ScriptedResolver
 
 
 @pytest.fixture(params=["redis", "memory"])
