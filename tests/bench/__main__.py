@@ -4,10 +4,11 @@ What is measured (median wall-clock seconds of up to ``--repeat`` runs, never as
 client stops repeating on a set once its runs took ``--budget`` seconds, and a run is cut at
 ``--timeout``), all for CPython 3.11 on ``x86_64-manylinux_2_34`` (see ``tools.PLATFORM``):
 
-- resolvd **cold**: a fresh ``resolvd serve`` on a flushed Redis db (``RESOLVD_BENCH_REDIS_URL``,
-  default db 12), timed from ``POST /resolve`` to the terminal job document; **warm**: a new
-  request on the same server with the metadata cache populated; **repeat**: that request again,
-  answered by the result store. Also its ``result.stats`` and peak RSS (``VmHWM``).
+- resolvd **cold**: a fresh ``resolvd serve`` on a flushed Redis db (db 12 of the server
+  ``RESOLVD_TEST_REDIS_URL`` names, by default 127.0.0.1:6379), timed from ``POST /resolve``
+  to the terminal job document; **warm**: a new request on the same server with the metadata
+  cache populated; **repeat**: that request again, answered by the result store. Also its
+  ``result.stats`` and peak RSS (``VmHWM``).
 - ``uv pip compile`` cold (``--no-cache``) and warm (populated ``--cache-dir``).
 - ``pip install --dry-run --report --ignore-installed`` (resolves dependencies, installs nothing).
 - index requests each client made (the loopback index servers' logs), and whether resolvd's
@@ -15,8 +16,8 @@ client stops repeating on a set once its runs took ``--budget`` seconds, and a r
 - a load run on ``GET /jobs/{id}`` (``load``).
 
 ``--quick`` runs the sets marked quick with 3 runs each (under two minutes); ``--list`` names
-every set. Redis must answer at ``RESOLVD_BENCH_REDIS_URL``; without it (or without the
-``resolvd`` command) only uv and pip are measured, and the output says so.
+every set. Redis must answer there; without it (or without the ``resolvd`` command) only uv
+and pip are measured, and the output says so.
 
 All indexes are served on 127.0.0.1 by this process: the wheels under ``/opt/pypi*``
 (``realindex``) and generated ones (``synthetic`` via ``tests.indexserver``). Results go to
@@ -35,8 +36,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import redis
-
 from tests.bench.load import LoadPlan, LoadReport, run_load
 from tests.bench.realindex import RealIndexServer
 from tests.bench.report import find_revision, format_markdown, make_json
@@ -51,6 +50,7 @@ from tests.bench.runner import SetResult, Workspace, measure_resolvd, measure_se
 from tests.bench.sets import BenchSet, find_sets
 from tests.bench.synthetic import check_resolution, make_scaling_set
 from tests.indexserver import IndexServer
+from tests.support.redis import find_redis_problem
 
 BENCH_DIR = Path(".bench")
 
@@ -86,14 +86,8 @@ def _log(message: str, started: float = time.perf_counter()) -> None:
 def _resolvd_unavailable_reason() -> str | None:
     if find_resolvd_command() is None:
         return "resolvd is not installed in the venv (run `make setup`)"
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1.0)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        return f"Redis not reachable at {REDIS_URL} ({exc}); `make redis` starts one"
-    finally:
-        client.close()
-    return None
+    problem = find_redis_problem(REDIS_URL)
+    return problem and f"{problem}; `make redis` starts one"
 
 
 @dataclass

@@ -1,31 +1,27 @@
 """A ``resolvd serve`` process for the benchmark, and one timed job against it.
 
 ``ResolvdProcess`` starts ``resolvd serve`` (API + in-process worker) on a free loopback port with
-its job store and metadata cache on a dedicated Redis database, which ``flush_redis`` empties
-before every cold start. ``submit_and_wait`` times one job from ``POST /resolve`` to the terminal
-job document, polling ``GET /jobs/{id}?wait=30``.
+its job store and metadata cache on database 12 of the test Redis (``RESOLVD_TEST_REDIS_URL``'s
+server, by default 127.0.0.1:6379), which ``flush_redis`` empties before every cold start.
+``submit_and_wait`` times one job from ``POST /resolve`` to the terminal job document, polling
+``GET /jobs/{id}?wait=30``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
+import importlib.util
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
-import redis
 from packaging.utils import canonicalize_name
 
 from tests.bench.tools import PLATFORM, PYTHON_VERSION
+from tests.support.processes import StartError, make_service_env, resolvd_command, start_serve
+from tests.support.redis import configured_redis_url, flush_db
 
 __all__ = [
     "REDIS_URL",
@@ -38,7 +34,7 @@ __all__ = [
     "submit_and_wait",
 ]
 
-REDIS_URL = os.environ.get("RESOLVD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = configured_redis_url(db=12)
 _TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 # A job id the API just returned must be readable; give a lagging store this long.
 _LOST_JOB_GRACE_SECONDS = 2.0
@@ -68,28 +64,16 @@ class JobOutcome:
 
 
 def find_resolvd_command() -> list[str] | None:
-    """How to run ``resolvd``: the venv's console script, else ``python -m service``."""
-    script = Path(sys.executable).with_name("resolvd")
-    if script.is_file():
-        return [str(script)]
-    if shutil.which("resolvd"):
-        return ["resolvd"]
-    return None
+    """How to run ``resolvd``: this interpreter's ``python -m service`` when the package is
+    installed in it (``make setup``), else ``None``."""
+    if importlib.util.find_spec("service") is None:
+        return None
+    return resolvd_command()
 
 
 def flush_redis(url: str = REDIS_URL) -> None:
     """Empty the benchmark's Redis database: job store, result store and metadata cache."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=2.0)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    flush_db(url)
 
 
 class ResolvdProcess:
@@ -103,66 +87,39 @@ class ResolvdProcess:
         redis_url: str = REDIS_URL,
         startup_timeout: float = 30.0,
     ) -> None:
-        command = find_resolvd_command()
-        if command is None:
+        if find_resolvd_command() is None:
             raise ResolvdUnavailableError("no resolvd command in the venv (pip install -e .)")
-        self.port = _free_port()
-        self._terminated = False
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RESOLVD_")}
-        env |= {
-            "RESOLVD_REDIS_URL": redis_url,
-            "RESOLVD_ALLOWED_INDEX_URLS": ",".join(allowed_index_urls),
-            # The load run measures the API, not the per-client submission limiter.
-            "RESOLVD_LIMITS_JOBS_PER_CLIENT_PER_MINUTE": "1000000",
-            # Any request to a non-loopback host goes to a closed port and fails.
-            "HTTP_PROXY": "http://127.0.0.1:9",
-            "HTTPS_PROXY": "http://127.0.0.1:9",
-            "ALL_PROXY": "http://127.0.0.1:9",
-            "NO_PROXY": "127.0.0.1,localhost",
-        }
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = log_path.open("ab")
-        self._process = subprocess.Popen(
-            [*command, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        env = make_service_env(
+            {
+                "RESOLVD_REDIS_URL": redis_url,
+                "RESOLVD_ALLOWED_INDEX_URLS": ",".join(allowed_index_urls),
+                # The load run measures the API, not the per-client submission limiter.
+                "RESOLVD_LIMITS_JOBS_PER_CLIENT_PER_MINUTE": "1000000",
+                # Any request to a non-loopback host goes to a closed port and fails.
+                "HTTP_PROXY": "http://127.0.0.1:9",
+                "HTTPS_PROXY": "http://127.0.0.1:9",
+                "ALL_PROXY": "http://127.0.0.1:9",
+                "NO_PROXY": "127.0.0.1,localhost",
+            }
         )
         try:
-            self._wait_ready(startup_timeout, log_path)
-        except BaseException:
-            self.close()
-            raise
+            self._service, self.base_url = start_serve(
+                env,
+                log_path,
+                ready_path="/readyz",
+                timeout=startup_timeout,
+                accept=lambda r: r.status_code == 200 and r.json().get("store") == "redis",
+            )
+        except StartError as exc:
+            raise ResolvdUnavailableError(f"{exc}\n(log: {log_path})") from exc
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def port(self) -> int:
+        return int(self.base_url.rpartition(":")[2])
 
     @property
     def pid(self) -> int:
-        return self._process.pid
-
-    def _wait_ready(self, timeout: float, log_path: Path) -> None:
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        with httpx.Client(base_url=self.base_url, trust_env=False, timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self._process.poll() is not None:
-                    raise ResolvdUnavailableError(
-                        f"resolvd serve exited with {self._process.returncode}; see {log_path}"
-                    )
-                try:
-                    response = client.get("/readyz")
-                except httpx.TransportError as exc:
-                    last = repr(exc)
-                else:
-                    body = response.json() if response.content else {}
-                    if response.status_code == 200 and body.get("store") == "redis":
-                        return
-                    last = f"{response.status_code} {body}"
-                time.sleep(0.1)
-        raise ResolvdUnavailableError(f"resolvd not ready after {timeout:.0f}s: {last}")
+        return self._service.pid
 
     def peak_rss_kib(self) -> int | None:
         """``VmHWM`` of the serve process and its children (uvicorn may fork), in KiB."""
@@ -179,30 +136,16 @@ class ResolvdProcess:
 
     def terminate(self) -> None:
         """Ask the server to drain and exit (SIGTERM) without waiting for it."""
-        if self._process.poll() is None and not self._terminated:
-            self._terminated = True
-            self._process.send_signal(signal.SIGTERM)
+        self._service.terminate()
 
     def close(self) -> None:
-        """SIGTERM (the server drains), then SIGKILL if it lingers; only our own process."""
-        self.terminate()
-        if self._process.poll() is None:
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._log.close()
+        """SIGTERM (the server drains), then SIGKILL if it lingers; only our own processes."""
+        self._service.stop(timeout=10)
 
     def __enter__(self) -> ResolvdProcess:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 

@@ -3,8 +3,9 @@
     python -m tests.conformance.run [--min-match N] [--only SUBSTR] [--verbose] [--uv]
 
 Every non-disabled scenario is published on one loopback ``IndexServer`` (an index per
-scenario). ``resolvd serve`` starts as a subprocess on a free port, with Redis db 14 (flushed
-first) and only that server's URLs allowed. Each non-universal scenario is submitted to
+scenario). ``resolvd serve`` starts as a subprocess on a free port, on database 14 of the test Redis
+(``RESOLVD_TEST_REDIS_URL``'s server, flushed first; a throwaway redis-server when none answers)
+and only that server's URLs allowed. Each non-universal scenario is submitted to
 ``POST /resolve`` and polled with ``GET /jobs/{id}?wait=10``, eight at a time.
 
 A scenario matches when the job succeeded exactly when the corpus says it is satisfiable, and
@@ -28,7 +29,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,19 +37,21 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import httpx
-import redis
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from tests.conformance.scenarios import REPO_ROOT, Scenario, find_corpus, iter_scenarios, select
 from tests.indexserver import IndexServer
+from tests.support.processes import StartError, make_service_env, start_serve
+from tests.support.redis import configured_redis_url, flush_db, serving_redis
 
 __all__ = ["Outcome", "Verdict", "find_outcome", "judge", "main"]
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+# The database of the test Redis server that the run flushes and uses.
+REDIS_DB = 14
 MIN_MATCH_FILE = Path(__file__).with_name("MIN_MATCH")
 REPORT_PATH = REPO_ROOT / ".bench" / "conformance.json"
 SERVICE_LOG_PATH = REPO_ROOT / ".bench" / "conformance-service.log"
@@ -240,102 +242,29 @@ def find_uv_message(scenario: Scenario, index_url: str) -> str:
     return (done.stderr or done.stdout).strip()
 
 
-class ServiceStartError(RuntimeError):
-    """The service process exited or never answered /healthz; the message has its log tail."""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _service_command(port: int) -> list[str]:
-    # The venv's console script when installed; ``python -m service`` otherwise.
-    script = Path(sys.executable).with_name("resolvd")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "service"]
-    return [*command, "serve", "--host", "127.0.0.1", "--port", str(port)]
-
-
-def _log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 @contextmanager
-def run_service(index_base_url: str, log: TextIO) -> Iterator[str]:
+def run_service(index_base_url: str, redis_url: str, log: Path) -> Iterator[str]:
     """Start ``resolvd serve`` allowed to use ``index_base_url``; yield its URL; stop it.
 
     It runs in its own session so that stopping it (SIGTERM, then SIGKILL after 10 s) reaches
-    any worker processes it started, and nothing else.
+    any worker processes it started, and nothing else. ``StartError`` (with the log's tail) when
+    it exits or never answers /healthz.
     """
-    port = _free_port()
-    environ = {
-        **os.environ,
-        "RESOLVD_ALLOWED_INDEX_URLS": f"{index_base_url}/",
-        "RESOLVD_REDIS_URL": REDIS_URL,
-        "RESOLVD_CACHE_URL": REDIS_URL,
-        # One client submits the whole corpus within a minute.
-        "RESOLVD_LIMITS_JOBS_PER_CLIENT_PER_MINUTE": "100000",
-        "RESOLVD_JOBS_WORKER_CONCURRENCY": str(CONCURRENCY),
-    }
-    process = subprocess.Popen(
-        _service_command(port),
-        cwd=REPO_ROOT,
-        env=environ,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    environ = make_service_env(
+        {
+            "RESOLVD_ALLOWED_INDEX_URLS": f"{index_base_url}/",
+            "RESOLVD_REDIS_URL": redis_url,
+            "RESOLVD_CACHE_URL": redis_url,
+            # One client submits the whole corpus within a minute.
+            "RESOLVD_LIMITS_JOBS_PER_CLIENT_PER_MINUTE": "100000",
+            "RESOLVD_JOBS_WORKER_CONCURRENCY": str(CONCURRENCY),
+        }
     )
-    url = f"http://127.0.0.1:{port}"
+    service, url = start_serve(environ, log, timeout=HEALTH_TIMEOUT_SECONDS)
     try:
-        _wait_healthy(process, url, Path(log.name))
         yield url
     finally:
-        _stop(process)
-
-
-def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServiceStartError(
-                f"service exited with status {process.returncode}:\n{_log_tail(log_path)}"
-            )
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise ServiceStartError(
-        f"no healthy /healthz within {HEALTH_TIMEOUT_SECONDS:.0f} s:\n{_log_tail(log_path)}"
-    )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        return
-
-
-def _flush_redis() -> None:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
-    except redis.RedisError as exc:
-        print(f"note: could not flush {REDIS_URL} ({exc}); the service may not use Redis")
+        service.stop(timeout=10)
 
 
 def _read_min_match() -> int:
@@ -374,6 +303,28 @@ def _run_all(
         # Interrupted, do not wait for jobs in flight: stopping the service ends their polls.
         pool.shutdown(wait=False, cancel_futures=True)
     return sorted(verdicts, key=lambda v: v.scenario.key)
+
+
+def _run_corpus(
+    active: Sequence[Scenario], runnable: Sequence[Scenario], *, verbose: bool, uv: bool
+) -> tuple[list[Verdict], dict[str, str]]:
+    """Serve ``active`` on loopback, run ``runnable`` through a fresh service on the flushed
+    test Redis database; the verdicts, and uv's messages when ``uv``."""
+    SERVICE_LOG_PATH.parent.mkdir(exist_ok=True)
+    SERVICE_LOG_PATH.unlink(missing_ok=True)
+    uv_messages: dict[str, str] = {}
+    with IndexServer() as index_server:
+        urls = {s.name: index_server.add_index(s.index) for s in active}
+        with serving_redis(configured_redis_url(db=REDIS_DB)) as redis_url:
+            flush_db(redis_url)
+            with run_service(index_server.base_url, redis_url, SERVICE_LOG_PATH) as url:
+                verdicts = _run_all(url, runnable, urls, verbose=verbose)
+        if uv:
+            failing = [s for s in runnable if not s.expected.satisfiable]
+            with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+                found = pool.map(lambda s: find_uv_message(s, urls[s.name]), failing)
+                uv_messages = {s.key: m for s, m in zip(failing, found, strict=True)}
+    return verdicts, uv_messages
 
 
 def _write_report(
@@ -462,21 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     verdicts: list[Verdict] = []
     uv_messages: dict[str, str] = {}
     if runnable:
-        _flush_redis()
-        SERVICE_LOG_PATH.parent.mkdir(exist_ok=True)
-        with IndexServer() as index_server, SERVICE_LOG_PATH.open("w") as log:
-            urls = {s.name: index_server.add_index(s.index) for s in active}
-            try:
-                with run_service(index_server.base_url, log) as service_url:
-                    verdicts = _run_all(service_url, runnable, urls, verbose=args.verbose)
-                if args.uv:
-                    failing = [s for s in runnable if not s.expected.satisfiable]
-                    with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
-                        found = pool.map(lambda s: find_uv_message(s, urls[s.name]), failing)
-                        uv_messages = {s.key: m for s, m in zip(failing, found, strict=True)}
-            except ServiceStartError as exc:
-                print(f"conformance: the service did not start: {exc}")
-                return 1
+        try:
+            verdicts, uv_messages = _run_corpus(active, runnable, verbose=args.verbose, uv=args.uv)
+        except StartError as exc:
+            print(f"conformance: the service did not start: {exc}")
+            return 1
 
     for verdict in verdicts:
         if not verdict.match:
