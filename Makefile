@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run test lint format openapi conformance bench redis run-cluster clean
+.PHONY: setup run test test-tools lint format openapi conformance bench redis run-cluster clean
 
 setup: $(STAMP)
 
@@ -18,9 +18,14 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/resolvd serve --host 127.0.0.1 --port 8000
 
-## the whole test suite (unit, API, end-to-end with real worker processes)
-test: setup
+## the whole test suite (unit, API, end-to-end with real processes, Redis and a browser);
+## nothing is skipped: what it drives is installed first (test-tools)
+test: setup test-tools
 	$(VENV)/bin/pytest
+
+## Debian's redis-server and chromium, installed when missing (as root; else names the command)
+test-tools:
+	@bash tests/support/ensure-tools.sh
 
 lint: setup
 	$(VENV)/bin/ruff check service tests
@@ -36,6 +41,7 @@ openapi: setup
 	$(VENV)/bin/resolvd openapi > openapi/openapi.json
 
 ## the external scenario corpus in ../shared/corpora; fails below tests/conformance/MIN_MATCH
+## (Redis: db 14 of RESOLVD_TEST_REDIS_URL's server, or a throwaway redis-server)
 conformance: setup
 	$(PY) -m tests.conformance.run
 
@@ -43,10 +49,10 @@ conformance: setup
 bench: setup
 	$(PY) -m tests.bench $(BENCH_ARGS)
 
-## deploy/compose.yaml as local processes (2 API, 3 workers, 2 Redis) until Ctrl-C;
-## `make run-cluster ARGS=--check` runs an end-to-end check instead and exits 0/1
+## deploy/compose.yaml as local processes (2 API, 3 workers, 2 Redis) until Ctrl-C; its
+## end-to-end check is tests/deploy/test_run_cluster.py (part of `make test`)
 run-cluster: setup
-	$(PY) -m deploy.run_cluster $(ARGS)
+	$(PY) -m deploy.run_cluster
 
 ## start a throwaway Redis on 127.0.0.1:6379 when none answers (CI and fresh machines)
 redis:

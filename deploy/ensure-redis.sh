@@ -10,10 +10,7 @@ if ping_redis; then
   echo "redis: answering on 127.0.0.1:6379"
   exit 0
 fi
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "redis: installing redis-server"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-fi
+bash "$(dirname "$0")/../tests/support/ensure-tools.sh" redis-server
 redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 for _ in $(seq 1 50); do
   if ping_redis; then echo "redis: started on 127.0.0.1:6379"; exit 0; fi
