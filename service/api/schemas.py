@@ -61,6 +61,9 @@ class ResolveBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
     overrides: list[str] = []
     environment: EnvironmentBody | None = None
     universal: bool = False
+    requires_python: str | None = None
+    environments: list[str] = []
+    required_environments: list[str] = []
     prerelease: PrereleaseMode = "if-necessary-or-explicit"
     resolution: ResolutionMode = "highest"
     exclude_newer: str | None = None

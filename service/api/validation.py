@@ -14,12 +14,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidName, canonicalize_name
 
 from service.api.problems import InvalidRequest
 from service.api.schemas import ErrorCodesBody, FieldError, IndexRefBody, ResolveBody
 from service.resolution import IndexRefError, make_indexes
 from service.resolution.environment import UnsupportedTargetError, make_target_environment
+from service.resolution.markers import InvalidMarker, parse_marker, python_range_marker
 from service.resolution.request import IndexRef, PolicyOverride, ResolveRequest, Target
 from service.settings import Settings
 
@@ -93,6 +95,35 @@ def _normalize_exclude_newer(value: str) -> str:
     if moment.tzinfo is None:
         raise ValueError("an RFC 3339 timestamp needs a UTC offset, e.g. 'Z' or '+02:00'")
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _check_universal(errors: _Errors, body: ResolveBody) -> None:
+    """The universal fields: a Python range, and environment markers with a non-empty union."""
+    fields = [
+        *(("environments", position, text) for position, text in enumerate(body.environments)),
+        *(
+            ("required_environments", position, text)
+            for position, text in enumerate(body.required_environments)
+        ),
+    ]
+    for field, position, text in fields:
+        try:
+            parse_marker(text)
+        except InvalidMarker as exc:
+            errors.add("invalid-request", f"{field}[{position}]", f"not a PEP 508 marker: {exc}")
+    if body.requires_python is not None:
+        try:
+            SpecifierSet(body.requires_python)
+            python = python_range_marker(body.requires_python)
+        except (InvalidSpecifier, InvalidMarker) as exc:
+            errors.add("invalid-request", "requires_python", f"not a version specifier: {exc}")
+        else:
+            if python.is_empty():
+                errors.add("invalid-request", "requires_python", "admits no Python version")
+    if not body.universal:
+        for field in ("requires_python", "environments", "required_environments"):
+            if getattr(body, field):
+                errors.add("invalid-request", field, "only meaningful with universal: true")
 
 
 def _check_status_codes(
@@ -170,6 +201,8 @@ def to_resolve_request(
         except ValueError as exc:
             errors.add("invalid-request", "exclude_newer", str(exc))
 
+    _check_universal(errors, body)
+
     deadline = settings.limits.default_deadline_seconds
     if body.deadline_seconds is not None:
         if body.deadline_seconds <= 0:
@@ -189,6 +222,9 @@ def to_resolve_request(
         overrides=tuple(body.overrides),
         environment=target,
         universal=body.universal,
+        requires_python=body.requires_python,
+        environments=tuple(body.environments),
+        required_environments=tuple(body.required_environments),
         prerelease=body.prerelease,
         resolution=body.resolution,
         exclude_newer=exclude_newer,

@@ -26,6 +26,7 @@ from service.export.source import (
     LockSource,
     MissingHashError,
     NotSucceededError,
+    NotUniversalError,
     make_lock_source,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "LockSource",
     "MissingHashError",
     "NotSucceededError",
+    "NotUniversalError",
     "format_lock",
     "make_lock_source",
 ]

@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 
 from service.diagnostics.redact import redact_url
-from service.export.source import CREATED_BY, LockSource
-from service.resolution.result import ResolvedPackage
+from service.export.source import CREATED_BY, LockSource, NotUniversalError
+from service.resolution.result import FileRef, ResolvedPackage
 
 __all__ = ["REPORT_VERSION", "format_pip_report"]
 
@@ -34,8 +34,8 @@ def _producer() -> str:
         return CREATED_BY
 
 
-def _archive_info(package: ResolvedPackage) -> dict[str, Any]:
-    hashes = dict(sorted(package.file.hashes.items()))
+def _archive_info(file: FileRef) -> dict[str, Any]:
+    hashes = dict(sorted(file.hashes.items()))
     info: dict[str, Any] = {"hashes": hashes}
     preferred = "sha256" if "sha256" in hashes else next(iter(hashes), None)
     if preferred is not None:
@@ -44,6 +44,7 @@ def _archive_info(package: ResolvedPackage) -> dict[str, Any]:
 
 
 def _install_entry(source: LockSource, package: ResolvedPackage) -> dict[str, Any]:
+    file = source.files(package)[0] if package.file is None else package.file
     core: dict[str, Any] = {
         "name": package.name,
         "version": package.version,
@@ -53,8 +54,8 @@ def _install_entry(source: LockSource, package: ResolvedPackage) -> dict[str, An
         core["requires_python"] = package.requires_python
     entry: dict[str, Any] = {
         "download_info": {
-            "url": redact_url(package.file.url),
-            "archive_info": _archive_info(package),
+            "url": redact_url(file.url),
+            "archive_info": _archive_info(file),
         },
         "is_direct": False,
         "is_yanked": source.is_yanked(package),
@@ -67,7 +68,12 @@ def _install_entry(source: LockSource, package: ResolvedPackage) -> dict[str, An
 
 
 def format_pip_report(source: LockSource) -> str:
-    """The resolution as pip installation report JSON (indented, newline-terminated)."""
+    """The resolution as pip installation report JSON (indented, newline-terminated).
+
+    A report describes one installation, so a universal lock has none: ``NotUniversalError``.
+    """
+    if source.universal:
+        raise NotUniversalError(source.job_id, "pip-report")
     report = {
         "version": REPORT_VERSION,
         "pip_version": _producer(),

@@ -48,13 +48,13 @@ def _requires_python(source: LockSource, package: ResolvedPackage) -> SpecifierS
         specifiers = SpecifierSet(package.requires_python)
     except InvalidSpecifier:
         return None
-    return specifiers if specifiers.contains(source.target.python, prereleases=True) else None
+    lowest = source.lowest_python()
+    return specifiers if specifiers.contains(lowest, prereleases=True) else None
 
 
-def _make_file(package: ResolvedPackage) -> PackageWheel | PackageSdist:
-    file = package.file
+def _make_file(package: ResolvedPackage, file: FileRef) -> PackageWheel | PackageSdist:
     if not file.hashes:
-        raise MissingHashError(package)
+        raise MissingHashError(package, file)
     kind = PackageWheel if file.filename.endswith(".whl") else PackageSdist
     return kind(
         name=file.filename,
@@ -66,7 +66,9 @@ def _make_file(package: ResolvedPackage) -> PackageWheel | PackageSdist:
 
 
 def _make_package(source: LockSource, package: ResolvedPackage) -> Package:
-    file = _make_file(package)
+    files = [_make_file(package, file) for file in source.files(package)]
+    wheels = [file for file in files if isinstance(file, PackageWheel)]
+    sdists = [file for file in files if isinstance(file, PackageSdist)]
     return Package(
         name=canonicalize_name(package.name),
         version=Version(package.version),
@@ -74,8 +76,8 @@ def _make_package(source: LockSource, package: ResolvedPackage) -> Package:
         requires_python=_requires_python(source, package),
         dependencies=[{"name": name} for name in package.dependencies] or None,
         index=source.index_url(package),
-        wheels=[file] if isinstance(file, PackageWheel) else None,
-        sdist=file if isinstance(file, PackageSdist) else None,
+        wheels=wheels or None,
+        sdist=sdists[0] if sdists else None,
     )
 
 
@@ -85,11 +87,13 @@ def format_pylock(source: LockSource) -> str:
     lock = Pylock(
         lock_version=Version(LOCK_VERSION),
         created_by=CREATED_BY,
-        environments=[Marker(source.target_marker())],
+        environments=[Marker(marker) for marker in source.environments()] or None,
         requires_python=SpecifierSet(source.requires_python()),
         packages=[_make_package(source, package) for package in source.packages],
         tool={
-            CREATED_BY: {
+            CREATED_BY: {"job": source.job_id, "universal": True}
+            if source.universal
+            else {
                 "job": source.job_id,
                 "python-version": environment.python_version,
                 "platform": environment.platform,

@@ -9,6 +9,7 @@ Errors::
 
     ExportError            an export cannot be made; the message is for the user
     ├── NotSucceededError  the job has no resolution (its status is not ``succeeded``)
+    ├── NotUniversalError  the format describes one environment, the job a universal lock
     └── MissingHashError   a chosen file has no hash the format can pin
 """
 
@@ -20,13 +21,18 @@ from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from service.diagnostics.model import Code
 from service.diagnostics.redact import redact_url
 from service.jobs.model import JobDocument
-from service.resolution.environment import TargetEnvironment, make_target_environment
+from service.resolution.environment import (
+    TargetEnvironment,
+    make_target_environment,
+    python_lower_bound,
+)
 from service.resolution.request import ResolveRequest
-from service.resolution.result import Resolution, ResolvedPackage
+from service.resolution.result import FileRef, Resolution, ResolvedPackage
 
 __all__ = [
     "CREATED_BY",
@@ -34,6 +40,7 @@ __all__ = [
     "LockSource",
     "MissingHashError",
     "NotSucceededError",
+    "NotUniversalError",
     "make_lock_source",
 ]
 
@@ -63,14 +70,26 @@ class NotSucceededError(ExportError):
         self.status = status
 
 
+class NotUniversalError(ExportError):
+    """The format describes one installation environment; a universal lock holds for many."""
+
+    def __init__(self, job_id: str, format_name: str) -> None:
+        super().__init__(
+            f"Job {job_id!r} is a universal lock: {format_name} describes one environment; "
+            "export it as pylock or requirements instead."
+        )
+
+
 class MissingHashError(ExportError):
     """A chosen file has no hash of the kinds a format accepts (PEP 751 and pip require one)."""
 
-    def __init__(self, package: ResolvedPackage, algorithms: Sequence[str] = ()) -> None:
+    def __init__(
+        self, package: ResolvedPackage, file: FileRef, algorithms: Sequence[str] = ()
+    ) -> None:
         kinds = f"{_either(algorithms)} hash" if algorithms else "hash"
         super().__init__(
             f"{package.name} {package.version}: the index published no {kinds} for "
-            f"{package.file.filename}, and this format pins every file by hash."
+            f"{file.filename}, and this format pins every file by hash."
         )
         self.package = package.name
 
@@ -91,9 +110,23 @@ class LockSource:
     index_urls: Mapping[str, str]
 
     @property
+    def universal(self) -> bool:
+        """Whether the lock holds for a domain of environments rather than one target."""
+        return self.request.universal
+
+    @property
     def packages(self) -> list[ResolvedPackage]:
-        """The resolved packages, sorted by name (every format lists them in this order)."""
-        return sorted(self.resolution.packages, key=lambda package: package.name)
+        """The resolved packages, sorted by name then version (every format lists them so)."""
+        return sorted(
+            self.resolution.packages, key=lambda package: (package.name, Version(package.version))
+        )
+
+    @staticmethod
+    def files(package: ResolvedPackage) -> list[FileRef]:
+        """Every file of ``package`` the lock allows (older results list only ``file``)."""
+        if package.files:
+            return list(package.files)
+        return [package.file] if package.file is not None else []
 
     def index_url(self, package: ResolvedPackage) -> str | None:
         """The (redacted) URL of the index ``package`` came from, or None if unknown."""
@@ -120,15 +153,36 @@ class LockSource:
         """A PEP 508 marker that holds exactly on the target the resolution was made for."""
         return " and ".join(f"{key} == '{self.target.markers[key]}'" for key in _TARGET_MARKERS)
 
+    def environments(self) -> list[str]:
+        """The markers of the environments the lock is for (none: a universal lock for all)."""
+        if self.universal:
+            return list(self.resolution.environments or ())
+        return [self.target_marker()]
+
     def describe_target(self) -> str:
         """``Python 3.12 on x86_64-manylinux_2_28``: the target in words."""
+        if self.universal:
+            where = " or ".join(self.environments()) or "every platform"
+            return f"Python {self.requires_python()} on {where} (universal)"
         return f"Python {self.request.environment.python_version} on {self.target.platform_name}"
 
     def requires_python(self) -> str:
-        """The Python versions the lock holds for: the target's minor series, from its patch."""
+        """The Python versions the lock holds for: a universal lock's range, or the target's
+        minor series from its patch."""
+        if self.universal and self.resolution.requires_python:
+            return self.resolution.requires_python
         version = self.request.environment.python_version
         series = f"=={self.target.python_version}.*"
         return series if version == self.target.python_version else f"{series},>={version}"
+
+    def lowest_python(self) -> Version:
+        """The lowest Python the lock holds for (a universal lock's lower bound)."""
+        if self.universal and self.resolution.requires_python:
+            bound = python_lower_bound(self.resolution.requires_python)
+            versions = [Version(spec.version.removesuffix(".*")) for spec in bound or ()]
+            if versions:
+                return max(versions)
+        return self.target.python
 
     def is_yanked(self, package: ResolvedPackage) -> bool:
         """Whether the chosen version is yanked (used only because the request pinned it)."""

@@ -20,6 +20,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from service.index.models import DistFile, Index
+from service.resolution.markers import ANY, BaseMarker
 
 __all__ = [
     "Candidate",
@@ -128,6 +129,7 @@ class SpecifierRequirement(ResolverRequirement):
         "_contains",
         "extras",
         "identifier",
+        "marker",
         "name",
         "parent",
         "pinned",
@@ -143,9 +145,18 @@ class SpecifierRequirement(ResolverRequirement):
     pinned: bool
     upper_bounded: bool
 
-    def __init__(self, requirement: Requirement, parent: Candidate | None = None) -> None:
+    def __init__(
+        self,
+        requirement: Requirement,
+        parent: Candidate | None = None,
+        *,
+        marker: BaseMarker = ANY,
+    ) -> None:
         self.requirement = requirement
         self.parent = parent
+        # Where the requirement applies within the resolution's scope (``ANY``: everywhere);
+        # a universal lock's per-package markers are built from these.
+        self.marker = marker
         self.name = canonicalize_name(requirement.name)
         self.specifier: SpecifierSet = requirement.specifier
         self.extras = frozenset(canonicalize_name(e) for e in requirement.extras)

@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -32,7 +31,6 @@ from service.resolution.candidates import (
     ResolverRequirement,
     SpecifierRequirement,
 )
-from service.resolution.environment import TargetEnvironment
 from service.resolution.fetch_errors import (
     FatalFetchError,
     describe_status,
@@ -42,6 +40,7 @@ from service.resolution.fetch_errors import (
 )
 from service.resolution.request import ResolveRequest
 from service.resolution.result import Reason, VersionRejection
+from service.resolution.scope import Scope
 
 if TYPE_CHECKING:
     from service.index import FetchStats, IndexClient
@@ -79,6 +78,8 @@ class VersionEntry:
     yanked: bool = False
     yanked_reason: str | None = None
     wheel_tags: tuple[str, ...] = ()
+    # Every file of the version usable somewhere in scope, best first (``file`` is the first).
+    files: tuple[DistFile, ...] = ()
 
 
 @dataclass
@@ -127,18 +128,20 @@ class Finder:
         client: IndexClient,
         stats: FetchStats,
         bridge: FetchBridge,
-        target: TargetEnvironment,
+        scope: Scope,
         root_names: frozenset[str],
         yank_pins: dict[str, set[Version]],
         explicit_prerelease: frozenset[str],
         overrides: dict[str, list[Requirement]],
+        preferences: Mapping[str, Version] | None = None,
     ) -> None:
         self._request = request
+        self._preferences = dict(preferences or {})
         self._indexes = list(indexes)
         self._client = client
         self._stats = stats
         self._bridge = bridge
-        self._target = target
+        self._scope = scope
         self._root_names = root_names
         self._yank_pins = yank_pins
         self._explicit_prerelease = explicit_prerelease
@@ -154,7 +157,6 @@ class Finder:
         self._metadata: dict[tuple[str, str], CoreMetadata | None] = {}
         self._candidates: dict[tuple[str, Version, frozenset[str]], Candidate] = {}
         self._warned: set[tuple[str, ...]] = set()
-        self._marker_memo: dict[tuple[int, str], tuple[bool, Marker]] = {}
         self.records = _Records()
 
     # -- project pages -------------------------------------------------------------------
@@ -213,7 +215,7 @@ class Finder:
                 requirement = _parse_requirement(line)
             except InvalidRequirement:
                 continue
-            if self._evaluate(requirement.marker, ""):
+            if self._scope.applies(requirement.marker, frozenset()) is not None:
                 self.prefetch(canonicalize_name(requirement.name))
 
     @property
@@ -294,7 +296,7 @@ class Finder:
             yield self._choose_file(name, index, version, version_files)
 
     def _file_problem(self, name: str, file: DistFile) -> Reason | None:
-        if not self._target.allows_python(file.requires_python):
+        if not self._scope.allows_python(file.requires_python):
             return Reason.REQUIRES_PYTHON
         if self._cutoff is not None:
             uploaded = _parse_time(file.upload_time)
@@ -303,7 +305,7 @@ class Finder:
         if file.kind == "wheel":
             if _matches(self._no_binary, name):
                 return Reason.NO_BINARY
-            if self._target.best_tag_rank(file.tags) is None:
+            if self._scope.wheel_rank(file.tags) is None:
                 return Reason.NO_COMPATIBLE_WHEELS
         elif _matches(self._only_binary, name):
             return Reason.ONLY_BINARY
@@ -327,7 +329,7 @@ class Finder:
                     file.requires_python if problem is Reason.REQUIRES_PYTHON else file.upload_time,
                 )
                 continue
-            rank = self._target.best_tag_rank(file.tags) if file.kind == "wheel" else None
+            rank = self._scope.wheel_rank(file.tags) if file.kind == "wheel" else None
             # Non-yanked first, then wheels by tag priority, then sdists.
             usable.append(((int(file.yanked), 0 if rank is not None else 1, rank or 0), file))
         if not usable:
@@ -343,7 +345,8 @@ class Finder:
                 else None,
                 wheel_tags=tuple(wheel_tags),
             )
-        _, best = min(usable, key=lambda item: item[0])
+        usable.sort(key=lambda item: item[0])
+        best = usable[0][1]
         return VersionEntry(
             version,
             index,
@@ -351,6 +354,7 @@ class Finder:
             yanked=best.yanked,
             yanked_reason=best.yanked_reason,
             wheel_tags=tuple(wheel_tags),
+            files=tuple(file for _, file in usable),
         )
 
     # -- candidates ----------------------------------------------------------------------
@@ -362,6 +366,10 @@ class Finder:
         mode = self._request.resolution
         lowest = mode == "lowest" or (mode == "lowest-direct" and name in self._root_names)
         ordered = list(reversed(entries)) if lowest else list(entries)
+        preferred = self._preferences.get(name)
+        if preferred is not None:
+            # A preference is tried first, wherever it stands; it never excludes anything.
+            ordered.sort(key=lambda entry: entry.version != preferred)
         if self._request.prerelease == "allow":
             return ordered, []
         stable = [e for e in ordered if not e.version.is_prerelease]
@@ -398,6 +406,18 @@ class Finder:
                 continue
             if self._usable(name, entry, accept):
                 yield self._candidate(name, entry, extras)
+
+    def first_choice(
+        self, name: NormalizedName, accept: Callable[[Version], bool]
+    ) -> VersionEntry | None:
+        """The version the resolver would try first if every version were usable."""
+        stable, pre = self._order(name, self.find_versions(name).entries)
+        return next((entry for entry in [*stable, *pre] if accept(entry.version)), None)
+
+    def reject_for_environment(self, candidate: Candidate, environment: str) -> None:
+        """Record that ``candidate`` has no file for a required environment."""
+        entry = self.entry(candidate)
+        self._reject(candidate.name, entry, Reason.NO_COMPATIBLE_WHEELS, detail=environment)
 
     def _usable(self, name: str, entry: VersionEntry, accept: Callable[[Version], bool]) -> bool:
         if entry.rejection is not None or not accept(entry.version):
@@ -493,7 +513,7 @@ class Finder:
                     error, index, name, str(entry.version), severity=Severity.WARNING
                 )
             )
-        if metadata is not None and not self._target.allows_python(metadata.requires_python):
+        if metadata is not None and not self._scope.allows_python(metadata.requires_python):
             self._reject(name, entry, Reason.REQUIRES_PYTHON, detail=metadata.requires_python)
             metadata = None
         if metadata is not None:
@@ -523,23 +543,9 @@ class Finder:
         assert metadata is not None, "candidates are only made after their metadata loaded"
         return metadata
 
-    def _evaluate(self, marker: Marker | None, extra: str) -> bool:
-        if marker is None:
-            return True
-        # Markers are shared by the cached requirements, so one job meets each marker object
-        # many times; the answer is fixed for the job's target. The memo keeps the marker
-        # alive, so its id is never reused while the entry exists.
-        key = (id(marker), extra)
-        memo = self._marker_memo.get(key)
-        if memo is not None:
-            return memo[0]
-        result = marker.evaluate({**self._target.markers, "extra": extra})
-        self._marker_memo[key] = (result, marker)
-        return result
-
     def applies(self, requirement: Requirement) -> bool:
-        """Whether a Requires-Dist line (without extras) applies to the target at all."""
-        return self._evaluate(requirement.marker, "")
+        """Whether a Requires-Dist line (without extras) applies anywhere in scope."""
+        return self._scope.applies(requirement.marker, frozenset()) is not None
 
     def iter_dependencies(self, candidate: Candidate) -> Iterator[ResolverRequirement]:
         """The candidate's requirements for the target, overrides applied."""
@@ -563,18 +569,18 @@ class Finder:
                     ),
                 )
         for requirement in requirements:
-            marker = requirement.marker
-            if candidate.extras:
-                if marker is None or self._evaluate(marker, ""):
-                    continue
-                if not any(self._evaluate(marker, extra) for extra in candidate.extras):
-                    continue
-            elif not self._evaluate(marker, ""):
+            where = self._scope.applies(requirement.marker, candidate.extras)
+            if where is None:
                 continue
             if canonicalize_name(requirement.name) == candidate.name and not requirement.extras:
                 continue
             for replaced in self._overrides.get(canonicalize_name(requirement.name), [requirement]):
-                yield SpecifierRequirement(replaced, parent=candidate)
+                yield SpecifierRequirement(replaced, parent=candidate, marker=where)
+
+    def entry(self, candidate: Candidate) -> VersionEntry:
+        """The version entry ``candidate`` was made from."""
+        versions = self._versions[candidate.name]
+        return next(e for e in versions.entries if e.version == candidate.version)
 
     @property
     def yanked_candidates(self) -> set[tuple[str, str]]:

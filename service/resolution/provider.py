@@ -93,6 +93,26 @@ class Provider(AbstractProvider[ResolverRequirement, Candidate, str]):
         narrowed = [identifier for identifier in identifiers if identifier in causes]
         return narrowed or identifiers
 
+    def make_accept(
+        self,
+        name: str,
+        requirements: Iterable[ResolverRequirement],
+        incompatibilities: Iterable[Candidate],
+    ) -> Callable[[Version], bool]:
+        """Whether a version satisfies every requirement and constraint and is not excluded."""
+        wanted = list(requirements)
+        excluded = {candidate.version for candidate in incompatibilities}
+        constraints = self._constraints.get(name, ())
+
+        def accept(version: Version) -> bool:
+            return (
+                version not in excluded
+                and all(requirement.contains(version) for requirement in wanted)
+                and all(spec.contains(version, prereleases=True) for spec in constraints)
+            )
+
+        return accept
+
     def find_matches(
         self,
         identifier: str,
@@ -108,17 +128,7 @@ class Provider(AbstractProvider[ResolverRequirement, Candidate, str]):
         self._bridge.check()
         self._seen(identifier)
         name, extras = split_identifier(identifier)
-        wanted = list(requirements[identifier])
-        excluded = {candidate.version for candidate in incompatibilities[identifier]}
-        constraints = self._constraints.get(name, ())
-
-        def accept(version: Version) -> bool:
-            return (
-                version not in excluded
-                and all(requirement.contains(version) for requirement in wanted)
-                and all(spec.contains(version, prereleases=True) for spec in constraints)
-            )
-
+        accept = self.make_accept(name, requirements[identifier], incompatibilities[identifier])
         return functools.partial(self._finder.iter_candidates, NormalizedName(name), extras, accept)
 
     def is_satisfied_by(self, requirement: ResolverRequirement, candidate: Candidate) -> bool:

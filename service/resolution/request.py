@@ -53,6 +53,11 @@ class ResolveRequest(msgspec.Struct, frozen=True, kw_only=True):
     overrides: tuple[str, ...] = ()
     environment: Target
     universal: bool = False
+    # Universal jobs: the lock's Python range (default ``>=`` the target's python_version), the
+    # environments it is limited to, and those every locked package must have a file for.
+    requires_python: str | None = None
+    environments: tuple[str, ...] = ()
+    required_environments: tuple[str, ...] = ()
     prerelease: PrereleaseMode = "if-necessary-or-explicit"
     resolution: ResolutionMode = "highest"
     exclude_newer: str | None = None

@@ -10,6 +10,8 @@ from typing import Literal
 import msgspec
 
 from service.diagnostics.model import Code, Diagnostic
+from service.diagnostics.redact import redact_url
+from service.index.models import DistFile
 
 __all__ = [
     "REASON_CODES",
@@ -24,6 +26,7 @@ __all__ = [
     "ResolutionStats",
     "ResolvedPackage",
     "VersionRejection",
+    "make_file_ref",
 ]
 
 FailureKind = Literal[
@@ -45,6 +48,17 @@ class FileRef(msgspec.Struct, frozen=True, kw_only=True):
     upload_time: str | None = None
 
 
+def make_file_ref(file: DistFile) -> FileRef:
+    """What a result says of a distribution file (its URL redacted)."""
+    return FileRef(
+        filename=file.filename,
+        url=redact_url(file.url),
+        hashes=dict(file.hashes),
+        size=file.size,
+        upload_time=file.upload_time,
+    )
+
+
 class ResolvedPackage(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     version: str
@@ -55,7 +69,10 @@ class ResolvedPackage(msgspec.Struct, frozen=True, kw_only=True):
     requires_python: str | None
     dependencies: list[str]
     required_by: list[str]
-    file: FileRef
+    # The target's best file (single-target jobs; ``None`` in a universal lock).
+    file: FileRef | None
+    # Every file of the version usable somewhere in the lock's domain (or on the target).
+    files: list[FileRef] = []
 
 
 class ResolutionStats(msgspec.Struct, kw_only=True):
@@ -69,6 +86,10 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
     packages: list[ResolvedPackage]
     warnings: list[Diagnostic]
     stats: ResolutionStats
+    # The Python range the lock holds for (universal jobs: the domain's; else the target's).
+    requires_python: str | None = None
+    # Universal jobs: the environments the request narrowed the domain to.
+    environments: list[str] | None = None
 
 
 class Reason(StrEnum):

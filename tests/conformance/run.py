@@ -5,15 +5,17 @@
 Every non-disabled scenario is published on one loopback ``IndexServer`` (an index per
 scenario). ``resolvd serve`` starts as a subprocess on a free port, on database 14 of the test Redis
 (``RESOLVD_TEST_REDIS_URL``'s server, flushed first; a throwaway redis-server when none answers)
-and only that server's URLs allowed. Each non-universal scenario is submitted to
+and only that server's URLs allowed. Each scenario is submitted to
 ``POST /resolve`` and polled with ``GET /jobs/{id}?wait=10``, eight at a time.
 
 A scenario matches when the job succeeded exactly when the corpus says it is satisfiable, and
 every expected package resolved to an equal version. An expected failure must be a failure of
 kind ``unsatisfiable``: the corpus indexes never misbehave, so any other kind is a service bug,
-not a correct answer. Universal scenarios need one resolution per marker fork and are counted
-as skipped. Exit status 1 when fewer than ``--min-match`` scenarios match (default: the number
-in ``tests/conformance/MIN_MATCH``; with ``--only``, 0).
+not a correct answer. Universal scenarios are sent as universal requests and matched the same
+way, an expected version counting when any entry of that name has it (a universal lock may hold
+several); they are scored apart. Exit status 1 when fewer than ``--min-match`` non-universal
+scenarios match (default: the number in ``tests/conformance/MIN_MATCH``; with ``--only``, 0), or
+fewer universal ones than ``tests/conformance/MIN_MATCH_UNIVERSAL``.
 
 The report (``.bench/conformance.json``) also says, per expected failure, which hint codes the
 failure carried and whether its message names every requested package; the run prints the hint
@@ -53,6 +55,7 @@ __all__ = ["Outcome", "Verdict", "find_outcome", "judge", "main"]
 # The database of the test Redis server that the run flushes and uses.
 REDIS_DB = 14
 MIN_MATCH_FILE = Path(__file__).with_name("MIN_MATCH")
+MIN_MATCH_UNIVERSAL_FILE = Path(__file__).with_name("MIN_MATCH_UNIVERSAL")
 REPORT_PATH = REPO_ROOT / ".bench" / "conformance.json"
 SERVICE_LOG_PATH = REPO_ROOT / ".bench" / "conformance-service.log"
 CONCURRENCY = 8
@@ -70,7 +73,8 @@ class Outcome:
     """
 
     status: str
-    packages: Mapping[str, str] = field(default_factory=dict)  # canonical name -> version
+    # canonical name -> the versions resolved (a universal lock may hold several).
+    packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     failure_kind: str | None = None
     message: str | None = None
     hint_codes: tuple[str, ...] = ()
@@ -86,8 +90,12 @@ class Verdict:
     reason: str | None = None
 
 
-def _pins(packages: Mapping[str, str]) -> str:
-    return ", ".join(f"{name}=={version}" for name, version in sorted(packages.items()))
+def _pins(packages: Mapping[str, str | tuple[str, ...]]) -> str:
+    return ", ".join(
+        f"{name}=={version}"
+        for name, versions in sorted(packages.items())
+        for version in ((versions,) if isinstance(versions, str) else versions)
+    )
 
 
 def _summary_line(message: str | None) -> str:
@@ -130,10 +138,10 @@ def judge(scenario: Scenario, outcome: Outcome) -> Verdict:
     wrong = [
         name
         for name, version in expected.packages.items()
-        if name not in outcome.packages or not _same_version(version, outcome.packages[name])
+        if not any(_same_version(version, got) for got in outcome.packages.get(name, ()))
     ]
     if wrong:
-        got = {name: outcome.packages.get(name, "(absent)") for name in wrong}
+        got = {name: outcome.packages.get(name, ("(absent)",)) for name in wrong}
         return Verdict(scenario, outcome, False, f"expected {wanted}, got {_pins(got)}")
     return Verdict(scenario, outcome, match=True)
 
@@ -151,9 +159,9 @@ def _problem_text(response: httpx.Response) -> str:
 def _outcome_from_job(job: Mapping[str, Any], seconds: float) -> Outcome:
     result = job.get("result") or {}
     failure = job.get("failure") or {}
-    packages: dict[str, str] = {
-        canonicalize_name(p["name"]): str(p["version"]) for p in result.get("packages", ())
-    }
+    packages: dict[str, tuple[str, ...]] = collections.defaultdict(tuple)
+    for package in result.get("packages", ()):
+        packages[canonicalize_name(package["name"])] += (str(package["version"]),)
     return Outcome(
         status=str(job.get("status")),
         packages=packages,
@@ -267,9 +275,9 @@ def run_service(index_base_url: str, redis_url: str, log: Path) -> Iterator[str]
         service.stop(timeout=10)
 
 
-def _read_min_match() -> int:
+def _read_min_match(path: Path) -> int:
     try:
-        return int(MIN_MATCH_FILE.read_text().strip())
+        return int(path.read_text().strip())
     except (OSError, ValueError):
         return 0
 
@@ -306,10 +314,10 @@ def _run_all(
 
 
 def _run_corpus(
-    active: Sequence[Scenario], runnable: Sequence[Scenario], *, verbose: bool, uv: bool
+    active: Sequence[Scenario], *, verbose: bool, uv: bool
 ) -> tuple[list[Verdict], dict[str, str]]:
-    """Serve ``active`` on loopback, run ``runnable`` through a fresh service on the flushed
-    test Redis database; the verdicts, and uv's messages when ``uv``."""
+    """Serve ``active`` on loopback and run them through a fresh service on the flushed test
+    Redis database; the verdicts, and uv's messages when ``uv``."""
     SERVICE_LOG_PATH.parent.mkdir(exist_ok=True)
     SERVICE_LOG_PATH.unlink(missing_ok=True)
     uv_messages: dict[str, str] = {}
@@ -318,9 +326,9 @@ def _run_corpus(
         with serving_redis(configured_redis_url(db=REDIS_DB)) as redis_url:
             flush_db(redis_url)
             with run_service(index_server.base_url, redis_url, SERVICE_LOG_PATH) as url:
-                verdicts = _run_all(url, runnable, urls, verbose=verbose)
+                verdicts = _run_all(url, active, urls, verbose=verbose)
         if uv:
-            failing = [s for s in runnable if not s.expected.satisfiable]
+            failing = [s for s in active if not s.expected.satisfiable and not s.universal]
             with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
                 found = pool.map(lambda s: find_uv_message(s, urls[s.name]), failing)
                 uv_messages = {s.key: m for s, m in zip(failing, found, strict=True)}
@@ -328,19 +336,19 @@ def _run_corpus(
 
 
 def _write_report(
-    verdicts: Sequence[Verdict],
-    universal: Sequence[Scenario],
-    disabled: Sequence[Scenario],
-    uv_messages: Mapping[str, str],
+    verdicts: Sequence[Verdict], disabled: Sequence[Scenario], uv_messages: Mapping[str, str]
 ) -> None:
+    universal = [v for v in verdicts if v.scenario.universal]
     report = {
-        "match": sum(v.match for v in verdicts),
-        "total": len(verdicts),
-        "skipped_universal": [s.key for s in universal],
+        "match": sum(v.match for v in verdicts if not v.scenario.universal),
+        "total": len(verdicts) - len(universal),
+        "universal_match": sum(v.match for v in universal),
+        "universal_total": len(universal),
         "disabled": [s.key for s in disabled],
         "results": [
             {
                 "scenario": v.scenario.key,
+                "universal": v.scenario.universal,
                 "match": v.match,
                 "reason": v.reason,
                 "expected": {
@@ -348,7 +356,7 @@ def _write_report(
                     "packages": dict(v.scenario.expected.packages),
                 },
                 "status": v.outcome.status,
-                "packages": dict(v.outcome.packages),
+                "packages": {name: list(found) for name, found in v.outcome.packages.items()},
                 "failure_kind": v.outcome.failure_kind,
                 "message": v.outcome.message,
                 "hint_codes": list(v.outcome.hint_codes),
@@ -404,21 +412,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = select(list(iter_scenarios(corpus)), args.only)
     disabled = [s for s in chosen if s.disabled]
     active = [s for s in chosen if not s.disabled]
-    universal = [s for s in active if s.universal]
-    runnable = [s for s in active if not s.universal]
     min_match = args.min_match
     if min_match is None:
-        min_match = 0 if args.only else _read_min_match()
+        min_match = 0 if args.only else _read_min_match(MIN_MATCH_FILE)
+    min_universal = 0 if args.only else _read_min_match(MIN_MATCH_UNIVERSAL_FILE)
 
     verdicts: list[Verdict] = []
     uv_messages: dict[str, str] = {}
-    if runnable:
+    if active:
         try:
-            verdicts, uv_messages = _run_corpus(active, runnable, verbose=args.verbose, uv=args.uv)
+            verdicts, uv_messages = _run_corpus(active, verbose=args.verbose, uv=args.uv)
         except StartError as exc:
             print(f"conformance: the service did not start: {exc}")
             return 1
 
+    matched, matched_universal = _print_scores(verdicts, disabled)
+    _write_report(verdicts, disabled, uv_messages)
+    print(f"report: {REPORT_PATH.relative_to(REPO_ROOT)}")
+    if matched < min_match or matched_universal < min_universal:
+        print(
+            f"conformance: {matched} (minimum {min_match}), universal {matched_universal} "
+            f"(minimum {min_universal})"
+        )
+        return 1
+    return 0
+
+
+def _print_scores(verdicts: Sequence[Verdict], disabled: Sequence[Scenario]) -> tuple[int, int]:
+    """Print the misses and the scores; return (non-universal, universal) matches."""
     for verdict in verdicts:
         if not verdict.match:
             print(f"MISS {verdict.scenario.key}: {verdict.reason}")
@@ -428,15 +449,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if by_category:
         print(", ".join(f"{c} {sum(m)}/{len(m)}" for c, m in sorted(by_category.items())))
     _print_explanations(verdicts)
-    matched = sum(v.match for v in verdicts)
-    print(f"{matched}/{len(verdicts)} match expected")
-    print(f"skipped (universal): {len(universal)}; disabled in corpus: {len(disabled)}")
-    _write_report(verdicts, universal, disabled, uv_messages)
-    print(f"report: {REPORT_PATH.relative_to(REPO_ROOT)}")
-    if matched < min_match:
-        print(f"conformance: {matched} < minimum {min_match}")
-        return 1
-    return 0
+    single = [v for v in verdicts if not v.scenario.universal]
+    universal = [v for v in verdicts if v.scenario.universal]
+    matched = sum(v.match for v in single)
+    matched_universal = sum(v.match for v in universal)
+    print(f"{matched}/{len(single)} match expected")
+    print(f"universal: {matched_universal}/{len(universal)} match expected")
+    print(f"disabled in corpus: {len(disabled)}")
+    return matched, matched_universal
 
 
 if __name__ == "__main__":

@@ -69,8 +69,11 @@ class Scenario:
     resolution: str | None
     only_binary: tuple[str, ...]
     no_binary: tuple[str, ...]
-    # Universal scenarios expect one resolution per marker fork; the runner skips them.
+    # Universal scenarios expect one lock for every environment of the domain (marker forks).
     universal: bool
+    # Universal only: the lock's Python range, and environments every package needs a file for.
+    requires_python: str
+    required_environments: tuple[str, ...]
     # ``[testgen] disable = true``: uv's own suite does not run these.
     disabled: bool
     expected: Expected
@@ -87,10 +90,10 @@ class Scenario:
     def make_request(self, index_url: str) -> dict[str, Any]:
         """The ``POST /resolve`` body that asks the service what uv is asked for this scenario.
 
-        Not mapped, because the API has no such input: ``[root] requires_python`` and
-        ``required_environments`` (both only meaningful in universal mode, which is skipped) and
-        ``[environment] additional_python`` (interpreters uv may build sdists with; the service
-        reads sdist metadata and never builds).
+        Universal scenarios become universal requests, with the lock's Python range as uv's
+        test suite gives it (``requires_python``). Not mapped, because the API has no such
+        input: ``[environment] additional_python`` (interpreters uv may build sdists with; the
+        service reads sdist metadata and never builds).
         """
         body: dict[str, Any] = {
             "requirements": list(self.requirements),
@@ -99,6 +102,9 @@ class Scenario:
         }
         if self.universal:
             body["universal"] = True
+            body["requires_python"] = self.requires_python
+            if self.required_environments:
+                body["required_environments"] = list(self.required_environments)
         if self.prerelease is not None:
             body["prerelease"] = self.prerelease
         if self.resolution is not None:
@@ -170,6 +176,14 @@ def _make_scenario(path: Path, data: Mapping[str, Any]) -> Scenario:
         for name, package in data.get("packages", {}).items()
     )
     prereleases = options.get("prereleases", False)
+    python_version = str(options.get("python") or environment.get("python") or DEFAULT_PYTHON)
+    # uv's suite runs universal scenarios as `uv lock` of a project whose requires-python is
+    # the root's (packse's default otherwise), or, for `kind = "compile"` ones, as
+    # `uv pip compile --universal`, whose range starts at the interpreter's version.
+    if data.get("testgen", {}).get("kind") == "compile":
+        requires_python = f">={python_version}"
+    else:
+        requires_python = str(data["root"].get("requires_python") or DEFAULT_REQUIRES_PYTHON)
     return Scenario(
         name=data["name"],
         category=path.parent.name,
@@ -177,7 +191,7 @@ def _make_scenario(path: Path, data: Mapping[str, Any]) -> Scenario:
         index=IndexSpec(name=data["name"], projects=projects),
         requirements=tuple(data["root"]["requires"]),
         # ``resolver_options.python`` is uv's --python-version; it overrides the interpreter's.
-        python_version=str(options.get("python") or environment.get("python") or DEFAULT_PYTHON),
+        python_version=python_version,
         platform=str(options.get("python_platform") or DEFAULT_PLATFORM),
         prerelease="allow" if prereleases else None,
         resolution=options.get("resolution"),
@@ -185,6 +199,8 @@ def _make_scenario(path: Path, data: Mapping[str, Any]) -> Scenario:
         only_binary=_names(options.get("no_build"), "no_build", path),
         no_binary=_names(options.get("no_binary"), "no_binary", path),
         universal=bool(options.get("universal", False)),
+        requires_python=requires_python,
+        required_environments=tuple(options.get("required_environments", ())),
         disabled=bool(data.get("testgen", {}).get("disable", False)),
         expected=_make_expected(data["expected"]),
     )

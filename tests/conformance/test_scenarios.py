@@ -124,6 +124,16 @@ class TestMapping:
         assert lowest["resolution"] == "lowest"
         assert lowest["universal"] is True
 
+    def test_universal_lock_range(self) -> None:
+        """A universal scenario's lock range is the root's requires_python (packse's >=3.12 by
+        default); a `kind = "compile"` one starts at its interpreter, as uv pip compile does."""
+        assert scenario("fork/basic").make_request(INDEX_URL)["requires_python"] == ">=3.12"
+        patch = scenario("fork/requires-python-patch-overlap").make_request(INDEX_URL)
+        assert patch["requires_python"] == ">=3.10.1"
+        compiled = scenario("fork/lowest-fork-min-python").make_request(INDEX_URL)
+        assert compiled["requires_python"] == ">=3.11"
+        assert "requires_python" not in scenario("wheels/no-binary").make_request(INDEX_URL)
+
     def test_extras_yanked_and_wheel_flags(self) -> None:
         """Extras, yanked and wheel = false reach the published releases."""
         extras = release(scenario("extras/all-extras-required"), "a", "1.0.0")

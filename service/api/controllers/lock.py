@@ -23,6 +23,7 @@ from service.export import (
     LockFormat,
     MissingHashError,
     NotSucceededError,
+    NotUniversalError,
     format_lock,
     make_lock_source,
 )
@@ -104,7 +105,8 @@ class LockController(Controller):
             401: problem_spec("Missing or unknown bearer token"),
             404: problem_spec("Unknown or expired job"),
             409: problem_spec(
-                "The job has not succeeded, or a chosen file has no hash the format needs"
+                "The job has not succeeded, a chosen file has no hash the format needs, or "
+                "the format describes one environment and the job is a universal lock"
             ),
             503: problem_spec("The job store is unreachable"),
         },
@@ -129,6 +131,8 @@ class LockController(Controller):
             raise LockUnavailable(str(exc), slug="job-not-succeeded") from exc
         except MissingHashError as exc:
             raise LockUnavailable(str(exc), slug="missing-hash") from exc
+        except NotUniversalError as exc:
+            raise LockUnavailable(str(exc), slug="format-not-universal") from exc
         lock_file = LOCK_FILES[format]
         return Response(
             text,

@@ -504,14 +504,6 @@ class TestSkippedVersions:
 
 
 class TestRefusals:
-    async def test_universal_is_refused_not_ignored(
-        self, index_server: IndexServer, client: IndexClient
-    ) -> None:
-        """A universal request fails as invalid_request rather than resolving one platform."""
-        index_server.add_index(IndexSpec("corp", [Project("a", [Release("1.0")])]))
-        failure = await fail(client, request("a", universal=True), [index(index_server, "corp")])
-        assert failure.kind == "invalid_request" and "universal" in failure.message
-
     async def test_direct_url_is_refused(
         self, index_server: IndexServer, client: IndexClient
     ) -> None:
