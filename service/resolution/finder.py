@@ -133,7 +133,7 @@ class Finder:
         yank_pins: dict[str, set[Version]],
         explicit_prerelease: frozenset[str],
         overrides: dict[str, list[Requirement]],
-        preferences: Mapping[str, Version] | None = None,
+        preferences: Mapping[str, Sequence[Version]] | None = None,
     ) -> None:
         self._request = request
         self._preferences = dict(preferences or {})
@@ -367,9 +367,10 @@ class Finder:
         lowest = mode == "lowest" or (mode == "lowest-direct" and name in self._root_names)
         ordered = list(reversed(entries)) if lowest else list(entries)
         preferred = self._preferences.get(name)
-        if preferred is not None:
-            # A preference is tried first, wherever it stands; it never excludes anything.
-            ordered.sort(key=lambda entry: entry.version != preferred)
+        if preferred:
+            # Preferences are tried first, in their order; they never exclude anything.
+            rank = {version: position for position, version in enumerate(preferred)}
+            ordered.sort(key=lambda entry: rank.get(entry.version, len(rank)))
         if self._request.prerelease == "allow":
             return ordered, []
         stable = [e for e in ordered if not e.version.is_prerelease]

@@ -141,7 +141,7 @@ def make_finder(
     client: IndexClient,
     stats: FetchStats,
     bridge: FetchBridge,
-    preferences: Mapping[str, Version] | None = None,
+    preferences: Mapping[str, Sequence[Version]] | None = None,
 ) -> Finder:
     """The finder for one search over ``scope``, prefetching the root requirements' pages."""
     finder = Finder(

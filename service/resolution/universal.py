@@ -99,13 +99,12 @@ MAX_FORKS = 256
 
 
 class ForkRequired(Exception):
-    """The current fork must be split into ``regions`` and each resolved on its own."""
+    """The current fork must be split into ``forks`` and each resolved on its own."""
 
-    def __init__(self, regions: Sequence[BaseMarker], reason: str) -> None:
+    def __init__(self, forks: Sequence[Fork], reason: str) -> None:
         super().__init__(reason)
-        self.regions = list(regions)
+        self.forks = list(forks)
         self.reason = reason
-        self.pins: dict[str, Version] = {}
 
 
 def make_domain(requires_python: str, environments: Sequence[str]) -> BaseMarker:
@@ -119,18 +118,31 @@ def make_domain(requires_python: str, environments: Sequence[str]) -> BaseMarker
     return domain
 
 
+@dataclass(frozen=True)
+class Fork:
+    """A region to resolve, and how many of the splitting package's requirements that apply
+    in it have an upper bound (uv solves forks with more of them first: their choices are
+    likelier to suit the others)."""
+
+    region: BaseMarker
+    upper_bounds: int = 0
+
+
 def split_dependencies(
     region: BaseMarker, dependencies: Iterable[SpecifierRequirement]
-) -> list[BaseMarker]:
+) -> list[Fork]:
     """The forks ``region`` splits into for one package's dependency list (uv's rule).
 
-    One region back means no split.
+    One fork back means no split.
     """
+    dependencies = list(dependencies)
     by_name: dict[str, list[SpecifierRequirement]] = defaultdict(list)
     for dependency in dependencies:
         by_name[dependency.name].append(dependency)
-    forks = [region]
-    for group in by_name.values():
+    regions = [region]
+    # uv's order, which decides which fork is solved first: names sorted, and a split part
+    # where the marker does not hold before the part where it does.
+    for _, group in sorted(by_name.items()):
         markers = [dependency.marker for dependency in group]
         if all(marker == markers[0] for marker in markers) and not raises_python(
             region, markers[0]
@@ -140,17 +152,57 @@ def split_dependencies(
             if marker.is_any():
                 continue
             split: list[BaseMarker] = []
-            for fork in forks:
+            for fork in regions:
                 if disjoint(fork, marker) or covers(fork, marker):
                     split.append(fork)
                     continue
-                split.extend((fork & marker, fork & ~marker))
-            forks = split
-    return forks
+                split.extend((fork & ~marker, fork & marker))
+            regions = split
+    return [
+        Fork(
+            fork,
+            sum(
+                dependency.upper_bounded
+                for dependency in dependencies
+                if not disjoint(fork, dependency.marker)
+            ),
+        )
+        for fork in regions
+    ]
 
 
-def _python_order(region: BaseMarker) -> Version:
-    return lower_python_bound(region) or Version("0")
+def _preferences(
+    region: BaseMarker,
+    pins: Mapping[str, Version],
+    solved: Mapping[str, Sequence[tuple[Version, BaseMarker]]],
+    *,
+    lowest: bool,
+) -> dict[str, list[Version]]:
+    """Versions to try first in a fork: the abandoned search's pins, then earlier forks'
+    choices — those made where this fork's environments are first, then by version (uv's
+    order)."""
+    preferences: dict[str, list[Version]] = {name: [version] for name, version in pins.items()}
+    for name, choices in solved.items():
+        by_version = sorted(choices, key=lambda choice: choice[0], reverse=not lowest)
+        ranked = sorted(by_version, key=lambda choice: disjoint(region, choice[1]))
+        listed = preferences.setdefault(name, [])
+        listed.extend(version for version, _ in ranked if version not in listed)
+    return preferences
+
+
+def _solving_order(forks: Sequence[Fork], *, lowest: bool) -> list[Fork]:
+    """``forks`` in the order they are pushed on the stack: the last is solved first.
+
+    As uv: the highest Python bound first (the lowest for ``lowest``, whose choices suit the
+    higher ones), then the most upper-bounded requirements first.
+    """
+
+    def key(fork: Fork) -> tuple[tuple[int, ...], int]:
+        bound = lower_python_bound(fork.region)
+        release = bound.release if bound is not None else ()
+        return (tuple(-part for part in release) if lowest else release, fork.upper_bounds)
+
+    return sorted(forks, key=key)
 
 
 @dataclass
@@ -218,7 +270,7 @@ class _ForkingProvider(Provider):
         upper, lower = self._region & bound, self._region & ~bound
         if not upper.is_empty() and not lower.is_empty():
             raise ForkRequired(
-                [lower, upper], f"{name} {best.version} requires Python {best.detail}"
+                [Fork(lower), Fork(upper)], f"{name} {best.version} requires Python {best.detail}"
             )
 
     def _split_on_required_environments(self, candidate: Candidate) -> bool:
@@ -236,7 +288,7 @@ class _ForkingProvider(Provider):
             inside, outside = self._region & environment, self._region & ~environment
             if not outside.is_empty():
                 raise ForkRequired(
-                    [outside, inside],
+                    [Fork(outside), Fork(inside)],
                     f"{candidate.format_for_error()} has no wheel for a required environment",
                 )
             self._finder.reject_for_environment(candidate, format_marker(environment) or "")
@@ -351,13 +403,16 @@ def resolve_universal(
     domain = make_domain(requires_python, request.environments)
     required = [parse_marker(text) for text in request.required_environments]
     lowest = request.resolution == "lowest"
+    # As uv: a fork's versions become preferences of the forks after it, except under
+    # lowest-direct (a package direct in one fork may be transitive in another).
     carry_preferences = request.resolution in ("highest", "lowest")
-    stack: list[tuple[BaseMarker, dict[str, Version]]] = [(domain, {})]
-    preferences: dict[str, Version] = {}
+    stack: list[tuple[Fork, dict[str, Version]]] = [(Fork(domain), {})]
+    solved: dict[str, list[tuple[Version, BaseMarker]]] = defaultdict(list)
     results: list[_ForkResult] = []
     forks_made = 1
     while stack:
-        region, tried = stack.pop()
+        fork, pins = stack.pop()
+        region = fork.region
         scope = RegionScope(region)
         prepared = prepare(request, scope)
         finder = make_finder(
@@ -368,7 +423,7 @@ def resolve_universal(
             client=client,
             stats=stats,
             bridge=bridge,
-            preferences={**preferences, **tried},
+            preferences=_preferences(region, pins, solved, lowest=lowest),
         )
         provider = _ForkingProvider(
             finder, bridge, region=region, prepared=prepared, required_environments=required
@@ -389,7 +444,7 @@ def resolve_universal(
                 ),
             )
         except ForkRequired as split:
-            forks_made += len(split.regions) - 1
+            forks_made += len(split.forks) - 1
             if forks_made > MAX_FORKS:
                 raise ResolutionFailed(
                     Failure(
@@ -398,15 +453,15 @@ def resolve_universal(
                         "forks; narrow requires_python or environments.",
                     )
                 ) from None
-            order = sorted(split.regions, key=_python_order, reverse=lowest)
-            pins = {**tried, **provider.pins}
-            stack.extend((fork, pins) for fork in order)
+            # Both parts resume where the abandoned search stood: its pins come first.
+            resumed = {**pins, **provider.pins}
+            stack.extend((part, resumed) for part in _solving_order(split.forks, lowest=lowest))
             continue
         mapping = dict(outcome.mapping)
         results.append(_ForkResult(region, finder, prepared.roots, mapping, provider.dependencies))
         if carry_preferences:
             for candidate in mapping.values():
-                preferences.setdefault(candidate.name, candidate.version)
+                solved[candidate.name].append((candidate.version, region))
     root_names = frozenset(name for result in results for name in (r.name for r in result.roots))
     packages = merge_forks(results, domain, root_names)
     warnings = []

@@ -70,14 +70,14 @@ class TestForkRule:
         """Two requirements on one name under different markers split the region (uv's rule),
         with a remainder where neither applies."""
         deps = dependencies(PY312, "a>=2; sys_platform == 'linux'", "a<2; sys_platform == 'darwin'")
-        forks = [format_marker(fork) for fork in split_dependencies(PY312, deps)]
+        forks = [format_marker(fork.region) for fork in split_dependencies(PY312, deps)]
         assert len(forks) == 3
         assert any("linux" in (f or "") and "darwin" not in (f or "") for f in forks)
 
     def test_a_single_conditional_requirement_does_not_split(self) -> None:
         """One requirement under a platform marker is kept with its marker, unsplit."""
         deps = dependencies(PY312, "appnope; sys_platform == 'darwin'", "b")
-        assert split_dependencies(PY312, deps) == [PY312]
+        assert [fork.region for fork in split_dependencies(PY312, deps)] == [PY312]
 
     def test_a_requirement_raising_the_lowest_python_splits(self) -> None:
         """A requirement only for newer Pythons than the region's lowest splits at that bound."""
