@@ -121,7 +121,7 @@ class TestFindOutcome:
         with client_for(service) as client:
             outcome = find_outcome(client, {"requirements": ["my-pkg"]}, timeout=5)
         assert service.bodies == [{"requirements": ["my-pkg"]}]
-        assert (outcome.status, dict(outcome.packages)) == ("succeeded", {"my-pkg": "1.0"})
+        assert (outcome.status, dict(outcome.packages)) == ("succeeded", {"my-pkg": ("1.0",)})
 
     def test_failed_job_keeps_kind_and_message(self) -> None:
         """A failed job's failure kind and message are kept for the report."""
