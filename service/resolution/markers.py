@@ -405,10 +405,54 @@ def simplify(marker: BaseMarker, domain: BaseMarker) -> BaseMarker:
     return _simplify(str(marker), str(domain))
 
 
-def format_marker(marker: BaseMarker) -> str | None:
-    """PEP 508 text for ``marker`` with single quotes, as uv writes it; ``None`` for "always"."""
-    if marker.is_any():
+def _python_full(atom: MarkerExpression) -> str | None:
+    """A ``python_version`` clause as the ``python_full_version`` one uv writes, when exact."""
+    match = re.fullmatch(r"(\d+)\.(\d+)", atom.value)
+    if atom.name != "python_version" or atom.reversed or match is None:
         return None
-    text = str(marker).replace('"', "'")
+    major, minor = match[1], int(match[2])
+    following = f"{major}.{minor + 1}"
+    return {
+        ">=": f"python_full_version >= '{atom.value}'",
+        "<": f"python_full_version < '{atom.value}'",
+        ">": f"python_full_version >= '{following}'",
+        "<=": f"python_full_version < '{following}'",
+        "==": f"python_full_version == '{atom.value}.*'",
+        "!=": f"python_full_version != '{atom.value}.*'",
+    }.get(atom.op)
+
+
+def _atom_text(atom: BaseMarker) -> str:
+    if isinstance(atom, MarkerExpression):
+        if atom.name == "python_full_version" and atom.op == "~=":
+            # dep-logic's "~= 3.11.0" is the 3.11 series.
+            series = re.fullmatch(r"(\d+\.\d+)\.0", atom.value)
+            if series:
+                return f"python_full_version == '{series[1]}.*'"
+        full = _python_full(atom)
+        if full is not None:
+            return full
+    text = str(atom).replace('"', "'")
     # python_full_version < '3.12.0' reads as uv writes it: < '3.12' (equal under PEP 440).
     return _TRAILING_ZEROS.sub(r"\1'", text)
+
+
+def _atom_order(text: str) -> tuple[int, str]:
+    # Python clauses first, then the others by name (as uv writes conjunctions).
+    return (0 if text.startswith("python_") else 1, text)
+
+
+def format_marker(marker: BaseMarker) -> str | None:
+    """PEP 508 text for ``marker`` as uv writes it: alternatives of conjunctions, Python
+    clauses as ``python_full_version``, single quotes; ``None`` for "always"."""
+    if marker.is_any():
+        return None
+    if marker.is_empty():
+        return "python_full_version < '0'"  # never: no environment has Python below 0
+    alternatives = []
+    for conjunct in _conjuncts(marker):
+        atoms = sorted((_atom_text(atom) for atom in conjunct), key=_atom_order)
+        alternatives.append(" and ".join(f"({a})" if " or " in a else a for a in atoms))
+    if len(alternatives) == 1:
+        return alternatives[0]
+    return " or ".join(f"({a})" if " and " in a else a for a in alternatives)

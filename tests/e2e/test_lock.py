@@ -11,26 +11,21 @@ describe what pip itself would download.
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import re
-import subprocess
 import sys
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
 from tests.support.cluster import Cluster, assert_not_internal
+from tests.support.installers import VENV_BIN, installed, pip_install_dry_run, run_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-VENV_BIN = Path(sys.executable).parent
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 MIRROR = IndexSpec(
@@ -55,70 +50,6 @@ def this_platform() -> str:
     return f"{platform.machine()}-manylinux_2_28"
 
 
-def tool_env(tmp_path: Path) -> dict[str, str]:
-    """An environment in which pip and uv see no configuration, cache or credentials."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_CONFIG_DIRS": str(home / "xdg"),  # hides /etc/xdg/pip/pip.conf
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "PIP_CONFIG_FILE": os.devnull,  # pip then reads no configuration file at all
-        "PIP_NO_CACHE_DIR": "1",
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "PIP_NO_INPUT": "1",
-        "UV_NO_CONFIG": "1",
-        "UV_NO_CACHE": "1",
-        "UV_PYTHON_DOWNLOADS": "never",
-        "NO_COLOR": "1",
-    }
-
-
-def run_tool(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        args,
-        env=tool_env(tmp_path),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"{args}\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def pip_install_dry_run(
-    tmp_path: Path, lock: Path, index_urls: list[str], *extra: str
-) -> dict[str, Any]:
-    """Run the real pip on ``lock``; returns its installation report."""
-    report = tmp_path / f"{lock.name}.report.json"
-    first, *rest = index_urls
-    run_tool(
-        [
-            str(VENV_BIN / "pip"),
-            "install",
-            "--dry-run",
-            "--ignore-installed",
-            "--only-binary=:all:",
-            "--no-cache-dir",
-            "--index-url",
-            first,
-            *(arg for url in rest for arg in ("--extra-index-url", url)),
-            "--report",
-            str(report),
-            *extra,
-            "-r",
-            str(lock),
-        ],
-        tmp_path,
-    )
-    result: dict[str, Any] = json.loads(report.read_text())
-    return result
-
-
 # What each format travels as: media type and attachment filename.
 LOCK_FILES = {
     "pylock": ("application/toml", "pylock.toml"),
@@ -135,10 +66,6 @@ def fetch_lock(cluster: Cluster, job_id: str, lock_format: str) -> httpx.Respons
     assert response.headers["content-type"] == media_type
     assert response.headers["content-disposition"] == f'attachment; filename="{filename}"'
     return response
-
-
-def installed(report: Mapping[str, Any]) -> dict[str, str]:
-    return {item["metadata"]["name"]: item["metadata"]["version"] for item in report["install"]}
 
 
 @pytest.fixture
