@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Finder", "ProjectVersions", "VersionEntry"]
 
+# Reasons whose detail (the file's Requires-Python or upload time) the finder records.
+_DETAILED = (Reason.REQUIRES_PYTHON, Reason.EXCLUDE_NEWER)
 # When several files of a version are unusable, the reason reported is the most telling one.
 _REASON_PRIORITY = (
     Reason.REQUIRES_PYTHON,
@@ -335,15 +337,12 @@ class Finder:
         if not usable:
             # Every file of a version is either usable or has a problem: ``problems`` is not empty.
             reason = min(problems, key=_REASON_PRIORITY.index)
+            detail = details.get(reason) if reason in _DETAILED else None
+            required = self._scope.required_environment
+            if reason is Reason.NO_COMPATIBLE_WHEELS and required is not None:
+                reason, detail = Reason.REQUIRED_ENVIRONMENT, required
             return VersionEntry(
-                version,
-                index,
-                None,
-                reason,
-                detail=details.get(reason)
-                if reason in (Reason.REQUIRES_PYTHON, Reason.EXCLUDE_NEWER)
-                else None,
-                wheel_tags=tuple(wheel_tags),
+                version, index, None, reason, detail=detail, wheel_tags=tuple(wheel_tags)
             )
         usable.sort(key=lambda item: item[0])
         best = usable[0][1]
@@ -414,11 +413,6 @@ class Finder:
         """The version the resolver would try first if every version were usable."""
         stable, pre = self._order(name, self.find_versions(name).entries)
         return next((entry for entry in [*stable, *pre] if accept(entry.version)), None)
-
-    def reject_for_environment(self, candidate: Candidate, environment: str) -> None:
-        """Record that ``candidate`` has no file for a required environment."""
-        entry = self.entry(candidate)
-        self._reject(candidate.name, entry, Reason.NO_COMPATIBLE_WHEELS, detail=environment)
 
     def _usable(self, name: str, entry: VersionEntry, accept: Callable[[Version], bool]) -> bool:
         if entry.rejection is not None or not accept(entry.version):

@@ -105,6 +105,8 @@ class Reason(StrEnum):
     NO_BINARY = "no_binary"
     ONLY_BINARY = "only_binary"
     NO_COMPATIBLE_WHEELS = "no_compatible_wheels"
+    # Universal locks: a wheel-only version lacking a wheel for one of required_environments.
+    REQUIRED_ENVIRONMENT = "required_environment"
     YANKED = "yanked"
     METADATA_UNAVAILABLE = "metadata_unavailable"
     SDIST_DYNAMIC_METADATA = "sdist_dynamic_metadata"
@@ -125,6 +127,7 @@ REASON_CODES: Mapping[Reason, Code] = MappingProxyType(
         # only_binary refuses the sdist, so what is missing is a wheel for the target.
         Reason.ONLY_BINARY: Code.NO_COMPATIBLE_WHEELS,
         Reason.NO_COMPATIBLE_WHEELS: Code.NO_COMPATIBLE_WHEELS,
+        Reason.REQUIRED_ENVIRONMENT: Code.NO_COMPATIBLE_WHEELS,
         Reason.YANKED: Code.YANKED,
         Reason.METADATA_UNAVAILABLE: Code.METADATA_UNAVAILABLE,
         Reason.SDIST_DYNAMIC_METADATA: Code.SDIST_DYNAMIC_METADATA,

@@ -25,6 +25,7 @@ from service.resolution.markers import (
     BaseMarker,
     covers,
     disjoint,
+    format_marker,
     requirement_marker,
     requires_python_marker,
     wheel_marker,
@@ -39,6 +40,12 @@ class Scope(Protocol):
     @property
     def key(self) -> str:
         """Identifies the scope for caches: equal keys give equal answers."""
+        ...
+
+    @property
+    def required_environment(self) -> str | None:
+        """The environment of ``required_environments`` the scope lies in, if any: a version
+        with no file here is then reported as missing it."""
         ...
 
     def allows_python(self, requires_python: str | None) -> bool: ...
@@ -63,6 +70,10 @@ class TargetScope:
     @property
     def key(self) -> str:
         return f"target:{self.target.platform_name}:{self.target.python_full_version}"
+
+    @property
+    def required_environment(self) -> str | None:
+        return None
 
     def allows_python(self, requires_python: str | None) -> bool:
         return self.target.allows_python(requires_python)
@@ -94,10 +105,13 @@ class TargetScope:
 class RegionScope:
     """Every environment in ``region`` (a fork of a universal resolution) at once."""
 
-    __slots__ = ("_applies", "_python", "_wheels", "region")
+    __slots__ = ("_applies", "_python", "_required", "_wheels", "region")
 
-    def __init__(self, region: BaseMarker) -> None:
+    def __init__(
+        self, region: BaseMarker, *, required_environment: BaseMarker | None = None
+    ) -> None:
         self.region = region
+        self._required = required_environment
         self._python: dict[str | None, bool] = {}
         self._wheels: dict[tuple[str, ...], int | None] = {}
         self._applies: dict[tuple[str, frozenset[str]], BaseMarker | None] = {}
@@ -105,6 +119,10 @@ class RegionScope:
     @property
     def key(self) -> str:
         return f"region:{self.region}"
+
+    @property
+    def required_environment(self) -> str | None:
+        return None if self._required is None else format_marker(self._required)
 
     def allows_python(self, requires_python: str | None) -> bool:
         """Every Python of the region satisfies the lower bound (uv's reading)."""

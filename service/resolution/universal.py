@@ -49,7 +49,7 @@ from service.resolution.candidates import (
     SpecifierRequirement,
     split_identifier,
 )
-from service.resolution.environment import make_target_environment
+from service.resolution.environment import TargetEnvironment, make_target_environment
 from service.resolution.explain import explain_failure
 from service.resolution.finder import Finder
 from service.resolution.markers import (
@@ -274,6 +274,11 @@ class _ForkingProvider(Provider):
             )
 
     def _split_on_required_environments(self, candidate: Candidate) -> bool:
+        """Split off a required environment that a wheel-only ``candidate`` has no wheel for.
+
+        Inside that environment the version then has no usable file, and the finder reports it
+        as missing the environment (see ``RegionScope.required_environment``).
+        """
         if not self._required:
             return True
         entry = self._finder.entry(candidate)
@@ -285,14 +290,12 @@ class _ForkingProvider(Provider):
         for environment in self._required:
             if disjoint(self._region, environment) or not disjoint(covered, environment):
                 continue
-            inside, outside = self._region & environment, self._region & ~environment
+            outside = self._region & ~environment
             if not outside.is_empty():
                 raise ForkRequired(
-                    [Fork(outside), Fork(inside)],
+                    [Fork(outside), Fork(self._region & environment)],
                     f"{candidate.format_for_error()} has no wheel for a required environment",
                 )
-            self._finder.reject_for_environment(candidate, format_marker(environment) or "")
-            return False
         return True
 
 
@@ -413,7 +416,8 @@ def resolve_universal(
     while stack:
         fork, pins = stack.pop()
         region = fork.region
-        scope = RegionScope(region)
+        inside = next((env for env in required if covers(region, env)), None)
+        scope = RegionScope(region, required_environment=inside)
         prepared = prepare(request, scope)
         finder = make_finder(
             request,
@@ -487,6 +491,27 @@ def resolve_universal(
     )
 
 
+# Platforms an explanation may speak of when a fork's region rules out the request's own.
+_PLATFORMS = ("x86_64-manylinux_2_28", "aarch64-apple-darwin", "x86_64-pc-windows-msvc")
+
+
+def _representative_target(region: BaseMarker, preferred: str) -> TargetEnvironment:
+    """A target inside ``region``, for explanations phrased about one environment: its lowest
+    Python, on the request's platform or the first common one the region admits."""
+    lowest = lower_python_bound(region)
+    python = f"3.{lowest.release[1]}" if lowest is not None and len(lowest.release) > 1 else "3.12"
+    for platform in (preferred, *_PLATFORMS):
+        target = make_target_environment(python, platform)
+        where = parse_marker(
+            " and ".join(
+                f"{key} == '{target.markers[key]}'" for key in ("sys_platform", "platform_machine")
+            )
+        )
+        if not disjoint(region, where):
+            return target
+    return make_target_environment(python, preferred)
+
+
 def _explain_fork(
     impossible: ResolutionImpossible[ResolverRequirement, Candidate],
     *,
@@ -496,9 +521,7 @@ def _explain_fork(
     domain: BaseMarker,
 ) -> Failure:
     """The explanation of a failed fork, saying which fork it is."""
-    lowest = lower_python_bound(region)
-    python = f"3.{lowest.release[1]}" if lowest and len(lowest.release) > 1 else "3.12"
-    target = make_target_environment(python, request.environment.platform)
+    target = _representative_target(region, request.environment.platform)
     failure = explain_failure(impossible.causes, finder=finder, request=request, target=target)
     split = format_marker(simplify(region, domain))
     if split is None:

@@ -217,6 +217,13 @@ class Hints:
         if reason is Reason.YANKED:
             why = f" (reason: {detail})" if detail else ""
             return f"{pin} was yanked{why}; pin it with {pin} to use it anyway.", {"reason": detail}
+        if reason is Reason.REQUIRED_ENVIRONMENT:
+            return (
+                f"{pin} has no source distribution and no wheel for the required environment "
+                f"{detail}, so it was passed over; remove that entry from required_environments "
+                "to lock it anyway.",
+                {"environment": detail, "setting": "required_environments"},
+            )
         if reason in _DETAIL_REASONS:
             said = f": {detail}" if detail else ""
             return f"{pin} {describe_reason(reason, version)}{said}.", {"detail": detail}

@@ -85,6 +85,10 @@ _REASON_TEXT: Mapping[Reason, tuple[str, str]] = MappingProxyType(
             "has no wheels with a matching {tag} and no source distribution",
             "have no wheels with a matching {tag} and no source distribution",
         ),
+        Reason.REQUIRED_ENVIRONMENT: (
+            "has no wheel for a required environment and no source distribution",
+            "have no wheel for a required environment and no source distribution",
+        ),
         Reason.NO_BINARY: (
             "has no source distribution (no_binary is set for {name})",
             "have no source distribution (no_binary is set for {name})",

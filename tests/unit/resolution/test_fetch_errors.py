@@ -36,8 +36,10 @@ class TestReasonCodes:
 
     @pytest.mark.parametrize("reason", list(Reason))
     def test_codes_keep_the_reasons_name(self, reason: Reason) -> None:
-        """A reason's code has its name, except only_binary: what it lacks is a usable wheel."""
-        expected = "no_compatible_wheels" if reason is Reason.ONLY_BINARY else reason.value
+        """A reason's code has its name, except only_binary and required_environment: what
+        they lack is a usable wheel."""
+        wheel_less = (Reason.ONLY_BINARY, Reason.REQUIRED_ENVIRONMENT)
+        expected = "no_compatible_wheels" if reason in wheel_less else reason.value
         assert reason.code.value == expected
 
 

@@ -236,3 +236,25 @@ class TestUniversalResolution:
         )
         resolution = await resolve(client, index_server, spec, req)
         assert [p.version for p in resolution.packages] == ["1.0"]
+
+    async def test_a_missing_required_environment_is_a_coded_hint_naming_it(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """No version has a wheel for the required environment: the failure's hint says which
+        environment, and the setting to change."""
+        spec = IndexSpec(
+            "u",
+            [
+                Project(
+                    "torchy", [Release("2.0", wheel_tags=("cp312-cp312-manylinux_2_17_x86_64",))]
+                )
+            ],
+        )
+        darwin = "sys_platform == 'darwin' and platform_machine == 'x86_64'"
+        req = universal("torchy", environments=(darwin,), required_environments=(darwin,))
+        with pytest.raises(ResolutionFailed) as failed:
+            await resolve(client, index_server, spec, req)
+        hints = [h for h in failed.value.failure.hints if h.data.get("environment")]
+        assert hints and hints[0].code == "no_compatible_wheels"
+        assert hints[0].data["setting"] == "required_environments"
+        assert "darwin" in hints[0].message
