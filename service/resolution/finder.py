@@ -40,6 +40,7 @@ from service.resolution.fetch_errors import (
     make_page_diagnostic,
     metadata_reason,
 )
+from service.resolution.preferences import Preferences
 from service.resolution.request import ResolveRequest
 from service.resolution.result import Reason, VersionRejection
 
@@ -132,6 +133,7 @@ class Finder:
         yank_pins: dict[str, set[Version]],
         explicit_prerelease: frozenset[str],
         overrides: dict[str, list[Requirement]],
+        preferences: Preferences | None = None,
     ) -> None:
         self._request = request
         self._indexes = list(indexes)
@@ -143,6 +145,7 @@ class Finder:
         self._yank_pins = yank_pins
         self._explicit_prerelease = explicit_prerelease
         self._overrides = overrides
+        self._preferences = preferences or Preferences()
         self._no_binary = frozenset(
             canonicalize_name(n) if n != ":all:" else n for n in request.no_binary
         )
@@ -273,6 +276,8 @@ class Finder:
                     if current is not None and self._request.index_strategy == "unsafe-first-match":
                         continue
                     by_version[entry.version] = entry
+                elif entry.file and self._preferences.prefers_index(name, entry.version, index):
+                    by_version[entry.version] = entry  # the index it was locked from
         entries = sorted(by_version.values(), key=lambda e: e.version, reverse=True)
         for entry in entries:
             if entry.rejection is not None:
@@ -312,7 +317,7 @@ class Finder:
     def _choose_file(
         self, name: str, index: Index, version: Version, files: list[DistFile]
     ) -> VersionEntry:
-        usable: list[tuple[tuple[int, int, int], DistFile]] = []
+        usable: list[tuple[tuple[int, int, int, int], DistFile]] = []
         problems: list[Reason] = []
         details: dict[Reason, str | None] = {}
         wheel_tags: list[str] = []
@@ -328,8 +333,10 @@ class Finder:
                 )
                 continue
             rank = self._target.best_tag_rank(file.tags) if file.kind == "wheel" else None
-            # Non-yanked first, then wheels by tag priority, then sdists.
-            usable.append(((int(file.yanked), 0 if rank is not None else 1, rank or 0), file))
+            locked = self._preferences.prefers_file(name, version, file)
+            # Non-yanked first, then the locked file, then wheels by tag priority, then sdists.
+            key = (int(file.yanked), int(not locked), 0 if rank is not None else 1, rank or 0)
+            usable.append((key, file))
         if not usable:
             # Every file of a version is either usable or has a problem: ``problems`` is not empty.
             reason = min(problems, key=_REASON_PRIORITY.index)
@@ -358,15 +365,21 @@ class Finder:
     def _order(
         self, name: str, entries: list[VersionEntry]
     ) -> tuple[list[VersionEntry], list[VersionEntry]]:
-        """Stable versions and the pre-releases that may follow them, each in preference order."""
+        """Stable versions and the pre-releases that may follow them, each in preference order;
+        locked versions first (a locked pre-release too, unless pre-releases are banned)."""
         mode = self._request.resolution
         lowest = mode == "lowest" or (mode == "lowest-direct" and name in self._root_names)
         ordered = list(reversed(entries)) if lowest else list(entries)
         if self._request.prerelease == "allow":
-            return ordered, []
-        stable = [e for e in ordered if not e.version.is_prerelease]
-        pre = [e for e in ordered if e.version.is_prerelease]
-        return stable, pre
+            stable, pre = ordered, []
+        else:
+            stable = [e for e in ordered if not e.version.is_prerelease]
+            pre = [e for e in ordered if e.version.is_prerelease]
+        prerelease = self._request.prerelease
+        banned = prerelease == "disallow" or (
+            prerelease == "explicit" and name not in self._explicit_prerelease
+        )
+        return self._preferences.put_first(name, stable, pre, prereleases=not banned)
 
     def _prereleases_allowed(self, name: str, stable_found: bool) -> bool:
         mode = self._request.prerelease
@@ -387,7 +400,7 @@ class Finder:
         stable_found = False
         for entry in stable:
             if self._usable(name, entry, accept):
-                stable_found = True
+                stable_found = stable_found or not entry.version.is_prerelease
                 yield self._candidate(name, entry, extras)
         allowed = self._prereleases_allowed(name, stable_found)
         for entry in pre:

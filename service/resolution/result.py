@@ -13,10 +13,12 @@ from service.diagnostics.model import Code, Diagnostic
 
 __all__ = [
     "REASON_CODES",
+    "ChangeKind",
     "Failure",
     "FailureCause",
     "FailureKind",
     "FileRef",
+    "PackageChange",
     "Progress",
     "Reason",
     "Resolution",
@@ -58,6 +60,24 @@ class ResolvedPackage(msgspec.Struct, frozen=True, kw_only=True):
     file: FileRef
 
 
+ChangeKind = Literal["added", "removed", "upgraded", "downgraded", "replaced"]
+
+
+class PackageChange(msgspec.Struct, frozen=True, kw_only=True):
+    """How one package moved between two locks (API.md ``changes``).
+
+    ``from``/``to`` are the versions before and after (``None`` for what was added or
+    removed); ``replaced`` keeps the version but takes another file or index. ``reason`` says why
+    a locked version could not stay, when it is known.
+    """
+
+    name: str
+    from_: str | None = msgspec.field(name="from")
+    to: str | None
+    kind: ChangeKind
+    reason: str | None
+
+
 class ResolutionStats(msgspec.Struct, kw_only=True):
     duration_ms: int = 0
     requests: int = 0
@@ -69,6 +89,8 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
     packages: list[ResolvedPackage]
     warnings: list[Diagnostic]
     stats: ResolutionStats
+    # Present (possibly empty) when the request gave a ``lock``: what moved from it.
+    changes: list[PackageChange] | None = None
 
 
 class Reason(StrEnum):

@@ -32,7 +32,9 @@ from service.resolution.environment import (
 from service.resolution.explain import explain_failure
 from service.resolution.fetch_errors import FatalFetchError
 from service.resolution.finder import Finder
+from service.resolution.preferences import check_lock_environment, make_preferences
 from service.resolution.provider import ProgressReporter, Provider
+from service.resolution.relock import make_changes
 from service.resolution.request import ResolveRequest
 from service.resolution.result import (
     Failure,
@@ -111,7 +113,10 @@ def _prepare(request: ResolveRequest, target: TargetEnvironment) -> _Prepared:
     for requirement in _parse(request.overrides, "overrides", target):
         overrides[canonicalize_name(requirement.name)].append(requirement)
     constraints: dict[str, list[SpecifierSet]] = defaultdict(list)
-    constraint_lines = _parse(request.constraints, "constraints", target)
+    # upgrade_packages' specifiers constrain, as uv's -P does.
+    constraint_lines = _parse(request.constraints, "constraints", target) + _parse(
+        request.upgrade_packages, "upgrade_packages", target
+    )
     for requirement in constraint_lines:
         constraints[canonicalize_name(requirement.name)].append(requirement.specifier)
     roots: list[SpecifierRequirement] = []
@@ -246,6 +251,7 @@ def _resolve_sync(
     except UnsupportedTargetError as error:
         raise _invalid(f"{error.field}: {error.message}") from error
     prepared = _prepare(request, target)
+    preferences = make_preferences(request, target)
     finder = Finder(
         request,
         indexes=indexes,
@@ -257,9 +263,12 @@ def _resolve_sync(
         yank_pins=prepared.yank_pins,
         explicit_prerelease=prepared.explicit_prerelease,
         overrides=prepared.overrides,
+        preferences=preferences,
     )
     for root in prepared.roots:
         finder.prefetch(root.name)
+    for name in preferences.names:  # a lock names the whole tree up front: fetch it at once
+        finder.prefetch(name)
     provider = Provider(finder, bridge, constraints=prepared.constraints)
     reporter = ProgressReporter(progress)
     resolver: Resolver[ResolverRequirement, Candidate, str] = Resolver(provider, reporter)
@@ -320,9 +329,16 @@ def _resolve_sync(
     ]
     packages = _build_resolution(dict(result.mapping), edges, finder, prepared)
     progress.requests, progress.cache_hits = stats.requests, stats.cache_hits
+    warnings = _success_warnings(finder, packages)
+    changes = None
+    if request.lock is not None:
+        changes = make_changes(request, target, finder, result.mapping, result.criteria)
+        if mismatch := check_lock_environment(request.lock, target):
+            warnings.append(mismatch)
     return Resolution(
         packages=packages,
-        warnings=_success_warnings(finder, packages),
+        warnings=warnings,
+        changes=changes,
         stats=ResolutionStats(
             duration_ms=int((time.monotonic() - started) * 1000),
             requests=stats.requests,
