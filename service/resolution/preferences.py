@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from packaging.markers import Marker
+from packaging.markers import Marker, UndefinedEnvironmentName
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
@@ -114,7 +114,13 @@ class Preferences:
 
 
 def _applies(marker: str | None, target: TargetEnvironment) -> bool:
-    return marker is None or Marker(marker).evaluate({**target.markers, "extra": ""})
+    if marker is None:
+        return True
+    parsed = Marker(marker)
+    try:
+        return parsed.evaluate({**target.markers, "extra": ""})
+    except UndefinedEnvironmentName:  # a pylock marker on dependency_groups or extras (sets)
+        return parsed.evaluate(dict(target.markers), "lock_file")
 
 
 def iter_applicable(lock: LockInput, target: TargetEnvironment) -> Iterator[LockedPackage]:

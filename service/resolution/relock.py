@@ -96,12 +96,12 @@ class _Explainer:
     ) -> str | None:
         """The reason ``change`` moved ``locked`` to ``resolved``; ``None`` for no move."""
         name = change.name
+        if change.kind in ("added", "removed"):
+            return None
         if self._request.upgrade or name in self._lifted:
             return "upgrade requested"
         if change.kind == "replaced" and resolved is not None:
             return self._why_replaced(name, locked, resolved) or change.reason
-        if change.kind not in ("upgraded", "downgraded"):
-            return None
         version = Version(locked.version)
         return (
             self._why_unavailable(name, version)

@@ -108,6 +108,7 @@ class TestKept:
         lock = locked(
             "a==1.0",
             "b==2.0 ; sys_platform == 'win32'",
+            "b==3.0 ; 'dev' in dependency_groups",
             "b==1.0 ; sys_platform == 'linux'",
         )
         result = await resolve(client, request("a", lock=lock), [index(corp, "corp")])
@@ -225,10 +226,17 @@ class TestMoved:
     ) -> None:
         """``upgrade: true`` ignores every preference; ``changes`` still compares with the lock."""
         fresh = await resolve(client, request("a", "c"), [index(corp, "corp")])
-        req = request("a", "c", lock=locked("a==1.0", "b==1.0", "c==1.0"), upgrade=True)
-        result = await resolve(client, req, [index(corp, "corp")])
+        lock = locked("a==1.0", "b==1.0", "c==1.0", "gone==1.0")
+        result = await resolve(
+            client, request("a", "c", lock=lock, upgrade=True), [index(corp, "corp")]
+        )
         assert result.packages == fresh.packages
-        assert [c.name for c in result.changes or []] == ["a", "b", "c"]
+        assert changes(result) == [
+            ("a", "1.0", "2.0", "upgraded", "upgrade requested"),
+            ("b", "1.0", "3.0", "upgraded", "upgrade requested"),
+            ("c", "1.0", "1.1", "upgraded", "upgrade requested"),
+            ("gone", "1.0", None, "removed", None),
+        ]
 
     async def test_a_pin_whose_dependencies_conflict_moves(
         self, index_server: IndexServer, client: IndexClient
