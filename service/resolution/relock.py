@@ -27,18 +27,20 @@ from service.resolution.environment import TargetEnvironment
 from service.resolution.finder import Finder
 from service.resolution.preferences import iter_applicable, upgraded_names
 from service.resolution.request import LockedFile, LockedPackage, ResolveRequest
-from service.resolution.result import PackageChange, VersionRejection
+from service.resolution.result import PackageChange, Reason, VersionRejection
 
 __all__ = ["make_changes"]
 
-_REJECTION_REASONS = {
-    "requires_python": "{version} requires Python {detail}",
-    "exclude_newer": "{version} was uploaded after the exclude_newer cutoff",
-    "no_compatible_wheels": "{version} has no file for this target",
-    "no_binary": "{version} has only wheels, and no_binary refuses them",
-    "only_binary": "{version} has no wheel, and only_binary requires one",
-    "no_files": "{version} has no files left",
-    "invalid_metadata": "{version} declares invalid metadata",
+# How each reason the finder records reads as why a locked version could not stay.
+_REJECTION_REASONS: Mapping[Reason, str] = {
+    Reason.REQUIRES_PYTHON: "{version} requires Python {detail}",
+    Reason.EXCLUDE_NEWER: "{version} was uploaded after the exclude_newer cutoff",
+    Reason.NO_COMPATIBLE_WHEELS: "{version} has no file for this target",
+    Reason.NO_BINARY: "{version} has only wheels, and no_binary refuses them",
+    Reason.ONLY_BINARY: "{version} has no wheel, and only_binary requires one",
+    Reason.SDIST_DYNAMIC_METADATA: "{version} has only an sdist whose metadata is dynamic",
+    Reason.INVALID_METADATA: "{version} declares invalid metadata",
+    Reason.INCONSISTENT_METADATA: "{version}'s metadata does not match the file it came in",
 }
 
 
@@ -62,14 +64,14 @@ def _locked_result(candidates: Sequence[Candidate]) -> list[LockedPackage]:
 
 
 def _describe_rejection(name: str, rejection: VersionRejection) -> str:
-    version, reason = f"{name} {rejection.version}", str(rejection.reason)
-    if reason == "yanked":
+    version = f"{name} {rejection.version}"
+    if rejection.reason == Reason.YANKED:
         why = f" ({rejection.detail})" if rejection.detail else ""
         return f"{version} is now yanked{why}"
     if rejection.status is not None:
         return f"the index {rejection.index} answered {rejection.status} for {version}"
-    template = _REJECTION_REASONS.get(reason, "{version} cannot be used: {reason}")
-    return template.format(version=version, detail=rejection.detail, reason=reason)
+    template = _REJECTION_REASONS.get(rejection.reason, "{version} cannot be used: {reason}")
+    return template.format(version=version, detail=rejection.detail, reason=rejection.reason)
 
 
 class _Explainer:
