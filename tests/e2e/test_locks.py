@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-from tests.e2e.conftest import Cluster, assert_not_internal
 from tests.e2e.test_lock import VENV_BIN, run_tool
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
+from tests.support.cluster import Cluster, assert_not_internal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
