@@ -141,7 +141,9 @@ def _read_lock(
     if lock.job is not None:
         if lock.format is not None or lock.content is not None:
             errors.add("invalid-lock", "lock", "give either job, or format and content")
-        elif lock_job is not None:
+        elif lock_job is None:  # the caller looks the job up; without it, fail closed
+            errors.add("invalid-lock", "lock.job", f"no job {lock.job!r} was found")
+        else:
             try:
                 return read_job_lock(lock_job, {index.name: index.url for index in settings.index})
             except ExportError as exc:
