@@ -3,6 +3,10 @@
 The command reads the file (``read_requirements`` says what it accepts), ``POST``s it to
 ``/resolve``, follows the job on stderr (a rich progress bar on a terminal, plain lines
 otherwise), and writes ``GET /jobs/{id}/lock`` in the chosen format to ``-o FILE`` or stdout.
+Like ``uv pip compile``, an existing ``-o FILE`` is sent as the job's ``lock``: its pins are
+kept where they still fit, unless ``--upgrade`` (all) or ``--upgrade-package/-P NAME[SPEC]``
+(that package) lifts them; what moved is listed on stderr, and ``--diff`` also prints it on
+stdout as a Markdown table for a pull request.
 A failed resolution prints its report instead: the message, the hints with their codes and the
 fetch errors. A bearer token comes from the environment variable ``--token-env`` names
 (default ``RESOLVD_TOKEN``) and is never printed. Ctrl-C cancels the job.
@@ -42,6 +46,7 @@ import httpx
 import msgspec
 
 from service.jobs.model import TERMINAL_STATUSES, JobDocument
+from service.resolution.result import PackageChange
 
 __all__ = [
     "Interrupted",
@@ -54,6 +59,7 @@ __all__ = [
     "SubmitOptions",
     "UsageError",
     "add_submit_arguments",
+    "format_changes_table",
     "read_requirements",
     "run_submit",
     "submit",
@@ -253,8 +259,11 @@ def format_failure(document: JobDocument) -> str:
     return "\n".join(lines)
 
 
-def _format_problem(response: httpx.Response, sent: RequirementsInput | None) -> str:
-    """A problem document as lines, with ``requirements[i]`` mapped back to file and line."""
+def _format_problem(
+    response: httpx.Response, sent: RequirementsInput | None, lock_file: Path | None = None
+) -> str:
+    """A problem document as lines, with ``requirements[i]`` mapped back to file and line and
+    ``lock.*`` to the existing output file."""
     try:
         problem = response.json()
     except ValueError:
@@ -269,8 +278,40 @@ def _format_problem(response: httpx.Response, sent: RequirementsInput | None) ->
             position = int(match["position"])
             if position < len(listed):
                 where = f"{listed[position].origin}: {listed[position].text}"
+        elif lock_file is not None and where.startswith("lock"):
+            where = f"{lock_file} (the existing lock)"
         lines.append(f"  {where}: {error.get('message', '')}")
     return "\n".join(lines)
+
+
+def format_changes(changes: Sequence[PackageChange]) -> str:
+    """The changes from the previous lock, one line each, for stderr."""
+    if not changes:
+        return "resolvd: no changes from the existing lock\n"
+    lines = [
+        f"resolvd: {len(changes)} change{'s' if len(changes) > 1 else ''} from the existing lock:"
+    ]
+    for change in changes:
+        versions = f"{change.from_ or '(none)'} -> {change.to or '(none)'}"
+        reason = f": {change.reason}" if change.reason else ""
+        lines.append(f"  {change.kind:<10} {change.name} {versions}{reason}")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str | None) -> str:
+    return (text or "").replace("|", "\\|").replace("\n", " ")
+
+
+def format_changes_table(changes: Sequence[PackageChange]) -> str:
+    """The changes as a GitHub Markdown table, ready to paste into a pull request."""
+    if not changes:
+        return "No changes to the lock.\n"
+    lines = ["| Package | From | To | Change | Reason |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {_cell(c.name)} | {_cell(c.from_)} | {_cell(c.to)} | {c.kind} | {_cell(c.reason)} |"
+        for c in changes
+    ]
+    return "\n".join(lines) + "\n"
 
 
 # --- progress --------------------------------------------------------------------------------
@@ -357,6 +398,9 @@ class SubmitOptions:
     output: Path | None = None
     token_env: str | None = None
     timeout: float | None = None
+    upgrade: bool = False
+    upgrade_packages: Sequence[str] = ()
+    diff: bool = False
 
     @property
     def chosen_format(self) -> str:
@@ -385,22 +429,30 @@ class _Api:
         except msgspec.DecodeError as exc:
             raise ServerError(f"unexpected answer from {response.url}: {exc}") from exc
 
-    def _refused(self, response: httpx.Response, sent: RequirementsInput | None = None) -> NoReturn:
+    def _refused(
+        self,
+        response: httpx.Response,
+        sent: RequirementsInput | None = None,
+        lock_file: Path | None = None,
+    ) -> NoReturn:
         if response.status_code == 401:
             raise UsageError(
                 f"the server wants a bearer token: {_format_problem(response, None)}\n"
                 f"  set ${DEFAULT_TOKEN_ENV}, or name the variable holding it with --token-env"
             )
         if 400 <= response.status_code < 500:
-            raise UsageError(f"the server refused the request: {_format_problem(response, sent)}")
+            refusal = _format_problem(response, sent, lock_file)
+            raise UsageError(f"the server refused the request: {refusal}")
         raise ServerError(
             f"{response.request.method} {response.url.path}: {_format_problem(response, None)}"
         )
 
-    def create(self, body: Mapping[str, Any], sent: RequirementsInput) -> JobDocument:
+    def create(
+        self, body: Mapping[str, Any], sent: RequirementsInput, lock_file: Path | None = None
+    ) -> JobDocument:
         response = self._request("POST", "/resolve", json=body)
         if response.status_code not in (200, 202):
-            self._refused(response, sent)
+            self._refused(response, sent, lock_file)
         return self._document(response)
 
     def poll(self, job_id: str) -> JobDocument:
@@ -422,11 +474,31 @@ class _Api:
             self._request("DELETE", f"/jobs/{job_id}")
 
 
-def _make_body(options: SubmitOptions, sent: RequirementsInput) -> dict[str, Any]:
+def read_existing_lock(options: SubmitOptions) -> str | None:
+    """The text of ``-o FILE`` when it exists and holds something: the previous lock."""
+    if options.output is None or not options.output.exists():
+        return None
+    try:
+        text = options.output.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise UsageError(f"cannot read the existing {options.output}: {why}") from exc
+    return text if text.strip() else None
+
+
+def _make_body(
+    options: SubmitOptions, sent: RequirementsInput, lock: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "requirements": [line.text for line in sent.requirements],
         "constraints": [line.text for line in sent.constraints],
     }
+    if lock is not None:
+        body["lock"] = {"format": options.chosen_format, "content": lock}
+    if options.upgrade:
+        body["upgrade"] = True
+    if options.upgrade_packages:
+        body["upgrade_packages"] = list(options.upgrade_packages)
     environment = {
         key: value
         for key, value in (
@@ -507,10 +579,14 @@ def submit(
 ) -> int:
     """Run ``resolvd submit``; returns the exit status (messages go to ``err``)."""
     try:
+        if options.diff and options.output is None:
+            raise UsageError("--diff needs -o FILE: the existing file is the lock to compare with")
         sent = read_requirements(options.requirements_file)
+        lock = read_existing_lock(options)
         with _make_client(options, environ) as client:
             api = _Api(client)
-            job = api.create(_make_body(options, sent), sent)
+            lock_file = options.output if lock is not None else None
+            job = api.create(_make_body(options, sent, lock), sent, lock_file)
             document = _wait(api, job, options, err)
             _write_lock(options, api.lock(document.id, options.chosen_format), out)
     except SubmitError as exc:
@@ -520,6 +596,10 @@ def submit(
     assert result is not None  # _wait returns succeeded jobs only
     for warning in result.warnings:
         err.write(f"warning[{warning.code}]: {warning.message}\n")
+    if result.changes is not None:
+        err.write(format_changes(result.changes))
+    if options.diff:
+        out.write(format_changes_table(result.changes or []))
     where = options.output or "stdout"
     err.write(
         f"resolvd: {len(result.packages)} packages locked as {options.chosen_format} to "
@@ -566,7 +646,34 @@ def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"environment variable holding the bearer token (default: {DEFAULT_TOKEN_ENV}, "
         "used when set)",
     )
-    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="default: stdout; when FILE exists, its pins are kept where they still fit "
+        "(as uv pip compile does)",
+    )
+    parser.add_argument(
+        "-U",
+        "--upgrade",
+        action="store_true",
+        help="ignore the pins of the existing -o FILE: resolve afresh",
+    )
+    parser.add_argument(
+        "-P",
+        "--upgrade-package",
+        dest="upgrade_packages",
+        action="append",
+        default=[],
+        metavar="NAME[SPEC]",
+        help="ignore the existing pin of this package (a specifier also constrains it); repeatable",
+    )
+    parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="print the changes from the existing -o FILE on stdout as a Markdown table",
+    )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -587,5 +694,8 @@ def run_submit(args: argparse.Namespace) -> int:
         output=args.output,
         token_env=args.token_env,
         timeout=args.timeout,
+        upgrade=args.upgrade,
+        upgrade_packages=tuple(args.upgrade_packages),
+        diff=args.diff,
     )
     return submit(options, out=sys.stdout, err=sys.stderr, environ=os.environ)

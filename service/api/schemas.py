@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from service.export import LockFormat
 from service.resolution.request import IndexStrategy, PrereleaseMode, ResolutionMode
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "HealthStatus",
     "IndexRefBody",
     "IndexView",
+    "LockBody",
     "Problem",
     "ReadyStatus",
     "ResolveBody",
@@ -53,6 +55,18 @@ class EnvironmentBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     platform: str | None = None
 
 
+class LockBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A previous lock: its text in an export ``format``, or the ``job`` whose result it is.
+
+    Give either ``format`` and ``content`` or ``job`` (an earlier succeeded job of the same
+    client); its versions are preferences, never constraints.
+    """
+
+    format: LockFormat | None = None
+    content: str | None = None
+    job: str | None = None
+
+
 class ResolveBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The body of ``POST /resolve`` (API.md)."""
 
@@ -72,6 +86,9 @@ class ResolveBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
     indexes: list[IndexRefBody] = []
     index_strategy: IndexStrategy = "first-index"
     deadline_seconds: float | None = None
+    lock: LockBody | None = None
+    upgrade: bool = False
+    upgrade_packages: list[str] = []
 
 
 class FieldError(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,8 +3,10 @@
 Everything a job could fail on before it reaches the resolver is checked here, so nothing is
 queued for a request that cannot run: PEP 508 syntax of every requirement, constraint and
 override; the target environment; ``exclude_newer``; binary-policy names; the indexes (through
-``make_indexes``, the same function the worker uses); the request-size limits. All problems are
-collected, each naming its field (``requirements[2]``, ``indexes[0].url``).
+``make_indexes``, the same function the worker uses); the request-size limits; a ``lock``, read
+here (``service.export.reader``) so the job carries its entries and an unreadable one queues
+nothing. All problems are collected, each naming its field (``requirements[2]``,
+``indexes[0].url``, ``lock.content``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidName, canonicalize_name
 
 from service.api.problems import InvalidRequest
-from service.api.schemas import ErrorCodesBody, FieldError, IndexRefBody, ResolveBody
+from service.api.schemas import ErrorCodesBody, FieldError, IndexRefBody, LockBody, ResolveBody
+from service.export import ExportError
+from service.export.reader import UnreadableLockError, read_job_lock, read_lock
+from service.jobs.model import JobDocument
 from service.resolution import IndexRefError, make_indexes
 from service.resolution.environment import UnsupportedTargetError, make_target_environment
 from service.resolution.markers import InvalidMarker, parse_marker, python_range_marker
-from service.resolution.request import IndexRef, PolicyOverride, ResolveRequest, Target
+from service.resolution.request import IndexRef, LockInput, PolicyOverride, ResolveRequest, Target
 from service.settings import Settings
 
 __all__ = ["to_resolve_request"]
@@ -158,6 +163,34 @@ def _make_refs(errors: _Errors, indexes: Sequence[IndexRefBody]) -> tuple[IndexR
     )
 
 
+def _read_lock(
+    errors: _Errors, lock: LockBody | None, lock_job: JobDocument | None, settings: Settings
+) -> LockInput | None:
+    """``lock`` read into its entries (``lock_job``: the document ``lock.job`` names)."""
+    if lock is None:
+        return None
+    if lock.job is not None:
+        if lock.format is not None or lock.content is not None:
+            errors.add("invalid-lock", "lock", "give either job, or format and content")
+        elif lock_job is None:  # the caller looks the job up; without it, fail closed
+            errors.add("invalid-lock", "lock.job", f"no job {lock.job!r} was found")
+        else:
+            try:
+                return read_job_lock(lock_job, {index.name: index.url for index in settings.index})
+            except ExportError as exc:
+                errors.add("invalid-lock", "lock.job", str(exc))
+        return None
+    if lock.content is None or lock.format is None:
+        missing = "content" if lock.format is not None else "format"
+        errors.add("invalid-lock", f"lock.{missing}", "required (or name a job with lock.job)")
+        return None
+    try:
+        return read_lock(lock.format, lock.content)
+    except UnreadableLockError as exc:
+        errors.add("invalid-lock", "lock.content", f"unreadable {lock.format} lock: {exc}")
+    return None
+
+
 def _slug_for_index_error(exc: IndexRefError) -> str:
     if exc.field.endswith(".name"):
         return "unknown-index"
@@ -167,9 +200,16 @@ def _slug_for_index_error(exc: IndexRefError) -> str:
 
 
 def to_resolve_request(
-    body: ResolveBody, settings: Settings, environ: Mapping[str, str]
+    body: ResolveBody,
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    lock_job: JobDocument | None = None,
 ) -> ResolveRequest:
-    """The validated domain request, with server defaults applied; raise ``InvalidRequest``."""
+    """The validated domain request, with server defaults applied; raise ``InvalidRequest``.
+
+    ``lock_job`` is the client's job that ``lock.job`` names, looked up by the caller.
+    """
     errors = _Errors()
     limit = settings.limits.max_requirements
     if not body.requirements:
@@ -178,6 +218,7 @@ def to_resolve_request(
         ("requirements", body.requirements),
         ("constraints", body.constraints),
         ("overrides", body.overrides),
+        ("upgrade_packages", body.upgrade_packages),
     ):
         _check_requirements(errors, field, values, limit)
     _check_binary_names(errors, "no_binary", body.no_binary)
@@ -215,6 +256,8 @@ def to_resolve_request(
     except IndexRefError as exc:
         errors.add(_slug_for_index_error(exc), exc.field, exc.message)
 
+    lock = _read_lock(errors, body.lock, lock_job, settings)
+
     errors.raise_if_any()
     return ResolveRequest(
         requirements=tuple(body.requirements),
@@ -233,4 +276,7 @@ def to_resolve_request(
         indexes=refs,
         index_strategy=body.index_strategy,
         deadline_seconds=deadline,
+        lock=lock,
+        upgrade=body.upgrade,
+        upgrade_packages=tuple(body.upgrade_packages),
     )

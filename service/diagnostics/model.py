@@ -36,6 +36,7 @@ class Code(StrEnum):
     CANCELLED = "cancelled"
     RESOLUTION_TOO_COMPLEX = "resolution_too_complex"
     INTERNAL_ERROR = "internal_error"
+    LOCK_ENVIRONMENT_MISMATCH = "lock_environment_mismatch"
 
 
 class Severity(StrEnum):

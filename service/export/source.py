@@ -41,6 +41,7 @@ __all__ = [
     "MissingHashError",
     "NotSucceededError",
     "NotUniversalError",
+    "format_marker_values",
     "make_lock_source",
 ]
 
@@ -48,6 +49,16 @@ CREATED_BY = "resolvd"
 
 # The order in which marker values describe the target in ``environments`` and headers.
 _TARGET_MARKERS = ("python_version", "implementation_name", "sys_platform", "platform_machine")
+
+
+def format_marker_values(values: Mapping[str, str]) -> str:
+    """A PEP 508 marker holding exactly where an environment has these marker ``values``, by
+    the keys that describe a target (``""`` when ``values`` names none of them)."""
+    return " and ".join(
+        f"{key} == {value!r}"
+        for key in _TARGET_MARKERS
+        if (value := values.get(key)) is not None and not ("'" in value and '"' in value)
+    )
 
 
 def _either(words: Sequence[str]) -> str:
@@ -151,7 +162,7 @@ class LockSource:
 
     def target_marker(self) -> str:
         """A PEP 508 marker that holds exactly on the target the resolution was made for."""
-        return " and ".join(f"{key} == '{self.target.markers[key]}'" for key in _TARGET_MARKERS)
+        return format_marker_values(self.target.markers)
 
     def environments(self) -> list[str]:
         """The markers of the environments the lock is for (none: a universal lock for all)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from service.resolution.fetch_errors import (
     make_page_diagnostic,
     metadata_reason,
 )
+from service.resolution.preferences import Preferences
 from service.resolution.request import ResolveRequest
 from service.resolution.result import Reason, VersionRejection
 from service.resolution.scope import Scope
@@ -135,10 +136,9 @@ class Finder:
         yank_pins: dict[str, set[Version]],
         explicit_prerelease: frozenset[str],
         overrides: dict[str, list[Requirement]],
-        preferences: Mapping[str, Sequence[Version]] | None = None,
+        preferences: Preferences | None = None,
     ) -> None:
         self._request = request
-        self._preferences = dict(preferences or {})
         self._indexes = list(indexes)
         self._client = client
         self._stats = stats
@@ -148,6 +148,7 @@ class Finder:
         self._yank_pins = yank_pins
         self._explicit_prerelease = explicit_prerelease
         self._overrides = overrides
+        self._preferences = preferences or Preferences()
         self._no_binary = frozenset(
             canonicalize_name(n) if n != ":all:" else n for n in request.no_binary
         )
@@ -277,6 +278,8 @@ class Finder:
                     if current is not None and self._request.index_strategy == "unsafe-first-match":
                         continue
                     by_version[entry.version] = entry
+                elif entry.file and self._preferences.prefers_index(name, entry.version, index):
+                    by_version[entry.version] = entry  # the index it was locked from
         entries = sorted(by_version.values(), key=lambda e: e.version, reverse=True)
         for entry in entries:
             if entry.rejection is not None:
@@ -316,7 +319,7 @@ class Finder:
     def _choose_file(
         self, name: str, index: Index, version: Version, files: list[DistFile]
     ) -> VersionEntry:
-        usable: list[tuple[tuple[int, int, int], DistFile]] = []
+        usable: list[tuple[tuple[int, int, int, int], DistFile]] = []
         problems: list[Reason] = []
         details: dict[Reason, str | None] = {}
         wheel_tags: list[str] = []
@@ -332,8 +335,10 @@ class Finder:
                 )
                 continue
             rank = self._scope.wheel_rank(file.tags) if file.kind == "wheel" else None
-            # Non-yanked first, then wheels by tag priority, then sdists.
-            usable.append(((int(file.yanked), 0 if rank is not None else 1, rank or 0), file))
+            locked = self._preferences.prefers_file(name, version, file)
+            # Non-yanked first, then the locked file, then wheels by tag priority, then sdists.
+            key = (int(file.yanked), int(not locked), 0 if rank is not None else 1, rank or 0)
+            usable.append((key, file))
         if not usable:
             # Every file of a version is either usable or has a problem: ``problems`` is not empty.
             reason = min(problems, key=_REASON_PRIORITY.index)
@@ -361,20 +366,21 @@ class Finder:
     def _order(
         self, name: str, entries: list[VersionEntry]
     ) -> tuple[list[VersionEntry], list[VersionEntry]]:
-        """Stable versions and the pre-releases that may follow them, each in preference order."""
+        """Stable versions and the pre-releases that may follow them, each in preference order;
+        locked versions first (a locked pre-release too, unless pre-releases are banned)."""
         mode = self._request.resolution
         lowest = mode == "lowest" or (mode == "lowest-direct" and name in self._root_names)
         ordered = list(reversed(entries)) if lowest else list(entries)
-        preferred = self._preferences.get(name)
-        if preferred:
-            # Preferences are tried first, in their order; they never exclude anything.
-            rank = {version: position for position, version in enumerate(preferred)}
-            ordered.sort(key=lambda entry: rank.get(entry.version, len(rank)))
         if self._request.prerelease == "allow":
-            return ordered, []
-        stable = [e for e in ordered if not e.version.is_prerelease]
-        pre = [e for e in ordered if e.version.is_prerelease]
-        return stable, pre
+            stable, pre = ordered, []
+        else:
+            stable = [e for e in ordered if not e.version.is_prerelease]
+            pre = [e for e in ordered if e.version.is_prerelease]
+        prerelease = self._request.prerelease
+        banned = prerelease == "disallow" or (
+            prerelease == "explicit" and name not in self._explicit_prerelease
+        )
+        return self._preferences.put_first(name, stable, pre, prereleases=not banned)
 
     def _prereleases_allowed(self, name: str, stable_found: bool) -> bool:
         mode = self._request.prerelease
@@ -395,7 +401,7 @@ class Finder:
         stable_found = False
         for entry in stable:
             if self._usable(name, entry, accept):
-                stable_found = True
+                stable_found = stable_found or not entry.version.is_prerelease
                 yield self._candidate(name, entry, extras)
         allowed = self._prereleases_allowed(name, stable_found)
         for entry in pre:

@@ -8,7 +8,7 @@ running one resolvelib search with every way it can end mapped to a ``Resolution
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -25,6 +25,7 @@ from service.resolution.bridge import FetchBridge, StoppedError
 from service.resolution.candidates import Candidate, ResolverRequirement, SpecifierRequirement
 from service.resolution.fetch_errors import FatalFetchError
 from service.resolution.finder import Finder
+from service.resolution.preferences import Preferences
 from service.resolution.provider import Provider
 from service.resolution.request import ResolveRequest
 from service.resolution.result import Failure, Reason, ResolutionFailed, ResolvedPackage
@@ -104,7 +105,10 @@ def prepare(request: ResolveRequest, scope: Scope) -> Prepared:
     for requirement in applicable(request.overrides, "overrides"):
         overrides[canonicalize_name(requirement.name)].append(requirement)
     constraints: dict[str, list[SpecifierSet]] = defaultdict(list)
-    constraint_lines = applicable(request.constraints, "constraints")
+    # upgrade_packages' specifiers constrain, as uv's -P does.
+    constraint_lines = applicable(request.constraints, "constraints") + applicable(
+        request.upgrade_packages, "upgrade_packages"
+    )
     for requirement in constraint_lines:
         constraints[canonicalize_name(requirement.name)].append(requirement.specifier)
     roots: list[SpecifierRequirement] = []
@@ -141,9 +145,10 @@ def make_finder(
     client: IndexClient,
     stats: FetchStats,
     bridge: FetchBridge,
-    preferences: Mapping[str, Sequence[Version]] | None = None,
+    preferences: Preferences | None = None,
 ) -> Finder:
-    """The finder for one search over ``scope``, prefetching the root requirements' pages."""
+    """The finder for one search over ``scope``, prefetching the pages of the root
+    requirements and of every preferred project (a lock names the whole tree up front)."""
     finder = Finder(
         request,
         indexes=indexes,
@@ -159,6 +164,8 @@ def make_finder(
     )
     for root in prepared.roots:
         finder.prefetch(root.name)
+    for name in preferences.names if preferences is not None else ():
+        finder.prefetch(name)
     return finder
 
 

@@ -9,6 +9,10 @@ import msgspec
 __all__ = [
     "IndexRef",
     "IndexStrategy",
+    "LockInput",
+    "LockSourceFormat",
+    "LockedFile",
+    "LockedPackage",
     "PolicyOverride",
     "PrereleaseMode",
     "ResolutionMode",
@@ -21,6 +25,7 @@ PrereleaseMode = Literal[
 ]
 ResolutionMode = Literal["highest", "lowest", "lowest-direct"]
 IndexStrategy = Literal["first-index", "unsafe-first-match", "unsafe-best-match"]
+LockSourceFormat = Literal["pylock", "requirements", "pip-report", "job"]
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +50,44 @@ class IndexRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     ignore_error_codes: PolicyOverride | None = None
 
 
+class LockedFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A file a lock names for one package: any of its filename, URL and hashes it states."""
+
+    filename: str | None = None
+    url: str | None = None
+    hashes: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class LockedPackage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One entry of a previous lock, in no format's terms: what a preference is made from.
+
+    ``version`` is a valid PEP 440 version and ``name`` a canonical name. ``index`` is the
+    (redacted) URL of the index the entry came from, where the lock says; ``marker`` the PEP 508
+    condition under which the entry applies (``None``: always); ``files`` the files it pinned.
+    """
+
+    name: str
+    version: str
+    index: str | None = None
+    marker: str | None = None
+    files: tuple[LockedFile, ...] = ()
+
+
+class LockInput(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A previous lock, read: its entries are preferences for the resolution, never constraints.
+
+    ``format`` says what it was read from (``job``: an earlier job's result, named by ``job``).
+    ``environments`` are PEP 508 markers of which one held where the lock was made and
+    ``requires_python`` the Python versions it was made for, where the lock says.
+    """
+
+    format: LockSourceFormat
+    packages: tuple[LockedPackage, ...]
+    job: str | None = None
+    environments: tuple[str, ...] = ()
+    requires_python: str | None = None
+
+
 class ResolveRequest(msgspec.Struct, frozen=True, kw_only=True):
     """A validated resolution request. Holds no secrets: it is stored in the job document."""
 
@@ -66,3 +109,6 @@ class ResolveRequest(msgspec.Struct, frozen=True, kw_only=True):
     indexes: tuple[IndexRef, ...] = ()
     index_strategy: IndexStrategy = "first-index"
     deadline_seconds: float = 120.0
+    lock: LockInput | None = None
+    upgrade: bool = False
+    upgrade_packages: tuple[str, ...] = ()

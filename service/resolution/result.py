@@ -15,10 +15,12 @@ from service.index.models import DistFile
 
 __all__ = [
     "REASON_CODES",
+    "ChangeKind",
     "Failure",
     "FailureCause",
     "FailureKind",
     "FileRef",
+    "PackageChange",
     "Progress",
     "Reason",
     "Resolution",
@@ -75,6 +77,24 @@ class ResolvedPackage(msgspec.Struct, frozen=True, kw_only=True):
     files: list[FileRef] = []
 
 
+ChangeKind = Literal["added", "removed", "upgraded", "downgraded", "replaced"]
+
+
+class PackageChange(msgspec.Struct, frozen=True, kw_only=True):
+    """How one package moved between two locks (API.md ``changes``).
+
+    ``from``/``to`` are the versions before and after (``None`` for what was added or
+    removed); ``replaced`` keeps the version but takes another file or index. ``reason`` says why
+    a locked version could not stay, when it is known.
+    """
+
+    name: str
+    from_: str | None = msgspec.field(name="from")
+    to: str | None
+    kind: ChangeKind
+    reason: str | None
+
+
 class ResolutionStats(msgspec.Struct, kw_only=True):
     duration_ms: int = 0
     requests: int = 0
@@ -90,6 +110,8 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
     requires_python: str | None = None
     # Universal jobs: the environments the request narrowed the domain to.
     environments: list[str] | None = None
+    # Present (possibly empty) when the request gave a ``lock``: what moved from it.
+    changes: list[PackageChange] | None = None
 
 
 class Reason(StrEnum):

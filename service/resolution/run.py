@@ -19,6 +19,7 @@ from service.resolution.environment import (
 )
 from service.resolution.explain import explain_failure
 from service.resolution.finder import Finder
+from service.resolution.preferences import check_lock_environment, make_preferences
 from service.resolution.prepare import (
     DEFAULT_MAX_ROUNDS,
     Prepared,
@@ -29,6 +30,7 @@ from service.resolution.prepare import (
     success_warnings,
 )
 from service.resolution.provider import ProgressReporter, Provider
+from service.resolution.relock import make_changes
 from service.resolution.request import ResolveRequest
 from service.resolution.result import (
     Progress,
@@ -110,6 +112,7 @@ def _resolve_sync(
         raise invalid(f"{error.field}: {error.message}") from error
     scope = TargetScope(target)
     prepared = prepare(request, scope)
+    preferences = make_preferences(request, target)
     finder = make_finder(
         request,
         prepared,
@@ -118,6 +121,7 @@ def _resolve_sync(
         client=client,
         stats=stats,
         bridge=bridge,
+        preferences=preferences,
     )
     provider = Provider(finder, bridge, constraints=prepared.constraints)
     result = run_resolver(
@@ -139,9 +143,16 @@ def _resolve_sync(
     ]
     packages = _build_resolution(dict(result.mapping), edges, finder, prepared)
     progress.requests, progress.cache_hits = stats.requests, stats.cache_hits
+    warnings = success_warnings(finder, packages)
+    changes = None
+    if request.lock is not None:
+        changes = make_changes(request, target, finder, result.mapping, result.criteria)
+        if mismatch := check_lock_environment(request.lock, target):
+            warnings.append(mismatch)
     return Resolution(
         packages=packages,
-        warnings=success_warnings(finder, packages),
+        warnings=warnings,
+        changes=changes,
         stats=ResolutionStats(
             duration_ms=int((time.monotonic() - started) * 1000),
             requests=stats.requests,

@@ -41,6 +41,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib.resolvers import ResolutionImpossible
 
+from service.diagnostics.redact import redact_url
 from service.index.models import DistFile, Index
 from service.resolution.bridge import FetchBridge
 from service.resolution.candidates import (
@@ -49,6 +50,7 @@ from service.resolution.candidates import (
     SpecifierRequirement,
     split_identifier,
 )
+from service.resolution.changes import diff_packages
 from service.resolution.environment import TargetEnvironment, make_target_environment
 from service.resolution.explain import explain_failure
 from service.resolution.finder import Finder
@@ -56,6 +58,7 @@ from service.resolution.markers import (
     ANY,
     EMPTY,
     BaseMarker,
+    InvalidMarker,
     covers,
     disjoint,
     format_marker,
@@ -67,6 +70,7 @@ from service.resolution.markers import (
     simplify,
     wheel_marker,
 )
+from service.resolution.preferences import Preference, Preferences, upgraded_names
 from service.resolution.prepare import (
     DEFAULT_MAX_ROUNDS,
     Prepared,
@@ -76,7 +80,7 @@ from service.resolution.prepare import (
     success_warnings,
 )
 from service.resolution.provider import ProgressReporter, Provider
-from service.resolution.request import ResolveRequest
+from service.resolution.request import LockedFile, LockedPackage, ResolveRequest
 from service.resolution.result import (
     Failure,
     Progress,
@@ -173,21 +177,51 @@ def split_dependencies(
 
 def _preferences(
     region: BaseMarker,
+    request: ResolveRequest,
     pins: Mapping[str, Version],
     solved: Mapping[str, Sequence[tuple[Version, BaseMarker]]],
     *,
     lowest: bool,
-) -> dict[str, list[Version]]:
-    """Versions to try first in a fork: the abandoned search's pins, then earlier forks'
-    choices — those made where this fork's environments are first, then by version (uv's
-    order)."""
-    preferences: dict[str, list[Version]] = {name: [version] for name, version in pins.items()}
+) -> Preferences:
+    """Versions to try first in a fork: the abandoned search's pins; then the request's lock
+    (entries whose marker holds somewhere in the fork first); then earlier forks' choices,
+    those made where this fork's environments lie first, then by version (uv's order)."""
+    by_name: dict[str, list[Preference]] = defaultdict(list)
+
+    def add(
+        name: str, version: Version, index: str | None = None, files: tuple[LockedFile, ...] = ()
+    ) -> None:
+        if all(known.version != version for known in by_name[name]):
+            by_name[name].append(Preference(version, index, files))
+
+    for name, version in pins.items():
+        add(name, version)
+    for entry in _lock_entries(request, region):
+        add(entry.name, Version(entry.version), entry.index, entry.files)
     for name, choices in solved.items():
         by_version = sorted(choices, key=lambda choice: choice[0], reverse=not lowest)
-        ranked = sorted(by_version, key=lambda choice: disjoint(region, choice[1]))
-        listed = preferences.setdefault(name, [])
-        listed.extend(version for version, _ in ranked if version not in listed)
-    return preferences
+        for version, _ in sorted(by_version, key=lambda choice: disjoint(region, choice[1])):
+            add(name, version)
+    return Preferences(by_name)
+
+
+def _lock_entries(request: ResolveRequest, region: BaseMarker) -> list[LockedPackage]:
+    """The lock's entries, less what ``upgrade``/``upgrade_packages`` lift, those whose marker
+    holds somewhere in ``region`` first."""
+    if request.lock is None or request.upgrade:
+        return []
+    lifted = upgraded_names(request)
+    entries = [entry for entry in request.lock.packages if entry.name not in lifted]
+
+    def elsewhere(entry: LockedPackage) -> bool:
+        if entry.marker is None:
+            return False
+        try:
+            return disjoint(region, parse_marker(entry.marker))
+        except InvalidMarker:
+            return False
+
+    return sorted(entries, key=elsewhere)
 
 
 def _solving_order(forks: Sequence[Fork], *, lowest: bool) -> list[Fork]:
@@ -427,7 +461,7 @@ def resolve_universal(
             client=client,
             stats=stats,
             bridge=bridge,
-            preferences=_preferences(region, pins, solved, lowest=lowest),
+            preferences=_preferences(region, request, pins, solved, lowest=lowest),
         )
         provider = _ForkingProvider(
             finder, bridge, region=region, prepared=prepared, required_environments=required
@@ -477,9 +511,14 @@ def resolve_universal(
                 seen.add(key)
                 warnings.append(warning)
     progress.requests, progress.cache_hits = stats.requests, stats.cache_hits
+    changes = None
+    if request.lock is not None:
+        urls = {index.display_name: redact_url(index.url).rstrip("/") for index in indexes}
+        changes = diff_packages(request.lock.packages, _locked(packages, urls))
     return Resolution(
         packages=packages,
         warnings=warnings,
+        changes=changes,
         stats=ResolutionStats(
             duration_ms=int((time.monotonic() - started) * 1000),
             requests=stats.requests,
@@ -510,6 +549,23 @@ def _representative_target(region: BaseMarker, preferred: str) -> TargetEnvironm
         if not disjoint(region, where):
             return target
     return make_target_environment(python, preferred)
+
+
+def _locked(packages: Sequence[ResolvedPackage], urls: Mapping[str, str]) -> list[LockedPackage]:
+    """A universal result as lock entries, to say what moved from a previous lock."""
+    return [
+        LockedPackage(
+            name=package.name,
+            version=package.version,
+            index=urls.get(package.index, package.index),
+            marker=package.markers,
+            files=tuple(
+                LockedFile(filename=file.filename, url=file.url, hashes=file.hashes)
+                for file in package.files
+            ),
+        )
+        for package in packages
+    ]
 
 
 def _explain_fork(

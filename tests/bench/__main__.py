@@ -7,8 +7,9 @@ client stops repeating on a set once its runs took ``--budget`` seconds, and a r
 - resolvd **cold**: a fresh ``resolvd serve`` on a flushed Redis db (db 12 of the server
   ``RESOLVD_TEST_REDIS_URL`` names, by default 127.0.0.1:6379), timed from ``POST /resolve``
   to the terminal job document; **warm**: a new request on the same server with the metadata
-  cache populated; **repeat**: that request again, answered by the result store. Also its
-  ``result.stats`` and peak RSS (``VmHWM``).
+  cache populated; **lock**: that request with the cold job's pins as its ``lock`` (a
+  re-resolution whose lock still fits); **repeat**: that request again, answered by the result
+  store. Also its ``result.stats`` and peak RSS (``VmHWM``).
 - ``uv pip compile`` cold (``--no-cache``) and warm (populated ``--cache-dir``).
 - ``pip install --dry-run --report --ignore-installed`` (resolves dependencies, installs nothing).
 - index requests each client made (the loopback index servers' logs), and whether resolvd's

@@ -20,6 +20,7 @@ __all__ = ["find_revision", "format_markdown", "make_json"]
 _TIMING_COLUMNS = (
     ("resolvd cold", "resolvd_cold"),
     ("warm", "resolvd_warm"),
+    ("lock", "resolvd_lock"),
     ("repeat", "resolvd_repeat"),
     ("uv cold", "uv_cold"),
     ("uv warm", "uv_warm"),
@@ -113,7 +114,8 @@ def format_markdown(
         f"Revision {revision}; {os.cpu_count()} CPUs; Python {platform.python_version()}.",
         "",
         "resolvd: POST /resolve to terminal job document; cold = fresh process, flushed Redis;"
-        " warm = new request, cache populated; repeat = identical request (result store)."
+        " warm = new request, cache populated; lock = that request with the cold job's pins as"
+        " its `lock` (all still fit); repeat = identical request (result store)."
         " uv: `uv pip compile` (cold `--no-cache`, warm populated `--cache-dir`)."
         " pip: `pip install --dry-run --report`. `*` = some runs failed; `n=` = median of"
         " fewer runs (time budget or timeout); ratios are resolvd/uv and resolvd/pip (lower is"
@@ -123,7 +125,7 @@ def format_markdown(
     rows = []
     for r in results:
         if r.error:
-            rows.append([r.name, "-", r.error[:60], *[""] * 9])
+            rows.append([r.name, "-", r.error[:60], *[""] * (len(_TIMING_COLUMNS) + 3)])
             continue
         rss = f"{r.peak_rss_kib / 1024:.0f}" if r.peak_rss_kib else "-"
         rows.append(

@@ -42,7 +42,15 @@ __all__ = [
 ]
 
 _DIFF_SHOWN = 6
-TOOLS = ("resolvd_cold", "resolvd_warm", "resolvd_repeat", "uv_cold", "uv_warm", "pip")
+TOOLS = (
+    "resolvd_cold",
+    "resolvd_warm",
+    "resolvd_lock",
+    "resolvd_repeat",
+    "uv_cold",
+    "uv_warm",
+    "pip",
+)
 
 
 class _Logged(Protocol):
@@ -318,7 +326,8 @@ def measure_resolvd(
     workspace: Workspace,
     allowed_index_urls: Sequence[str],
 ) -> None:
-    """Cycles of a fresh ``resolvd serve``: a cold job, a warm job, and the warm one again.
+    """Cycles of a fresh ``resolvd serve``: a cold job, a warm job, the warm one again, and
+    the warm one with the cold job's pins as its ``lock``.
 
     Up to ``repeat`` cycles, fewer once their jobs have taken ``budget`` seconds or a cold job
     ran out of time (any other failure is recorded and the next cycle runs). A finished
@@ -370,8 +379,17 @@ def measure_resolvd(
                     again = _record_job(
                         result.runs["resolvd_repeat"], index, client, warm_body, base + 16
                     )
-                    spent += warm.seconds + again.seconds
-                    result.lost_reads += warm.lost_reads + again.lost_reads
+                    # Re-resolved against the cold job's pins, a lock that still fits: it
+                    # should cost no more than the warm job.
+                    pinned = "".join(f"{name}=={v}\n" for name, v in cold.resolution.items())
+                    lock_body = {**warm_body, "lock": {"format": "requirements", "content": pinned}}
+                    relock = _record_job(
+                        result.runs["resolvd_lock"], index, client, lock_body, base + 16
+                    )
+                    if relock.ok and relock.resolution != cold.resolution:
+                        result.notes.append("the re-resolution against the lock moved pins")
+                    spent += warm.seconds + again.seconds + relock.seconds
+                    result.lost_reads += warm.lost_reads + again.lost_reads + relock.lost_reads
                 result.lost_reads += cold.lost_reads
             if peak := server.peak_rss_kib():
                 rss.append(peak)

@@ -178,6 +178,57 @@ class TestSubmit:
         assert f"{requirements}:3: click[oops:" in result.stderr
 
 
+class TestSubmitWithALock:
+    """Like ``uv pip compile``: an existing ``-o FILE`` is the lock whose pins are kept."""
+
+    def test_an_existing_output_keeps_its_pins_until_a_package_is_lifted(
+        self, served: Cluster, requirements_in: Path, tmp_path: Path
+    ) -> None:
+        """The first run locks flask 2.3.3 (constrained below 3). Without the constraint, the
+        second keeps it (no changes); ``-P flask --diff`` lifts it and prints the table."""
+        output = tmp_path / "requirements.txt"
+        args = ("--url", served.base_url, "-o", str(output))
+        first = run_submit(str(requirements_in), *args, cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        assert "from the existing lock" not in first.stderr
+        unconstrained = write(tmp_path / "requirements.in", "flask>=2\n")
+        kept = run_submit(str(unconstrained), *args, cwd=tmp_path)
+        assert kept.returncode == 0, kept.stderr
+        assert "resolvd: no changes from the existing lock" in kept.stderr
+        assert "flask==2.3.3 \\\n" in output.read_text()
+        lifted = run_submit(str(unconstrained), *args, "-P", "flask", "--diff", cwd=tmp_path)
+        assert lifted.returncode == 0, lifted.stderr
+        assert lifted.stdout == (
+            "| Package | From | To | Change | Reason |\n"
+            "|---|---|---|---|---|\n"
+            "| flask | 2.3.3 | 3.0.0 | upgraded | upgrade requested |\n"
+            "| itsdangerous |  | 2.2.0 | added |  |\n"
+        )
+        assert "resolvd: 2 changes from the existing lock:\n" in lifted.stderr
+        assert "  upgraded   flask 2.3.3 -> 3.0.0: upgrade requested\n" in lifted.stderr
+        assert "flask==3.0.0 \\\n" in output.read_text()
+
+    def test_an_unreadable_existing_output_is_named(self, served: Cluster, tmp_path: Path) -> None:
+        """The server's 422 on ``lock.content`` points at the existing file; exit 2."""
+        requirements = write(tmp_path / "requirements.in", "flask\n")
+        output = write(tmp_path / "pylock.toml", "this is = not [toml\n")
+        result = run_submit(
+            str(requirements), "--url", served.base_url, "-o", str(output), cwd=tmp_path
+        )
+        assert result.returncode == 2
+        assert f"{output} (the existing lock): unreadable pylock lock: not valid TOML" in (
+            result.stderr
+        )
+
+    def test_diff_needs_an_output_file(self, tmp_path: Path) -> None:
+        requirements = write(tmp_path / "requirements.in", "flask\n")
+        result = run_submit(
+            str(requirements), "--url", f"http://127.0.0.1:{free_port()}", "--diff", cwd=tmp_path
+        )
+        assert result.returncode == 2
+        assert "--diff needs -o FILE" in result.stderr
+
+
 class TestSubmitWithTokens:
     @pytest.fixture
     def guarded(self, cluster: Cluster) -> Cluster:

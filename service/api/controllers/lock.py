@@ -1,10 +1,13 @@
-"""``GET /jobs/{id}/lock``: a succeeded job's resolution as a lock file (``service.export``)."""
+"""Locks of succeeded jobs: ``GET /jobs/{id}/lock`` exports one (``service.export``),
+``GET /jobs/{id}/diff`` compares two, and ``find_lock_job`` finds the job a request's
+``lock.job`` names."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.spec import (
@@ -18,7 +21,8 @@ from litestar.openapi.spec import (
 from litestar.params import QueryParameter
 
 from service.api.controllers.jobs import JobId, find_job
-from service.api.problems import LockUnavailable, problem_spec
+from service.api.problems import JobNotFound, LockUnavailable, problem_spec
+from service.api.schemas import FieldError, LockBody
 from service.export import (
     LockFormat,
     MissingHashError,
@@ -27,10 +31,14 @@ from service.export import (
     format_lock,
     make_lock_source,
 )
+from service.export.reader import read_job_lock
 from service.jobs.backend import Backend
+from service.jobs.model import JobDocument
+from service.resolution.changes import diff_packages
+from service.resolution.result import PackageChange
 from service.settings import Settings
 
-__all__ = ["LOCK_FILES", "LockController", "LockFile"]
+__all__ = ["LOCK_FILES", "JobDiff", "LockController", "LockFile", "find_lock_job"]
 
 # PEP 751 names no media type; TOML's registered one is application/toml (always UTF-8).
 MEDIA_TOML = "application/toml"
@@ -52,6 +60,37 @@ LOCK_FILES: dict[LockFormat, LockFile] = {
     "requirements": LockFile(MEDIA_TEXT, "requirements.txt"),
     "pip-report": LockFile(MEDIA_JSON, "pip-report.json"),
 }
+
+
+class JobDiff(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /jobs/{id}/diff``: what moved from job ``against``'s packages to job ``job``'s."""
+
+    job: str
+    against: str
+    changes: list[PackageChange]
+
+
+async def find_lock_job(backend: Backend, lock: LockBody | None, client: str) -> JobDocument | None:
+    """The succeeded job ``lock.job`` names, if it names one; a 404 problem when the client has
+    no such job, a 409 when it has not succeeded (both naming ``lock.job``)."""
+    if lock is None or lock.job is None or lock.format or lock.content is not None:
+        return None  # no job named, or more than one lock given (validation says so)
+    try:
+        record = await find_job(backend, lock.job, client)
+    except JobNotFound as exc:
+        raise JobNotFound(
+            f"lock.job: {exc.detail}",
+            slug="lock-job-not-found",
+            errors=[FieldError(field="lock.job", message=exc.detail)],
+        ) from exc
+    if record.status != "succeeded":
+        message = f"job {lock.job!r} is {record.status}: only a succeeded job's result is a lock"
+        raise LockUnavailable(
+            f"lock.job: {message}",
+            slug="lock-job-not-succeeded",
+            errors=[FieldError(field="lock.job", message=message)],
+        )
+    return record.document
 
 
 @dataclass
@@ -139,3 +178,42 @@ class LockController(Controller):
             media_type=lock_file.media_type,
             headers={"Content-Disposition": f'attachment; filename="{lock_file.filename}"'},
         )
+
+    @get(
+        "/{job_id:str}/diff",
+        operation_id="getJobDiff",
+        summary="Compare two succeeded jobs",
+        description=(
+            "The `changes` from job `against`'s packages to this job's, as a lock re-resolution "
+            "reports them: each package `added`, `removed`, `upgraded`, `downgraded` or "
+            "`replaced` (same version, another file or index: `reason` says which), sorted by "
+            "name. Both jobs must be the client's (else `404`) and have succeeded (else `409`)."
+        ),
+        responses={
+            400: problem_spec("Invalid path or query parameter (`against` missing)"),
+            401: problem_spec("Missing or unknown bearer token"),
+            404: problem_spec("Unknown or expired job (either of them)"),
+            409: problem_spec("One of the jobs has not succeeded"),
+            503: problem_spec("The job store is unreachable"),
+        },
+    )
+    async def get_job_diff(
+        self,
+        job_id: JobId,
+        client: NamedDependency[str],
+        backend: NamedDependency[Backend],
+        settings: NamedDependency[Settings],
+        against: Annotated[
+            str, QueryParameter(description='The job to compare with (the "before" side).')
+        ],
+    ) -> JobDiff:
+        index_urls = {index.name: index.url for index in settings.index}
+        sides = []
+        for wanted in (against, job_id):
+            document = (await find_job(backend, wanted, client)).document
+            try:
+                sides.append(read_job_lock(document, index_urls).packages)
+            except NotSucceededError as exc:
+                raise LockUnavailable(str(exc), slug="job-not-succeeded") from exc
+        before, after = sides
+        return JobDiff(job=job_id, against=against, changes=diff_packages(before, after))

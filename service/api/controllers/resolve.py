@@ -16,6 +16,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import HeaderParameter, JSONBody
 
+from service.api.controllers.lock import find_lock_job
 from service.api.controllers.metrics import SubmissionMetrics
 from service.api.problems import InvalidRequest, RateLimited, problem_spec
 from service.api.schemas import FieldError, ResolveBody
@@ -95,6 +96,8 @@ class ResolveController(Controller):
             ),
             400: problem_spec("The body is not JSON"),
             401: problem_spec("Missing or unknown bearer token"),
+            404: problem_spec("`lock.job` names no job of this client"),
+            409: problem_spec("`lock.job` names a job that has not succeeded"),
             413: problem_spec("The body exceeds limits.max_body_bytes"),
             422: problem_spec("Invalid field values (each named in `errors`)"),
             429: problem_spec("Too many jobs from this client this minute"),
@@ -118,7 +121,8 @@ class ResolveController(Controller):
             ),
         ] = None,
     ) -> Response[JobDocument]:
-        request = to_resolve_request(data, settings, os.environ)
+        lock_job = await find_lock_job(backend, data.lock, client)
+        request = to_resolve_request(data, settings, os.environ, lock_job=lock_job)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= (
             _MAX_IDEMPOTENCY_KEY_LENGTH
         ):

@@ -52,6 +52,7 @@ class TestOpenAPI:
                 "streamJobEvents",
                 "cancelJob",
                 "getJobLock",
+                "getJobDiff",
                 "listIndexes",
                 "getDiagnosticsSummary",
                 "listRecentJobs",
