@@ -416,6 +416,13 @@ class IndexClient:
     ) -> bytes | None:
         """METADATA via range requests into the zip; ``None`` when a whole download is needed.
 
+        Usually one request: the last 64 KiB hold the central directory and METADATA. When the
+        directory is longer, the rest of it and the bytes just before it come in one request:
+        dist-info is written last with RECORD after METADATA, and RECORD grows with the file
+        count as the directory does, so METADATA usually lies within half the directory's size
+        before it (on the 966 wheels under /opt/pypi*, wheels needing three requests went from
+        80 to 18). Else one more request fetches the member itself.
+
         Anything unexpected (no 206, a size differing from the page's, a directory this reader
         does not handle, a CRC mismatch) returns ``None``: the whole-file path then decides, with
         the file's hash checked. HTTP errors are raised: the whole file would fail alike.
@@ -430,12 +437,13 @@ class IndexClient:
             if directory.offset < start:
                 if start - directory.offset > cap:
                     return None
+                first = max(0, directory.offset - directory.size // 2 - _TAIL_BYTES)
                 head = await self._fetch_range(
-                    index, url, f"{directory.offset}-{start - 1}", start - directory.offset, stats
+                    index, url, f"{first}-{start - 1}", start - first, stats
                 )
-                if head is None or head.start != directory.offset:
+                if head is None or head.start != first:
                     return None
-                start, data = directory.offset, head.data + data
+                start, data = first, head.data + data
             listing = data[directory.offset - start : directory.offset - start + directory.size]
             entries = parse_central_directory(listing)
             entry = find_metadata_entry(entries, expected.project)

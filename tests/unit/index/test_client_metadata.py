@@ -184,6 +184,23 @@ class TestRangeRequests:
         await wait_until(lambda: len(static_server.served) == 3)
         assert {s.status for s in static_server.served} == {206}
 
+    async def test_a_built_wheels_directory_and_metadata_come_in_one_more_request(
+        self, static_server: StaticServer, client: IndexClient
+    ) -> None:
+        """Laid out as backends build them (METADATA, then RECORD, then the directory), a wheel
+        whose directory outgrows the tail needs two requests: the rest of the directory and
+        METADATA come together."""
+        wheel = make_wheel("demo", "1.0", METADATA, filler_files=1500, built=True)
+        assert len(wheel) > 3 * 64 * 1024
+        stats = FetchStats()
+        metadata = await client.find_core_metadata(
+            static_index(static_server), static_file(static_server, wheel), stats=stats
+        )
+        assert metadata.version == "1.0"
+        assert stats.requests == 2
+        await wait_until(lambda: len(static_server.served) == 2)
+        assert [s.status for s in static_server.served] == [206, 206]
+
     async def test_inconsistent_version_from_a_range_read(
         self, static_server: StaticServer, client: IndexClient
     ) -> None:
