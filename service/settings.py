@@ -53,6 +53,14 @@ class IndexSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     password_env: str | None = None
     token_env: str | None = None
     ignore_error_codes: ErrorCodes = ErrorCodes()
+    # Origins (scheme://host[:port]) besides the index's own that its pages may link files on;
+    # unset: PyPI's file host for PyPI, none for other indexes.
+    file_origins: tuple[str, ...] | None = None
+    # TLS for connections to the index's origin: CA certificates trusted in addition to the
+    # system store, and a client certificate (with its key, unless in the same file).
+    ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
 
 
 class RedisSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -106,6 +114,14 @@ class FetchLimits(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True
     # Origins (scheme://host[:port]) a redirect may lead to besides the index's own; the
     # index's credentials are never sent to them.
     redirect_origins: tuple[str, ...] = ()
+    # Outbound proxy (http:// or https://, credentials allowed and redacted everywhere); unset,
+    # HTTPS_PROXY / HTTP_PROXY / ALL_PROXY are used. no_proxy: hosts, domains, addresses or
+    # networks reached directly (unset: NO_PROXY).
+    proxy: str | None = None
+    no_proxy: tuple[str, ...] = ()
+    # How long a host's DNS answers are reused (every connection still checks them against
+    # blocked_networks); 0 looks up every new connection.
+    dns_ttl_seconds: float = 60.0
 
 
 class JobSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -209,10 +225,39 @@ def load_settings(
             ipaddress.ip_network(network, strict=False)
         except ValueError as exc:
             raise SettingsError(f"fetch.blocked_networks: {exc}") from exc
-    for origin in settings.fetch.redirect_origins:
+    _check_origins("fetch.redirect_origins", settings.fetch.redirect_origins)
+    _check_proxy(settings.fetch)
+    for index in settings.index:
+        _check_index(index)
+    return settings
+
+
+def _check_origins(key: str, origins: tuple[str, ...]) -> None:
+    for origin in origins:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in "/":
-            raise SettingsError(
-                f"fetch.redirect_origins: {origin!r} is not an origin (scheme://host[:port])"
-            )
-    return settings
+            raise SettingsError(f"{key}: {origin!r} is not an origin (scheme://host[:port])")
+
+
+def _check_proxy(fetch: FetchLimits) -> None:
+    if not fetch.proxy:
+        return
+    # The URL itself is never repeated: it may carry a password.
+    try:
+        parts = urlsplit(fetch.proxy)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise SettingsError("fetch.proxy: not a URL") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError("fetch.proxy: must be an http:// or https:// URL with a host")
+
+
+def _check_index(index: IndexSettings) -> None:
+    where = f"index {index.name!r}"
+    _check_origins(f"{where} file_origins", index.file_origins or ())
+    if index.client_key and not index.client_cert:
+        raise SettingsError(f"{where}: client_key needs client_cert")
+    for key in ("ca_file", "client_cert", "client_key"):
+        path = getattr(index, key)
+        if path is not None and not Path(path).is_file():
+            raise SettingsError(f"{where} {key}: {path} is not a readable file")

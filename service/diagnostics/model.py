@@ -37,6 +37,11 @@ class Code(StrEnum):
     RESOLUTION_TOO_COMPLEX = "resolution_too_complex"
     INTERNAL_ERROR = "internal_error"
     LOCK_ENVIRONMENT_MISMATCH = "lock_environment_mismatch"
+    # A certificate stopped the TLS handshake: the server's is not trusted (SSL_CERT_FILE,
+    # [[index]] ca_file) or the server wants a client certificate ([[index]] client_cert).
+    TLS_CERTIFICATE = "tls_certificate"
+    # A page linked a file outside the index's origins; nothing was requested from it.
+    FILE_ORIGIN_REFUSED = "file_origin_refused"
 
 
 class Severity(StrEnum):

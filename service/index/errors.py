@@ -4,8 +4,10 @@
 
     IndexFetchError                 anything that stopped a fetch from an index
     ├── HTTPStatusError             the server answered 4xx/5xx (after retries for 5xx/429)
-    ├── IndexUnreachableError       connection refused, DNS failure, TLS failure
-    │   └── BlockedAddressError     the host resolves into fetch.blocked_networks (not dialled)
+    ├── IndexUnreachableError       connection refused, DNS failure, proxy failure
+    │   ├── BlockedAddressError     the host resolves into fetch.blocked_networks (not dialled)
+    │   └── TLSError                a certificate not trusted, or a client certificate wanted
+    ├── FileOriginError             a file link off the index's origins (nothing requested)
     ├── FetchTimeoutError           the per-fetch deadline passed
     ├── ResponseTooLargeError       the body (decoded) exceeded its cap
     ├── InvalidResponseError        a page or metadata file that cannot be parsed
@@ -14,14 +16,20 @@
     └── UnusableMetadataError       an sdist whose metadata is dynamic or too old (PEP 643)
 
 Lower-level httpx errors are mapped here with ``raise X(...) from exc``. Every error carries the
-index's display name and a redacted URL, so it can become a ``Diagnostic`` unchanged.
+index's display name and a redacted URL, so it can become a ``Diagnostic`` unchanged;
+``fetch_error`` builds them all the same way.
 """
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
+from service.diagnostics.redact import redact_text, redact_url
+
 __all__ = [
     "BlockedAddressError",
     "FetchTimeoutError",
+    "FileOriginError",
     "HTTPStatusError",
     "HashMismatchError",
     "InconsistentMetadataError",
@@ -29,7 +37,9 @@ __all__ = [
     "IndexUnreachableError",
     "InvalidResponseError",
     "ResponseTooLargeError",
+    "TLSError",
     "UnusableMetadataError",
+    "fetch_error",
 ]
 
 
@@ -64,6 +74,23 @@ class BlockedAddressError(IndexUnreachableError):
     """The host resolved into a blocked network, so no connection was attempted."""
 
 
+class TLSError(IndexUnreachableError):
+    """The TLS handshake failed on a certificate: the server's is not trusted, or the server
+    wants a client certificate (or refused the one given), or the index's TLS files are unusable.
+
+    ``setting`` names what to configure: ``SSL_CERT_FILE`` (or ``[[index]] ca_file``) for
+    trust, ``client_cert`` for mutual TLS.
+    """
+
+    def __init__(self, message: str, *, index: str, url: str, setting: str) -> None:
+        super().__init__(message, index=index, url=url)
+        self.setting = setting
+
+
+class FileOriginError(IndexFetchError):
+    """A page links a file on an origin the index may not send us to; nothing was requested."""
+
+
 class FetchTimeoutError(IndexFetchError):
     """The fetch's overall deadline passed."""
 
@@ -86,3 +113,12 @@ class InconsistentMetadataError(InvalidResponseError):
 
 class UnusableMetadataError(IndexFetchError):
     """No static metadata without a build: an sdist with dynamic fields or an old PKG-INFO."""
+
+
+E = TypeVar("E", bound=IndexFetchError)
+
+
+def fetch_error(cls: type[E], index: str, url: str, detail: str, **fields: Any) -> E:
+    """``cls`` with the message ``<index>: <url>: <detail>``, URL and detail redacted."""
+    redacted = redact_url(url)
+    return cls(f"{index}: {redacted}: {redact_text(detail)}", index=index, url=redacted, **fields)

@@ -1,13 +1,21 @@
-"""HTTP GETs against an index: auth, bounded redirects, retries, decoding and size caps.
+"""HTTP GETs against an index: auth, origins, bounded redirects, retries, decoding and size caps.
 
-``Fetcher`` owns the one ``httpx.AsyncClient`` (HTTP/1.1 keep-alive pools, no cookies, no
-environment-sourced proxies or netrc) and turns every lower-level failure into the typed errors
-of ``service.index.errors``. Bodies are read raw and inflated here in bounded steps, so a size
-cap counts decoded bytes and a compression bomb stops at the cap instead of in memory.
-Credentials go only to the index's own origin, as a header; URLs never carry them. Redirects
-stay on the index's origin or go to ``fetch.redirect_origins`` (without credentials). Every
-connection goes through ``service.index.outbound``: the address dialled is the address checked
-against ``fetch.blocked_networks``.
+``Fetcher`` owns the one ``httpx.AsyncClient`` (no cookies, no netrc; its transport is
+``service.index.outbound``'s, which adds TLS trust, proxies, HTTP/2 and the address guard) and
+turns every lower-level failure into the typed errors of ``service.index.errors``. Sending is
+layered as httpx layers it: ``get`` admits the URL, ``_send_handling_redirects`` follows
+redirects within the allowed origins, ``_send_handling_retries`` retries 5xx, 429 and network
+failures with backoff, and ``_send_single_request`` makes one request and hands an accepted
+response to the consumer.
+
+Where a request may go depends on what it fetches. A project page stays under the index URL's
+path on the index's origin (redirects included) or goes to ``fetch.redirect_origins``. A file
+linked from a page (metadata file, range request, download) is fetched only from the index's
+origin, the index's ``file_origins`` or ``fetch.redirect_origins``: any other link is refused
+before a request is made, so a hostile page cannot use resolvd to probe other hosts or ports.
+Credentials and the index's TLS profile (client certificate, extra CA) go only to the index's
+own origin. Bodies are read raw and inflated here in bounded steps, so a size cap counts
+decoded bytes and a compression bomb stops at the cap instead of in memory.
 """
 
 from __future__ import annotations
@@ -18,13 +26,16 @@ import email.utils
 import http
 import json
 import random
+import re
+import ssl
+import threading
 import time
 import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import TypeVar
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -33,20 +44,33 @@ from service.diagnostics.redact import redact_text, redact_url
 from service.index.errors import (
     BlockedAddressError,
     FetchTimeoutError,
+    FileOriginError,
     HTTPStatusError,
     IndexFetchError,
     IndexUnreachableError,
     InvalidResponseError,
     ResponseTooLargeError,
+    TLSError,
+    fetch_error,
 )
 from service.index.models import Index
-from service.index.outbound import AddressBlockedError, make_guarded_transport
+from service.index.outbound import (
+    TLS_EXTENSION,
+    AddressBlockedError,
+    TLSConfigError,
+    make_guarded_transport,
+)
 from service.index.pages import strip_userinfo
 from service.settings import FetchLimits
 
-__all__ = ["Body", "FetchStats", "Fetcher"]
+__all__ = ["Body", "FetchStats", "Fetcher", "Purpose"]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=IndexFetchError)
+
+# What a GET fetches: the project page (under the index URL) or a file linked from a page.
+Purpose: TypeAlias = Literal["page", "file"]
+Origin: TypeAlias = tuple[str, str, int | None]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
@@ -54,11 +78,13 @@ _MAX_RETRY_AFTER = 10.0
 _MAX_BACKOFF = 10.0
 _MAX_PROBLEM_BYTES = 64 * 1024
 _MAX_REASON_CHARS = 300
-_INFLATE_STEP = 64 * 1024
+# Compressed bodies inflate in steps this large: the cap is checked between steps.
+_INFLATE_STEP = 256 * 1024
 _PROBLEM_JSON = "application/problem+json"
 _USER_AGENT = f"resolvd httpx/{httpx.__version__}"
-# How long an idle upstream connection is kept for reuse.
-_KEEPALIVE_SECONDS = 5.0
+# How long an idle upstream connection is kept for reuse (an HTTP/2 one serves every request
+# to its origin, so it is worth keeping between a job's bursts and across jobs).
+_KEEPALIVE_SECONDS = 60.0
 # Failures worth another attempt: the server may answer next time.
 _RETRYABLE_ERRORS = (
     httpx.ConnectError,
@@ -68,11 +94,25 @@ _RETRYABLE_ERRORS = (
     httpx.WriteError,
     httpx.RemoteProtocolError,
 )
+# Path spellings that a server may decode into another path than the one checked.
+_DISGUISED_PATH = re.compile(r"%(2e|2f|5c)|\\", re.IGNORECASE)
+# TLS alerts a server sends about the client's certificate (missing, unknown or refused).
+_CLIENT_CERTIFICATE_ALERTS = (
+    "CERTIFICATE_REQUIRED",
+    "BAD_CERTIFICATE",
+    "UNKNOWN_CA",
+    "CERTIFICATE_UNKNOWN",
+    "CERTIFICATE_EXPIRED",
+    "CERTIFICATE_REVOKED",
+    "UNSUPPORTED_CERTIFICATE",
+    "HANDSHAKE_FAILURE",
+)
 
 
 @dataclass
 class FetchStats:
-    """Per-job counters, updated in place by the client.
+    """Per-job counters, updated in place by the client from the event loop and the resolver
+    thread alike (so only through ``count`` and ``count_response``, under a lock).
 
     ``requests``: HTTP requests sent (retries and redirects included). ``cache_hits``: answers
     served from the cache without a request. ``revalidated``: stale pages confirmed by a 304.
@@ -85,12 +125,42 @@ class FetchStats:
     revalidated: int = 0
     shared: int = 0
     responses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(
+        self, *, requests: int = 0, cache_hits: int = 0, revalidated: int = 0, shared: int = 0
+    ) -> None:
+        """Add to the counters, atomically with respect to other threads."""
+        with self._lock:
+            self.requests += requests
+            self.cache_hits += cache_hits
+            self.revalidated += revalidated
+            self.shared += shared
+
+    def count_response(self, index: str, status: int) -> None:
+        with self._lock:
+            self.responses[(index, status)] += 1
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
+def _origin(url: str) -> Origin:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, (parts.hostname or ""), port
+
+
+def _show_origin(origin: Origin) -> str:
+    scheme, host, port = origin
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+
+
+def _within(url: str, base: str) -> bool:
+    """True when ``url``'s path is ``base``'s path or beneath it, spelled plainly."""
+    path = urlsplit(url).path
+    if _DISGUISED_PATH.search(path) or any(part in (".", "..") for part in path.split("/")):
+        return False
+    prefix = urlsplit(base).path.rstrip("/")
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def _authorization(index: Index) -> str | None:
@@ -106,6 +176,56 @@ def _authorization(index: Index) -> str | None:
         user, password = unquote(parts.username), unquote(parts.password or "")
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return f"Basic {token}"
+
+
+def _error(cls: type[E], index: Index, url: str, detail: str, **fields: Any) -> E:
+    return fetch_error(cls, index.display_name, url, detail, **fields)
+
+
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` behind a transport error, if one caused it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _tls_error(index: Index, url: str, exc: BaseException) -> TLSError | None:
+    """A ``TLSError`` saying which setting fixes ``exc``, when a certificate caused it."""
+    own_origin = _origin(url) == _origin(index.url)
+    name = index.display_name
+    if isinstance(exc, TLSConfigError):
+        setting = "client_cert" if str(exc).startswith("client_cert") else "ca_file"
+        return _error(TLSError, index, url, f"[[index]] {exc}", setting=setting)
+    cause = _ssl_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        where = "SSL_CERT_FILE (or SSL_CERT_DIR) to a bundle holding that CA" + (
+            f", or [[index]] ca_file for index '{name}'" if own_origin else ""
+        )
+        return _error(
+            TLSError,
+            index,
+            url,
+            f"the server's certificate is not trusted ({cause.verify_message}). If a "
+            f"TLS-inspecting proxy or a private CA signs it, set {where}.",
+            setting="SSL_CERT_FILE",
+        )
+    reason = (getattr(cause, "reason", None) or "") if cause is not None else ""
+    if reason.endswith(_CLIENT_CERTIFICATE_ALERTS) and "ALERT" in reason:
+        given = own_origin and index.tls is not None and index.tls.client_cert
+        advice = (
+            f"the server refused the client certificate of index '{name}' ({reason}); check "
+            "its [[index]] client_cert and client_key"
+            if given
+            else f"the server asks for a client certificate ({reason}); set [[index]] "
+            f"client_cert and client_key for index '{name}'"
+        )
+        return _error(TLSError, index, url, advice, setting="client_cert")
+    return None
 
 
 class _Inflater:
@@ -156,12 +276,8 @@ class Body:
         self._index = index
 
     def _too_large(self, cap: int) -> ResponseTooLargeError:
-        return ResponseTooLargeError(
-            f"{self._index.display_name}: GET {redact_url(self.url)}: the response exceeds "
-            f"the {cap}-byte limit",
-            index=self._index.display_name,
-            url=redact_url(self.url),
-        )
+        detail = f"the response exceeds the {cap}-byte limit"
+        return _error(ResponseTooLargeError, self._index, self.url, detail)
 
     async def read_into(self, cap: int, write: Callable[[bytes], object]) -> int:
         """Stream the decoded body into ``write``; ``ResponseTooLargeError`` past ``cap`` bytes."""
@@ -169,11 +285,7 @@ class Body:
         try:
             inflater = _Inflater(encoding)
         except ValueError as exc:
-            raise InvalidResponseError(
-                f"{self._index.display_name}: GET {redact_url(self.url)}: {exc}",
-                index=self._index.display_name,
-                url=redact_url(self.url),
-            ) from exc
+            raise _error(InvalidResponseError, self._index, self.url, str(exc)) from exc
         declared = self.headers.get("content-length", "")
         if (
             encoding.strip().lower() in ("", "identity")
@@ -190,19 +302,20 @@ class Body:
                         raise self._too_large(cap)
                     write(chunk)
         except zlib.error as exc:
-            raise InvalidResponseError(
-                f"{self._index.display_name}: GET {redact_url(self.url)}: corrupt compressed "
-                f"body: {exc}",
-                index=self._index.display_name,
-                url=redact_url(self.url),
+            raise _error(
+                InvalidResponseError, self._index, self.url, f"corrupt compressed body: {exc}"
             ) from exc
         return total
 
     async def read(self, cap: int) -> bytes:
-        """The whole decoded body, at most ``cap`` bytes."""
-        buffer = bytearray()
-        await self.read_into(cap, buffer.extend)
-        return bytes(buffer)
+        """The whole decoded body, at most ``cap`` bytes, copied once into a buffer of its size.
+
+        (The chunks are kept as they arrive and joined at the end: one allocation of exactly
+        the body's size, where a growing buffer reallocated and was then copied to bytes.)
+        """
+        chunks: list[bytes] = []
+        await self.read_into(cap, chunks.append)
+        return b"".join(chunks)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -225,6 +338,34 @@ def _reason_phrase(status: int, fallback: str) -> str:
         return fallback or "Unknown Status"
 
 
+@dataclass(frozen=True, slots=True)
+class _Call(Generic[T]):
+    """One ``Fetcher.get``: what every layer of sending needs to know about it."""
+
+    index: Index
+    headers: Mapping[str, str]
+    ok: frozenset[int]
+    consume: Callable[[Body], Awaitable[T]]
+    stats: FetchStats
+    purpose: Purpose
+    # Origins this fetch may reach (redirects included).
+    origins: frozenset[Origin]
+
+
+@dataclass(frozen=True, slots=True)
+class _Redirect:
+    location: str
+
+
+class _RetryableError(Exception):
+    """A failure the retry layer may try again: ``error`` if it may not, after ``delay``."""
+
+    def __init__(self, error: IndexFetchError, delay: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.delay = delay
+
+
 class Fetcher:
     """GETs with the policy of ``FetchLimits``: timeouts, retries, per-origin connection caps."""
 
@@ -237,12 +378,15 @@ class Fetcher:
         self._redirect_origins = frozenset(_origin(origin) for origin in limits.redirect_origins)
         if transport is None:
             transport = make_guarded_transport(
-                limits.blocked_networks, keepalive_expiry=_KEEPALIVE_SECONDS
+                limits.blocked_networks,
+                keepalive_expiry=_KEEPALIVE_SECONDS,
+                dns_ttl=limits.dns_ttl_seconds,
+                proxy=limits.proxy,
+                no_proxy=limits.no_proxy,
             )
+        self.transport = transport
         self._client = httpx.AsyncClient(
             transport=transport,
-            http1=True,
-            http2=False,
             timeout=httpx.Timeout(
                 connect=limits.connect_timeout,
                 read=limits.read_timeout,
@@ -251,11 +395,12 @@ class Fetcher:
             ),
             follow_redirects=False,
             headers={"User-Agent": _USER_AGENT},
-            # Proxies and .netrc credentials from the environment are not this service's config.
+            # Proxies come from fetch.proxy or the transport's reading of the environment;
+            # .netrc credentials are not this service's configuration.
             trust_env=False,
             cookies=no_cookies,
         )
-        self._slots: dict[tuple[str, str, int | None], asyncio.Semaphore] = {}
+        self._slots: dict[Origin, asyncio.Semaphore] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -280,89 +425,134 @@ class Fetcher:
         ok: frozenset[int],
         consume: Callable[[Body], Awaitable[T]],
         stats: FetchStats,
+        purpose: Purpose = "page",
     ) -> T:
-        """GET ``url`` and hand a response whose status is in ``ok`` to ``consume``.
+        """GET ``url`` for ``purpose`` and hand a response whose status is in ``ok`` to ``consume``.
 
-        Redirects within the allowed origins are followed; 5xx, 429 and network failures are
-        retried with
-        backoff (the consumer's body read included); any other status is an HTTPStatusError.
+        A ``page`` lies under the index URL; a ``file`` on the index's origin, its
+        ``file_origins`` or ``fetch.redirect_origins`` (else ``FileOriginError``, and no
+        request is made). Redirects within the same bounds are followed; 5xx, 429 and network
+        failures are retried with backoff (the consumer's body read included); any other
+        status is an ``HTTPStatusError``.
         """
-        current = strip_userinfo(url)
-        authorization = _authorization(index)
-        index_origin = _origin(index.url)
-        attempt = redirects = 0
-        while True:
-            request_headers = dict(headers)
-            if authorization and _origin(current) == index_origin:
-                request_headers["Authorization"] = authorization
-            delay: float
-            try:
-                async with self._slot(current):
-                    stats.requests += 1
-                    response = await self._client.send(
-                        self._client.build_request("GET", current, headers=request_headers),
-                        stream=True,
-                    )
-                    try:
-                        status = response.status_code
-                        stats.responses[(index.display_name, status)] += 1
-                        if status in _REDIRECTS and "location" in response.headers:
-                            redirects += 1
-                            current = self._redirect(index, current, response, redirects)
-                            continue
-                        if status in ok:
-                            return await consume(Body(response, index, current))
-                        if status < 400:
-                            raise InvalidResponseError(
-                                f"{index.display_name}: GET {redact_url(current)}: "
-                                f"unexpected status {status}",
-                                index=index.display_name,
-                                url=redact_url(current),
-                            )
-                        retryable = status >= 500 or status == 429
-                        if not retryable or attempt >= self._limits.retries:
-                            raise await self._status_error(index, current, response)
-                        retry_after = _retry_after(response.headers.get("retry-after"))
-                        delay = (
-                            self._backoff(attempt)
-                            if retry_after is None
-                            else min(retry_after, _MAX_RETRY_AFTER)
-                        )
-                    finally:
-                        await response.aclose()
-            except _RETRYABLE_ERRORS as exc:
-                if attempt >= self._limits.retries:
-                    raise self._transport_error(index, current, exc) from exc
-                delay = self._backoff(attempt)
-            except httpx.TransportError as exc:
-                raise self._transport_error(index, current, exc) from exc
-            except AddressBlockedError as exc:
-                raise BlockedAddressError(
-                    f"{index.display_name}: GET {redact_url(current)} refused: {exc}",
-                    index=index.display_name,
-                    url=redact_url(current),
-                ) from exc
-            attempt += 1
-            await asyncio.sleep(delay)
+        url = strip_userinfo(url)
+        origins = {_origin(index.url), *self._redirect_origins}
+        if purpose == "file":
+            origins.update(_origin(origin) for origin in index.file_origins)
+        call = _Call(index, headers, ok, consume, stats, purpose, frozenset(origins))
+        self._admit(call, url)
+        return await self._send_handling_redirects(call, url)
 
-    def _redirect(self, index: Index, current: str, response: httpx.Response, count: int) -> str:
-        target = strip_userinfo(urljoin(current, response.headers["location"]))
-        if count > _MAX_REDIRECTS:
+    def _admit(self, call: _Call[Any], url: str) -> None:
+        """Refuse, before any request, a URL this fetch may not reach."""
+        index = call.index
+        origin = _origin(url)
+        if call.purpose == "file":
+            if origin[0] in ("http", "https") and origin in call.origins:
+                return
+            raise _error(
+                FileOriginError,
+                index,
+                url,
+                f"the page links a file on {_show_origin(origin)}, which is neither the index's "
+                "origin nor one of its [[index]] file_origins or fetch.redirect_origins; "
+                "nothing was requested from it",
+            )
+        if origin != _origin(index.url) or not _within(url, index.url):
+            raise _error(IndexFetchError, index, url, "the URL is not under the index URL")
+
+    async def _send_handling_redirects(self, call: _Call[T], url: str) -> T:
+        redirects = 0
+        while True:
+            outcome = await self._send_handling_retries(call, url)
+            if not isinstance(outcome, _Redirect):
+                return outcome
+            redirects += 1
+            url = self._follow(call, url, outcome.location, redirects)
+
+    def _follow(self, call: _Call[Any], url: str, location: str, redirects: int) -> str:
+        """Where a redirect from ``url`` leads, when it may be followed."""
+        target = strip_userinfo(urljoin(url, location))
+        index = call.index
+        if redirects > _MAX_REDIRECTS:
             message = f"more than {_MAX_REDIRECTS} redirects"
         elif urlsplit(target).scheme not in ("http", "https"):
             message = f"redirect to a non-HTTP URL ({redact_url(target)}) refused"
-        elif _origin(target) not in {_origin(current), _origin(index.url), *self._redirect_origins}:
+        elif _origin(target) not in call.origins:
             message = (
                 f"redirect to another origin ({redact_url(target)}) refused; "
                 "fetch.redirect_origins lists the origins redirects may go to"
             )
+        elif (
+            call.purpose == "page"
+            and _origin(target) == _origin(index.url)
+            and not _within(target, index.url)
+        ):
+            message = (
+                f"redirect outside the index URL ({redact_url(target)}) refused: a project "
+                "page stays under its index"
+            )
         else:
             return target
-        raise InvalidResponseError(
-            f"{index.display_name}: GET {redact_url(current)}: {message}",
-            index=index.display_name,
-            url=redact_url(current),
-        )
+        raise _error(InvalidResponseError, index, url, message)
+
+    async def _send_handling_retries(self, call: _Call[T], url: str) -> T | _Redirect:
+        attempt = 0
+        while True:
+            try:
+                return await self._send_single_request(call, url)
+            except _RetryableError as retry:
+                if attempt >= self._limits.retries:
+                    raise retry.error from retry.__cause__
+                delay = (
+                    self._backoff(attempt)
+                    if retry.delay is None
+                    else min(retry.delay, _MAX_RETRY_AFTER)
+                )
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _send_single_request(self, call: _Call[T], url: str) -> T | _Redirect:
+        """One request; ``_RetryableError`` for what the retry layer may try again."""
+        index = call.index
+        headers = dict(call.headers)
+        extensions: dict[str, Any] = {}
+        if _origin(url) == _origin(index.url):  # credentials and TLS profile: own origin only
+            authorization = _authorization(index)
+            if authorization:
+                headers["Authorization"] = authorization
+            if index.tls is not None:
+                extensions[TLS_EXTENSION] = index.tls
+        request = self._client.build_request("GET", url, headers=headers, extensions=extensions)
+        try:
+            async with self._slot(url):
+                call.stats.count(requests=1)
+                response = await self._client.send(request, stream=True)
+                try:
+                    return await self._answer(call, url, response)
+                finally:
+                    await response.aclose()
+        # httpcore lets an alert that arrives after the handshake (TLS 1.3 sends "certificate
+        # required" so) escape as a bare ssl.SSLError.
+        except (AddressBlockedError, TLSConfigError, httpx.TransportError, ssl.SSLError) as exc:
+            error = self._transport_error(index, url, exc)
+            if isinstance(exc, _RETRYABLE_ERRORS) and not isinstance(error, TLSError):
+                raise _RetryableError(error) from exc
+            raise error from exc
+
+    async def _answer(self, call: _Call[T], url: str, response: httpx.Response) -> T | _Redirect:
+        index, status = call.index, response.status_code
+        call.stats.count_response(index.display_name, status)
+        if status in _REDIRECTS and "location" in response.headers:
+            return _Redirect(response.headers["location"])
+        if status in call.ok:
+            return await call.consume(Body(response, index, url))
+        if status < 400:
+            raise _error(InvalidResponseError, index, url, f"unexpected status {status}")
+        error = await self._status_error(index, url, response)
+        if status >= 500 or status == 429:
+            raise _RetryableError(error, _retry_after(response.headers.get("retry-after")))
+        raise error
 
     async def _status_error(
         self, index: Index, url: str, response: httpx.Response
@@ -371,12 +561,8 @@ class Fetcher:
         reason = await self._problem_reason(index, url, response)
         if reason is None:
             reason = _reason_phrase(status, response.reason_phrase)
-        return HTTPStatusError(
-            f"{index.display_name}: GET {redact_url(url)} returned {status} {reason}",
-            index=index.display_name,
-            url=redact_url(url),
-            status=status,
-            reason=reason,
+        return _error(
+            HTTPStatusError, index, url, f"returned {status} {reason}", status=status, reason=reason
         )
 
     async def _problem_reason(self, index: Index, url: str, response: httpx.Response) -> str | None:
@@ -399,11 +585,15 @@ class Fetcher:
             return None
         return redact_text(": ".join(parts))[:_MAX_REASON_CHARS]
 
-    def _transport_error(
-        self, index: Index, url: str, exc: httpx.TransportError
-    ) -> IndexFetchError:
-        detail = redact_text(str(exc)) or type(exc).__name__
-        message = f"{index.display_name}: GET {redact_url(url)} failed: {detail}"
+    @staticmethod
+    def _transport_error(index: Index, url: str, exc: Exception) -> IndexFetchError:
+        """The typed error for a request that got no HTTP answer."""
+        if isinstance(exc, AddressBlockedError):
+            return _error(BlockedAddressError, index, url, f"refused: {exc}")
+        tls = _tls_error(index, url, exc)
+        if tls is not None:
+            return tls
+        detail = f"failed: {exc or type(exc).__name__}"
         if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
-            return FetchTimeoutError(message, index=index.display_name, url=redact_url(url))
-        return IndexUnreachableError(message, index=index.display_name, url=redact_url(url))
+            return _error(FetchTimeoutError, index, url, detail)
+        return _error(IndexUnreachableError, index, url, detail)

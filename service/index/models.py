@@ -13,7 +13,7 @@ import msgspec
 
 from service.diagnostics.redact import redact_url
 
-__all__ = ["CoreMetadata", "DistFile", "ErrorPolicy", "Index", "ProjectPage"]
+__all__ = ["CoreMetadata", "DistFile", "ErrorPolicy", "Index", "ProjectPage", "TLSProfile"]
 
 
 class ErrorPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,11 +28,27 @@ class ErrorPolicy(msgspec.Struct, frozen=True, kw_only=True):
     metadata: frozenset[int] = frozenset()
 
 
+class TLSProfile(msgspec.Struct, frozen=True, kw_only=True):
+    """How connections to one index's origin do TLS beyond the default trust.
+
+    ``ca_file``: PEM certificates trusted in addition to the system store (and
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR``). ``client_cert``/``client_key``: the certificate (and
+    its key, when not in the same file) presented for mutual TLS. Paths on the server, never
+    secrets themselves; a client certificate is only ever presented to the index's own origin.
+    """
+
+    ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+
 class Index(msgspec.Struct, frozen=True, kw_only=True):
     """A PyPI-style simple index as one job sees it: name, base URL, credentials, policy.
 
     ``url`` never carries credentials; ``auth`` is a (username, password) pair or a bearer
-    token, resolved server-side from the environment and never serialized.
+    token, resolved server-side from the environment and never serialized. ``file_origins``:
+    origins (``scheme://host[:port]``) besides the index's own that its pages may link files
+    on (PyPI's file host for PyPI); ``tls``: its TLS profile, for connections to its origin.
     """
 
     name: str
@@ -40,6 +56,8 @@ class Index(msgspec.Struct, frozen=True, kw_only=True):
     policy: ErrorPolicy = ErrorPolicy()
     auth: tuple[str, str] | str | None = None
     named_by_url: bool = False
+    file_origins: tuple[str, ...] = ()
+    tls: TLSProfile | None = None
 
     def __repr__(self) -> str:
         return f"Index(name={self.name!r}, url={redact_url(self.url)!r})"
@@ -54,9 +72,12 @@ class Index(msgspec.Struct, frozen=True, kw_only=True):
         """Cache-key scope: the index URL plus a digest of the credentials used for it.
 
         Two jobs share cached pages only when they read the same index with the same
-        credentials, so a client never sees what another client's credentials fetched.
+        credentials (a client certificate is one), so a client never sees what another
+        client's credentials fetched.
         """
-        scope = hashlib.sha256(repr(self.auth).encode()).hexdigest()[:16] if self.auth else "anon"
+        certificate = None if self.tls is None else self.tls.client_cert
+        secret = self.auth if certificate is None else (self.auth, certificate)
+        scope = hashlib.sha256(repr(secret).encode()).hexdigest()[:16] if secret else "anon"
         url_digest = hashlib.sha256(self.url.rstrip("/").encode()).hexdigest()[:16]
         return f"{url_digest}:{scope}"
 

@@ -8,11 +8,13 @@ from typing import Literal
 from service.diagnostics.model import Code, Diagnostic, Severity
 from service.index.errors import (
     FetchTimeoutError,
+    FileOriginError,
     HTTPStatusError,
     InconsistentMetadataError,
     IndexFetchError,
     IndexUnreachableError,
     InvalidResponseError,
+    TLSError,
     UnusableMetadataError,
 )
 from service.index.models import Index
@@ -49,6 +51,18 @@ def describe_status(status: int, reason: str | None = None) -> str:
     if reason and reason != phrase:
         return f"{status} {phrase}: {reason}"
     return f"{status} {phrase}"
+
+
+def _failure(error: IndexFetchError) -> tuple[Code, dict[str, str]]:
+    """The code (and data) of a fetch that got no usable HTTP answer."""
+    data = {"error": type(error).__name__}
+    if isinstance(error, TLSError):
+        return Code.TLS_CERTIFICATE, {**data, "setting": error.setting}
+    if isinstance(error, FileOriginError):
+        return Code.FILE_ORIGIN_REFUSED, {**data, "setting": "file_origins"}
+    if isinstance(error, IndexUnreachableError | FetchTimeoutError):
+        return Code.INDEX_UNREACHABLE, data
+    return Code.INDEX_ERROR, data
 
 
 def _status_code(status: int) -> Code:
@@ -96,11 +110,7 @@ def make_page_diagnostic(
             url=error.url,
             data={"reason": error.reason, "setting": "ignore_error_codes.page"},
         )
-    code = (
-        Code.INDEX_UNREACHABLE
-        if isinstance(error, IndexUnreachableError | FetchTimeoutError)
-        else Code.INDEX_ERROR
-    )
+    code, data = _failure(error)
     return Diagnostic(
         code=code,
         severity=severity,
@@ -109,7 +119,7 @@ def make_page_diagnostic(
         package=project,
         index=name,
         url=error.url,
-        data={"error": type(error).__name__},
+        data=data,
     )
 
 
@@ -165,13 +175,10 @@ def make_metadata_diagnostic(
                 "suggestion": {"index": name, "ignore_error_codes": {"metadata": [error.status]}},
             },
         )
+    code, data = _failure(error)
     reason = metadata_reason(error)
     if reason is not None:
         code = reason.code
-    elif isinstance(error, IndexUnreachableError | FetchTimeoutError):
-        code = Code.INDEX_UNREACHABLE
-    else:
-        code = Code.INDEX_ERROR
     return Diagnostic(
         code=code,
         severity=severity,
@@ -181,5 +188,5 @@ def make_metadata_diagnostic(
         version=version,
         index=name,
         url=error.url,
-        data={"error": type(error).__name__},
+        data=data,
     )

@@ -11,17 +11,32 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from service.index.models import ErrorPolicy, Index
+from service.index.models import ErrorPolicy, Index, TLSProfile
 from service.resolution.request import IndexRef, PolicyOverride
 from service.settings import ErrorCodes, IndexSettings, Settings
 
 __all__ = [
+    "KNOWN_FILE_ORIGINS",
     "IndexRefError",
     "make_configured_index",
     "make_indexes",
     "make_policy",
     "url_is_allowed",
 ]
+
+
+# Where well-known indexes keep their files, for indexes that do not configure file_origins.
+KNOWN_FILE_ORIGINS: dict[str, tuple[str, ...]] = {
+    "https://pypi.org": ("https://files.pythonhosted.org",),
+    "https://test.pypi.org": ("https://test-files.pythonhosted.org",),
+}
+
+
+def _file_origins(url: str, configured: tuple[str, ...] | None) -> tuple[str, ...]:
+    if configured is not None:
+        return tuple(origin.rstrip("/") for origin in configured)
+    parts = urlsplit(url)
+    return KNOWN_FILE_ORIGINS.get(f"{parts.scheme}://{parts.netloc}".lower(), ())
 
 
 class IndexRefError(ValueError):
@@ -62,11 +77,20 @@ def make_configured_index(config: IndexSettings, environ: Mapping[str, str]) -> 
         auth = environ[config.token_env]
     elif config.username_env and environ.get(config.username_env):
         auth = (environ[config.username_env], environ.get(config.password_env or "", ""))
+    tls = (
+        TLSProfile(
+            ca_file=config.ca_file, client_cert=config.client_cert, client_key=config.client_key
+        )
+        if config.ca_file or config.client_cert
+        else None
+    )
     return Index(
         name=config.name,
         url=config.url.rstrip("/"),
         policy=make_policy(config.ignore_error_codes),
         auth=auth,
+        file_origins=_file_origins(config.url, config.file_origins),
+        tls=tls,
     )
 
 
@@ -124,6 +148,7 @@ def make_indexes(
                 url=ref.url.rstrip("/"),
                 policy=_override(ErrorPolicy(), ref.ignore_error_codes),
                 named_by_url=True,
+                file_origins=_file_origins(ref.url, None),
             )
         )
     names = [index.url for index in indexes]

@@ -49,14 +49,27 @@ def make_wheel(
     filler_files: int = 0,
     duplicate_metadata: bool = False,
     comment: bytes = b"",
+    built: bool = False,
 ) -> bytes:
     """A wheel whose ``.dist-info/METADATA`` is ``metadata``, written first.
 
     ``trailing_bytes`` of incompressible data follow it, pushing METADATA out of the tail;
-    ``filler_files`` small members make the central directory large.
+    ``filler_files`` small members make the central directory large. ``built`` lays the wheel
+    out as build backends do instead: the files first, then METADATA, WHEEL and a RECORD with
+    a line per file.
     """
     dist_info = dist_info or f"{name.replace('-', '_')}-{version}.dist-info"
     buffer = io.BytesIO()
+    if built:
+        with zipfile.ZipFile(buffer, "w", compression=compression) as zf:
+            files = [f"payload/{'f' * 60}/{number:06d}.py" for number in range(filler_files)]
+            record = [f"{file},sha256={sha256(file.encode())[:43]},0" for file in files]
+            for file in files:
+                zf.writestr(file, b"")
+            zf.writestr(f"{dist_info}/METADATA", metadata)
+            zf.writestr(f"{dist_info}/WHEEL", b"Wheel-Version: 1.0\nTag: py3-none-any\n")
+            zf.writestr(f"{dist_info}/RECORD", "\n".join(record).encode())
+        return buffer.getvalue()
     with warnings.catch_warnings(), zipfile.ZipFile(buffer, "w", compression=compression) as zf:
         warnings.simplefilter("ignore")  # zipfile warns about the duplicate we may write on purpose
         zf.writestr(f"{dist_info}/METADATA", metadata)

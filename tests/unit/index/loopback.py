@@ -3,12 +3,15 @@
 ``tests.indexserver`` serves well-formed indexes built from specs. Some client behaviours need
 bytes no well-behaved index would send: hand-made wheels (huge central directories, members
 past the tail, broken archives), servers that ignore ``Range``, gzip bombs, bodies that trickle.
-``StaticServer`` serves exactly the bytes and headers a test registers, over real HTTP/1.1.
+``StaticServer`` serves exactly the bytes and headers a test registers, over real HTTP/1.1
+(or HTTPS, given a server ``ssl.SSLContext``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,11 +47,49 @@ class _State:
     resources: dict[str, _Resource] = field(default_factory=dict)
     served: list[Served] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # TLS only: each connection's client certificate subject (None: none presented), and
+    # the handshakes that failed.
+    client_certificates: list[str | None] = field(default_factory=list)
+    handshake_failures: list[str] = field(default_factory=list)
+
+
+def _linger(connection: socket.socket) -> None:
+    """Close as web servers do after a failed handshake: the alert already written is sent,
+    then what the client sent meanwhile is read, so that closing sends no reset (which would
+    make the client lose the alert)."""
+    try:
+        connection.shutdown(socket.SHUT_WR)
+        connection.settimeout(1.0)
+        while connection.recv(65536):
+            pass
+    except OSError:
+        pass
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: _State
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        wrapped = self.tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        try:
+            wrapped.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            with self.state.lock:
+                self.state.handshake_failures.append(str(exc))
+            _linger(wrapped)
+            wrapped.close()
+            return
+        with wrapped:
+            certificate = wrapped.getpeercert()
+            subject = str(certificate) if certificate else None
+            with self.state.lock:
+                self.state.client_certificates.append(subject)
+            super().finish_request(wrapped, client_address)
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
@@ -104,9 +145,10 @@ class _Handler(BaseHTTPRequestHandler):
 class StaticServer:
     """Serves registered bytes at registered paths on 127.0.0.1; a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.state = _State()
+        self._httpd.tls = tls
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -126,8 +168,13 @@ class StaticServer:
         self._thread.join()
 
     @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        scheme = "http" if self._httpd.tls is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def add(
         self,
@@ -157,6 +204,17 @@ class StaticServer:
     def served(self) -> list[Served]:
         with self._httpd.state.lock:
             return list(self._httpd.state.served)
+
+    @property
+    def client_certificates(self) -> list[str | None]:
+        """Per TLS connection: the client certificate's subject, or None when none was shown."""
+        with self._httpd.state.lock:
+            return list(self._httpd.state.client_certificates)
+
+    @property
+    def handshake_failures(self) -> list[str]:
+        with self._httpd.state.lock:
+            return list(self._httpd.state.handshake_failures)
 
 
 async def wait_until(condition: Callable[[], bool], within: float = 3.0) -> None:

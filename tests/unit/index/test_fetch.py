@@ -7,8 +7,10 @@ dated by Last-Modified alone.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import threading
 import zlib
 
 import pytest
@@ -193,3 +195,29 @@ class TestRevalidation:
         revalidation = static_server.served[1]
         assert revalidation.headers["if-modified-since"] == stamp
         assert "if-none-match" not in revalidation.headers
+
+
+class TestStats:
+    async def test_counts_from_threads_and_the_loop_are_never_lost(self) -> None:
+        """The resolver thread counts cache hits while the loop counts requests: every
+        increment lands."""
+        stats = FetchStats()
+        rounds = 20_000
+
+        def hits() -> None:
+            for _ in range(rounds):
+                stats.count(cache_hits=1)
+
+        threads = [threading.Thread(target=hits) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for number in range(rounds):
+            stats.count(requests=1, cache_hits=1)
+            stats.count_response("corp", 200)
+            if number % 1000 == 0:
+                await asyncio.sleep(0)
+        for thread in threads:
+            thread.join()
+        assert stats.cache_hits == 4 * rounds
+        assert stats.requests == rounds
+        assert stats.responses[("corp", 200)] == rounds

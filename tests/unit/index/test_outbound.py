@@ -8,6 +8,7 @@ through the system, so a fetch that reaches the server proves it dialled the val
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -47,8 +48,8 @@ def _port(server: StaticServer) -> int:
     return int(server.base_url.rsplit(":", 1)[1])
 
 
-def _client(dns: ScriptedDNS, limits: FetchLimits = LIMITS) -> IndexClient:
-    transport = make_guarded_transport(limits.blocked_networks, resolve=dns)
+def _client(dns: ScriptedDNS, limits: FetchLimits = LIMITS, dns_ttl: float = 60.0) -> IndexClient:
+    transport = make_guarded_transport(limits.blocked_networks, resolve=dns, dns_ttl=dns_ttl)
     return IndexClient(limits, transport=transport)
 
 
@@ -116,13 +117,14 @@ class TestPinnedConnections:
     async def test_rebinding_between_connections_is_caught(
         self, static_server: StaticServer
     ) -> None:
-        """Every new connection is checked again: a second answer into metadata is refused."""
+        """Every new connection is checked again: a second answer into metadata is refused
+        (here every connection asks DNS: no answer is cached)."""
         static_server.add(
             "/simple/demo/", PAGE, content_type=MEDIA_JSON, headers={"Connection": "close"}
         )
         dns = ScriptedDNS(["127.0.0.1"], ["169.254.169.254"])
         index = Index(name="mirror", url=f"http://mirror.invalid:{_port(static_server)}/simple")
-        async with _client(dns) as client:
+        async with _client(dns, dns_ttl=0) as client:
             await client.find_project_page(index, "demo")
             with pytest.raises(BlockedAddressError):
                 await client.find_project_page(Index(name="mirror2", url=index.url), "demo")
@@ -161,6 +163,60 @@ class TestPinnedConnections:
                     Index(name="local", url=f"{static_server.base_url}/simple"), "demo"
                 )
         assert static_server.served == []
+
+
+class TestDNSCache:
+    async def test_a_burst_of_connections_makes_one_lookup(
+        self, static_server: StaticServer
+    ) -> None:
+        """Concurrent new connections to one host share one lookup; later ones reuse it."""
+        for number in range(8):
+            static_server.add(
+                f"/simple/p{number}/",
+                PAGE,
+                content_type=MEDIA_JSON,
+                headers={"Connection": "close"},
+            )
+        dns = ScriptedDNS(["127.0.0.1"])
+        index = Index(name="mirror", url=f"http://mirror.invalid:{_port(static_server)}/simple")
+        async with _client(dns) as client:
+            await asyncio.gather(*(client.find_project_page(index, f"p{n}") for n in range(8)))
+            await client.find_project_page(Index(name="again", url=index.url), "p0")
+        assert dns.lookups == [("mirror.invalid", _port(static_server))]
+        assert len(static_server.served) == 9
+
+    async def test_answers_expire_after_the_ttl(self, static_server: StaticServer) -> None:
+        """A cached answer is used for dns_ttl seconds at most: then DNS is asked again, and
+        its new answer checked like the first."""
+        static_server.add(
+            "/simple/demo/", PAGE, content_type=MEDIA_JSON, headers={"Connection": "close"}
+        )
+        dns = ScriptedDNS(["127.0.0.1"], ["169.254.169.254"])
+        index = Index(name="mirror", url=f"http://mirror.invalid:{_port(static_server)}/simple")
+        async with _client(dns, dns_ttl=0.2) as client:
+            await client.find_project_page(index, "demo")
+            await client.find_project_page(Index(name="m2", url=index.url), "demo")
+            await asyncio.sleep(0.3)
+            with pytest.raises(BlockedAddressError):
+                await client.find_project_page(Index(name="m3", url=index.url), "demo")
+        assert len(dns.lookups) == 2
+        assert len(static_server.served) == 2
+
+    async def test_failed_lookups_are_not_cached(self, static_server: StaticServer) -> None:
+        static_server.add("/simple/demo/", PAGE, content_type=MEDIA_JSON)
+        answers: list[list[str] | OSError] = [OSError("temporary failure"), ["127.0.0.1"]]
+
+        async def flaky(host: str, port: int) -> list[str]:
+            answer = answers.pop(0)
+            if isinstance(answer, OSError):
+                raise answer
+            return answer
+
+        transport = make_guarded_transport(LIMITS.blocked_networks, resolve=flaky)
+        index = Index(name="mirror", url=f"http://mirror.invalid:{_port(static_server)}/simple")
+        async with IndexClient(LIMITS, transport=transport) as client:
+            page = await client.find_project_page(index, "demo")
+        assert page.files and answers == []
 
 
 def _redirect(index_server: StaticServer, cdn: StaticServer) -> None:
