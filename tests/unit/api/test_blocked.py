@@ -16,8 +16,8 @@ from service.index.models import Index
 from service.resolution import Resolution, ResolutionFailed, ResolveRequest
 from service.resolution.result import Failure
 from service.settings import AuthSettings, Limits, Settings
-from tests.unit.api.conftest import Client, ClientFactory
-from tests.unit.jobs.fakes import ScriptedResolver, make_resolution
+from tests.support.api import Client, ClientFactory
+from tests.support.scripted import ScriptedResolver, make_resolution
 
 PROBLEM = "application/problem+json"
 
