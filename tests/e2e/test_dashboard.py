@@ -425,43 +425,46 @@ class TestJobView:
         assert page.locator("#lock-error").is_hidden()
         assert_same_origin_only(watch, cluster.base_url)
 
-    def test_changes_and_markers_show_when_a_result_has_them(
+    def test_a_job_resolved_against_a_lock_shows_its_changes(
         self, cluster: Cluster, watch: PageWatch
     ) -> None:
-        """A result with ``changes`` (a lock was given) and per-package ``markers`` (a
-        universal lock) shows both: served here by rewriting a real job's document in the
-        browser, as those results come from features of their own."""
+        """Re-resolved against an earlier job's lock with flask let go, the job lists what
+        moved: flask upgraded, itsdangerous added."""
+        cluster.serve()
+        cluster.wait_ready()
+        locked = run(cluster, "flask", constraints=["flask<3"])
+        job = run(cluster, "flask", lock={"job": locked["id"]}, upgrade_packages=["flask"])
+        assert job["status"] == "succeeded"
+        page = open_job(watch, cluster, job["id"])
+        changes = page.locator("#changes tbody tr")
+        moved = {
+            changes.nth(i).get_attribute("data-name"): changes.nth(i).inner_text().split("\t")
+            for i in range(changes.count())
+        }
+        assert moved["flask"][:4] == ["flask", "2.3.3", "3.0.0", "upgraded"]
+        assert moved["itsdangerous"][:4] == ["itsdangerous", "—", "2.2.0", "added"]
+        assert len(moved) == 2
+        assert_same_origin_only(watch, cluster.base_url)
+
+    def test_markers_show_when_packages_have_them(self, cluster: Cluster, watch: PageWatch) -> None:
+        """Packages of a universal lock carry ``markers``: the table gains an "Installed
+        when" column. Served by rewriting a real job's document in the browser until
+        universal locks land."""
         cluster.serve()
         cluster.wait_ready()
         job = run(cluster, "flask")
-        job["result"]["changes"] = [
-            {"name": "flask", "from": "2.3.3", "to": "3.0.0", "kind": "upgraded", "reason": None},
-            {
-                "name": "werkzeug",
-                "from": "3.0.0",
-                "to": None,
-                "kind": "removed",
-                "reason": "flask 3.0.0 no longer depends on it",
-            },
-        ]
         for package in job["result"]["packages"]:
             package["markers"] = "sys_platform == 'linux'" if package["name"] == "blinker" else None
         watch.page.route(
             f"{cluster.base_url}/jobs/{job['id']}", lambda route: route.fulfill(json=job)
         )
         page = open_job(watch, cluster, job["id"])
-        changes = page.locator("#changes tbody tr")
-        assert [changes.nth(i).get_attribute("data-kind") for i in range(2)] == [
-            "upgraded",
-            "removed",
-        ]
-        assert changes.nth(0).inner_text().split("\t")[:3] == ["flask", "2.3.3", "3.0.0"]
-        assert "no longer depends on it" in changes.nth(1).inner_text()
         assert "Installed when" in page.locator("#packages thead").inner_text()
         blinker = page.locator("#packages tbody tr[data-name=blinker] td.markers")
         assert blinker.inner_text() == "sys_platform == 'linux'"
         flask = page.locator("#packages tbody tr[data-name=flask] td.markers")
         assert flask.inner_text() == "always"
+        assert page.locator("#changes-section").is_hidden()  # no lock was given
         assert_same_origin_only(watch, cluster.base_url)
 
     def test_a_running_job_shows_live_progress_then_its_result(
