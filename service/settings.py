@@ -15,7 +15,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -83,6 +83,9 @@ class Limits(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     default_deadline_seconds: float = 120.0
     max_deadline_seconds: float = 600.0
     max_rounds: int = 20_000
+    # The mirror block catalogue (GET /indexes/{name}/blocked): versions kept per index, and days.
+    blocked_versions_per_index: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    blocked_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 30
 
 
 # Networks no index lives on and an attacker would aim a URL at (service.index.outbound).

@@ -18,6 +18,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
 
 from service.api.auth import load_token_table, provide_client
+from service.api.controllers.blocked import BlockedController
 from service.api.controllers.dashboard import DashboardController
 from service.api.controllers.diagnostics import DiagnosticsController
 from service.api.controllers.jobs import JobsController
@@ -133,6 +134,7 @@ def create_app(
             JobsController,
             LockController,
             IndexesController,
+            BlockedController,
             HealthController,
             MetricsController,
             DiagnosticsController,

@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from service.diagnostics.redact import redact_url
+from service.jobs.blocked import Bounds, MemoryBlockedStore, RedisBlockedStore
 from service.jobs.model import JobRecord, mark_failed
 from service.jobs.queue import (
     QUEUE_NAME,
@@ -102,9 +103,14 @@ def _make_redis(url: str) -> Redis:
 async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterator[Backend]:
     """Connect to the configured backend for the lifetime of the context."""
     result_ttl = settings.jobs.result_ttl_seconds
+    bounds = Bounds(
+        max_versions=settings.limits.blocked_versions_per_index,
+        retention_days=settings.limits.blocked_retention_days,
+    )
+    memory_stats = MemoryStatsStore(MemoryBlockedStore(bounds))
     if choice == "memory":
         yield Backend(
-            "memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue(), MemoryStatsStore()
+            "memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue(), memory_stats
         )
         return
     url = settings.redis.url
@@ -125,11 +131,11 @@ async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterat
             redact_url(url),
         )
         yield Backend(
-            "memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue(), MemoryStatsStore()
+            "memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue(), memory_stats
         )
         return
     saq_queue = SweepingRedisQueue(_make_redis(url), name=QUEUE_NAME)
-    stats = RedisStatsStore(redis)
+    stats = RedisStatsStore(redis, RedisBlockedStore(redis, bounds))
     saq_queue.on_give_up = functools.partial(give_up, store, stats)
     try:
         await saq_queue.connect()

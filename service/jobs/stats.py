@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service.diagnostics.model import Code, Diagnostic
+from service.jobs.blocked import BlockedStore, MemoryBlockedStore, RedisBlockedStore, make_refusals
 from service.jobs.model import JobDocument, JobRecord, JobStatus, utcnow
 from service.resolution.result import FailureKind
 
@@ -311,6 +312,9 @@ def make_recent_job(document: JobDocument) -> RecentJob:
 
 
 class StatsStore(Protocol):
+    blocked: BlockedStore
+    """What each index refused (``service.jobs.blocked``), recorded with the job's counts."""
+
     async def record(self, fields: Counter[str], *, at: datetime) -> None:
         """Add one job's counter fields to the total and to the bucket of ``at``."""
 
@@ -332,16 +336,18 @@ async def record_finished_job(
     record: JobRecord,
     upstream: Mapping[tuple[str, int], int] | None = None,
 ) -> None:
-    """Count ``record``'s job and list it for its client.
+    """Count ``record``'s job, list it for its client, and add what its indexes refused.
 
     Call it once per job, after the compare-and-set that made it terminal, and only from the
     writer whose update changed it: that is what keeps a job from counting twice. Statistics
     are best effort: a Redis error is logged, never raised, so it cannot fail the job.
     """
     document = record.document
+    at = document.finished_at or utcnow()
     try:
-        await stats.record(count_job(document, upstream or {}), at=document.finished_at or utcnow())
+        await stats.record(count_job(document, upstream or {}), at=at)
         await stats.remember(record.client, make_recent_job(document))
+        await stats.blocked.record(make_refusals(document), at=at)
     except (RedisError, OSError) as exc:
         logger.warning("job %s: could not record statistics: %s", document.id, exc)
 
@@ -351,8 +357,9 @@ def _text(value: bytes | str) -> str:
 
 
 class RedisStatsStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, blocked: BlockedStore | None = None) -> None:
         self._redis = redis
+        self.blocked = blocked or RedisBlockedStore(redis)
 
     async def record(self, fields: Counter[str], *, at: datetime) -> None:
         bucket = _BUCKET_PREFIX + _bucket(at)
@@ -396,7 +403,8 @@ class RedisStatsStore:
 
 
 class MemoryStatsStore:
-    def __init__(self) -> None:
+    def __init__(self, blocked: BlockedStore | None = None) -> None:
+        self.blocked = blocked or MemoryBlockedStore()
         self._total: Counter[str] = Counter()
         self._buckets: dict[str, Counter[str]] = {}
         self._recent: dict[str, deque[RecentJob]] = {}

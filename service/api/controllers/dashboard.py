@@ -1,10 +1,12 @@
-"""``GET /``: the dashboard page, and the static files it loads.
+"""``GET /`` (the dashboard), ``GET /jobs/{id}/page`` (one job for people), and their files.
 
-The page is plain HTML, CSS and JavaScript shipped as package data in ``service/api/static``:
+The pages are plain HTML, CSS and JavaScript shipped as package data in ``service/api/static``:
 no build step, and nothing loaded from anywhere but this origin (the Content-Security-Policy
-says so to the browser). The shell carries no data, so it is served without a token; its script
-reads ``/diagnostics/summary`` and ``/diagnostics/recent``, which do need one when
-authentication is on (the page asks for it on a 401 and keeps it in ``sessionStorage``).
+says so to the browser). The shells carry no data, so they are served without a token and the
+job page's shell is the same for every id (it tells nobody whether a job exists); their scripts
+read the API (``/diagnostics/*``, ``/indexes/*``, ``/jobs/{id}`` and its events and locks), which
+needs a token when authentication is on (a page asks for it on a 401 and keeps it in
+``sessionStorage``), and a job's details only ever go to the client that owns it.
 None of these routes is part of the API, so none is in the OpenAPI document.
 """
 
@@ -27,10 +29,13 @@ CONTENT_SECURITY_POLICY = (
 )
 
 _PAGE = "dashboard.html"
-# The files the page loads, by name, with their media types: nothing else is served.
+_JOB_PAGE = "job.html"
+# The files the pages load, by name, with their media types: nothing else is served.
 _ASSETS = {
     "dashboard.css": "text/css; charset=utf-8",
+    "common.js": "text/javascript; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
+    "job.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 _HEADERS = {
@@ -55,6 +60,13 @@ class DashboardController(Controller):
     @get("/", media_type=MediaType.HTML, include_in_schema=False)
     async def page(self) -> Response[bytes]:
         return Response(_read_static(_PAGE), media_type=MediaType.HTML, headers=_HEADERS)
+
+    @get("/jobs/{job_id:str}/page", media_type=MediaType.HTML, include_in_schema=False)
+    async def job_page(
+        self, job_id: Annotated[str, PathParameter(description="The job's id.")]
+    ) -> Response[bytes]:
+        # The script reads the id from the address and the job from /jobs/{id}, as its owner.
+        return Response(_read_static(_JOB_PAGE), media_type=MediaType.HTML, headers=_HEADERS)
 
     @get("/static/{name:str}", include_in_schema=False)
     async def asset(

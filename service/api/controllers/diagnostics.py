@@ -16,15 +16,15 @@ from service.jobs.backend import Backend
 from service.jobs.model import utcnow
 from service.jobs.stats import MAX_SUMMARY_HOURS, RECENT_JOBS_KEPT, DiagnosticsSummary, RecentJob
 
-__all__ = ["DiagnosticsController", "RecentJobs"]
+__all__ = ["RFC3339_PATTERN", "DiagnosticsController", "RecentJobs", "parse_since"]
 
 DEFAULT_WINDOW = timedelta(hours=24)
 # RFC 3339 date-time: date, "T", time, optional fraction, and a zone ("Z" or an offset).
 # Looser spellings (a bare date, a Unix timestamp, no zone) are refused, not guessed at.
-_RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 
 
-def _parse_since(text: str) -> datetime:
+def parse_since(text: str) -> datetime:
     try:
         # RFC 3339 allows "t" and "z" too; the window is counted in UTC hours.
         return datetime.fromisoformat(text.upper()).astimezone(UTC)
@@ -78,12 +78,12 @@ class DiagnosticsController(Controller):
                 description="Start of the window (RFC 3339, with a time zone); default 24 hours "
                 "ago.",
                 format="date-time",
-                pattern=_RFC3339,
+                pattern=RFC3339_PATTERN,
             ),
         ] = None,
     ) -> DiagnosticsSummary:
         until = utcnow()
-        start = until - DEFAULT_WINDOW if since is None else _parse_since(since)
+        start = until - DEFAULT_WINDOW if since is None else parse_since(since)
         return await backend.stats.summary(start, until)
 
     @get(

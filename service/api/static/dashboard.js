@@ -1,81 +1,34 @@
-// resolvd dashboard: reads /diagnostics/summary and /diagnostics/recent and draws them.
-// Plain DOM and SVG, no libraries; every value from the server goes in as text, never markup.
-// Query parameters: ?refresh=N reloads the figures every N seconds (default 15).
+// resolvd dashboard: reads /diagnostics/summary, /diagnostics/recent, /indexes and each index's
+// /indexes/{name}/blocked, and draws them. Plain DOM and SVG, no libraries (see common.js).
+// Query parameters: ?window=24h|7d|30d picks the window (the selector keeps it current), and
+// ?refresh=N reloads the figures every N seconds (default 15).
 "use strict";
 
 (() => {
-  const TOKEN_KEY = "resolvd.token";
-  const SVG_NS = "http://www.w3.org/2000/svg";
+  const {
+    $, NeedsToken, fetchJSON, element, svg, formatDuration, formatTime, formatDay,
+    describeStatus, walkable, setUpToken, tokenRefused, tokenAccepted, showError,
+  } = window.resolvd;
+
   const RECENT_LIMIT = 50;
+  const WINDOWS = { "24h": 24, "7d": 7 * 24, "30d": 30 * 24 };
   // Bar colours in the order codes are ranked (most failures first); dashboard tests read them
   // back from the drawn bars, so change them freely.
   const PALETTE = [
     "#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
   ];
-  const CHART = { width: 720, height: 220, left: 36, right: 8, top: 10, bottom: 26 };
+  // Margins in CSS pixels: the chart is drawn at its box's width, one unit to a pixel, so its
+  // 12px labels stay 12px (a scaled viewBox shrank them below legibility).
+  const CHART = { height: 240, left: 52, right: 12, top: 12, bottom: 44 };
+  const SPARK = { width: 150, height: 28 };
 
   const params = new URLSearchParams(window.location.search);
   const refreshSeconds = Math.min(Math.max(Number(params.get("refresh")) || 15, 1), 3600);
 
-  const $ = (id) => document.getElementById(id);
   let timer = null;
-
-  class NeedsToken extends Error {}
-
-  function element(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    if (className) node.className = className;
-    return node;
-  }
-
-  function svg(tag, attributes) {
-    const node = document.createElementNS(SVG_NS, tag);
-    for (const [name, value] of Object.entries(attributes || {})) {
-      node.setAttribute(name, String(value));
-    }
-    return node;
-  }
-
-  function formatDuration(ms) {
-    if (ms === null || ms === undefined) return "—";
-    if (ms < 1000) return `${ms} ms`;
-    if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
-    const minutes = Math.floor(ms / 60000);
-    return `${minutes} min ${Math.round((ms % 60000) / 1000)} s`;
-  }
-
-  function formatTime(iso) {
-    if (!iso) return "—";
-    return new Date(iso).toLocaleString([], {
-      month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
-    });
-  }
-
-  function formatHour(iso) {
-    const date = new Date(iso);
-    return `${String(date.getHours()).padStart(2, "0")}:00`;
-  }
-
-  async function fetchJSON(path) {
-    const headers = { Accept: "application/json" };
-    const token = window.sessionStorage.getItem(TOKEN_KEY);
-    if (token) headers.Authorization = `Bearer ${token}`;
-    const response = await fetch(path, { headers, cache: "no-store" });
-    if (response.status === 401) throw new NeedsToken(path);
-    if (!response.ok) {
-      let detail = response.statusText;
-      try {
-        const problem = await response.json();
-        detail = problem.detail || problem.title || detail;
-      } catch (_) {
-        // Not a problem document; the status line says enough.
-      }
-      throw new Error(`${path} answered ${response.status}: ${detail}`);
-    }
-    return response.json();
-  }
+  let lastSeries = null;
+  let drawnWidth = 0;
 
   function fillTable(id, rows) {
     const body = $(id).tBodies[0];
@@ -110,27 +63,43 @@
     return [...totals.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   }
 
+  function formatHour(iso, withDay) {
+    const date = new Date(iso);
+    const hour = `${String(date.getHours()).padStart(2, "0")}:00`;
+    if (!withDay) return hour;
+    return `${date.toLocaleDateString([], { month: "short", day: "numeric" })} ${hour}`;
+  }
+
+  function axisText(chart, x, y, text, anchor, className) {
+    const label = svg("text", { x, y, "text-anchor": anchor, class: className || "tick" });
+    label.textContent = text;
+    chart.append(label);
+  }
+
   function renderChart(series) {
+    lastSeries = series;
     const ranked = rankCodes(series);
     const colours = new Map(ranked.map(([code], i) => [code, PALETTE[i % PALETTE.length]]));
-    const { width, height, left, right, top, bottom } = CHART;
+    const { height, left, right, top, bottom } = CHART;
+    drawnWidth = $("chart").clientWidth;
+    const width = Math.max(drawnWidth, 320);
     const plotWidth = width - left - right;
     const plotHeight = height - top - bottom;
     const peak = Math.max(1, ...series.map((hour) =>
       Object.values(hour.failures_by_code).reduce((sum, n) => sum + n, 0)));
     const slot = plotWidth / Math.max(series.length, 1);
+    const multiDay = series.length > 24;
     const chart = svg("svg", {
-      viewBox: `0 0 ${width} ${height}`, role: "img", id: "failures-chart",
-      "aria-label": "Failed jobs per hour, stacked by diagnostic code",
+      width, height, viewBox: `0 0 ${width} ${height}`, role: "img", id: "failures-chart",
     });
-    for (const value of [0, Math.ceil(peak / 2), peak]) {
+    for (const value of [...new Set([0, Math.ceil(peak / 2), peak])]) {
       const y = top + plotHeight - (value / peak) * plotHeight;
       chart.append(svg("line", { x1: left, x2: width - right, y1: y, y2: y, class: "grid" }));
-      const label = svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" });
-      label.textContent = String(value);
-      chart.append(label);
+      axisText(chart, left - 8, y + 4, String(value), "end");
     }
-    const labelEvery = Math.max(1, Math.ceil(series.length / 12));
+    const marks = [];
+    // Room for a label every ~64 px (wider ones when they carry the day too).
+    const labelEvery = Math.max(1, Math.ceil((multiDay ? 110 : 64) / slot));
     series.forEach((hour, i) => {
       const x = left + i * slot;
       let y = top + plotHeight;
@@ -140,23 +109,27 @@
         const barHeight = (count / peak) * plotHeight;
         y -= barHeight;
         const bar = svg("rect", {
-          x: x + slot * 0.15, y, width: Math.max(slot * 0.7, 1), height: barHeight,
+          x: x + slot * 0.15, y, width: Math.max(slot * 0.7, 2), height: barHeight,
           fill: colours.get(code), class: "bar", "data-code": code, "data-count": count,
         });
-        const tip = svg("title");
-        tip.textContent = `${formatHour(hour.hour)}: ${code} × ${count}`;
-        bar.append(tip);
         chart.append(bar);
+        marks.push([bar, `${formatHour(hour.hour, true)}: ${count} failed with ${code}`]);
       }
       if (i % labelEvery === 0) {
-        const label = svg("text", { x: x + slot / 2, y: height - 8, "text-anchor": "middle" });
-        label.textContent = formatHour(hour.hour);
-        chart.append(label);
+        axisText(chart, x + slot / 2, top + plotHeight + 18, formatHour(hour.hour, multiDay), "middle");
       }
     });
     chart.append(svg("line", {
       x1: left, x2: width - right, y1: top + plotHeight, y2: top + plotHeight, class: "axis",
     }));
+    axisText(chart, left + plotWidth / 2, height - 6, "Hour (local time)", "middle", "axis-title");
+    const yTitle = svg("text", {
+      x: 0, y: 0, "text-anchor": "middle", class: "axis-title",
+      transform: `translate(14 ${top + plotHeight / 2}) rotate(-90)`,
+    });
+    yTitle.textContent = "Failed jobs";
+    chart.append(yTitle);
+    walkable(chart, marks, "Failed jobs per hour, stacked by diagnostic code");
     $("chart").replaceChildren(chart);
 
     const legend = ranked.map(([code, total]) => {
@@ -176,8 +149,8 @@
       const row = element("tr");
       row.dataset.jobId = job.id;
       const link = element("a", job.id.slice(0, 10));
-      link.href = `jobs/${encodeURIComponent(job.id)}`;
-      link.title = job.id;
+      link.href = `jobs/${encodeURIComponent(job.id)}/page`;
+      link.title = `Open job ${job.id}`;
       const jobCell = element("td");
       jobCell.append(link);
       row.append(
@@ -224,13 +197,118 @@
     fillTable("upstream", rows);
   }
 
-  function askForToken(refused) {
-    $("token-reason").textContent = refused
-      ? "The server refused that token. Enter another one."
-      : "This server needs a bearer token to show its figures.";
-    $("token-form").hidden = false;
-    $("token").focus();
-    document.body.dataset.state = "needs-token";
+  // -- what each mirror blocks ----------------------------------------------------------------
+
+  function sparkline(days, counts, what) {
+    const { width, height } = SPARK;
+    const peak = Math.max(1, ...counts);
+    const slot = width / Math.max(days.length, 1);
+    const chart = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "spark", role: "img" });
+    chart.append(svg("line", { x1: 0, x2: width, y1: height - 0.5, y2: height - 0.5, class: "axis" }));
+    const marks = days.map((day, i) => {
+      const barHeight = counts[i] ? Math.max((counts[i] / peak) * (height - 2), 2) : 0;
+      const bar = svg("rect", {
+        x: i * slot + slot * 0.1, y: height - 1 - barHeight, width: Math.max(slot * 0.8, 1),
+        height: barHeight, class: "bar", "data-day": day, "data-count": counts[i],
+      });
+      // An empty day still gets a mark to hover and to walk to: a transparent full-height slot.
+      const hit = svg("rect", { x: i * slot, y: 0, width: slot, height, class: "hit" });
+      chart.append(bar, hit);
+      const jobs = counts[i] === 1 ? "1 job" : `${counts[i]} jobs`;
+      return [hit, `${formatDay(day)}: ${what} refused in ${jobs}`];
+    });
+    walkable(chart, marks, `Jobs that met ${what}'s refusal per day`);
+    return chart;
+  }
+
+  function renderBlocked(catalogues) {
+    const blocks = catalogues.map(({ index, catalogue }) => {
+      const block = element("div", null, "blocked-index");
+      block.dataset.index = index;
+      const caption = `${index}: ${catalogue.total} refused in this window`;
+      block.append(element("h3", caption));
+      if (catalogue.versions.length === 0) {
+        block.append(element("p", `Nothing refused by ${index} in this window.`, "empty"));
+        return block;
+      }
+      const table = element("table", null, "blocked");
+      const head = element("tr");
+      for (const [title, numeric] of [
+        ["Package", false], ["Version", false], ["Status", false], ["First seen", false],
+        ["Last seen", false], ["Jobs", true], ["Forced to another version", true],
+        ["Failed", true], ["Jobs per day", false],
+      ]) {
+        const th = element("th", title, numeric ? "num" : "");
+        th.scope = "col";
+        head.append(th);
+      }
+      table.createTHead().append(head);
+      const body = table.createTBody();
+      for (const entry of catalogue.versions) {
+        const row = element("tr");
+        row.dataset.package = entry.package;
+        row.dataset.version = entry.version || "";
+        row.dataset.status = entry.status;
+        const what = entry.version ? `${entry.package}==${entry.version}` : `${entry.package} (project page)`;
+        const spark = element("td");
+        spark.append(sparkline(catalogue.days, entry.per_day, what));
+        row.append(
+          element("td", entry.package),
+          element("td", entry.version || "every version (project page)"),
+          element("td", describeStatus(entry.status), "http4"),
+          element("td", formatTime(entry.first_seen)),
+          element("td", formatTime(entry.last_seen)),
+          element("td", entry.jobs, "num jobs"),
+          element("td", entry.forced, "num forced"),
+          element("td", entry.failed, "num failed"),
+          spark,
+        );
+        body.append(row);
+      }
+      block.append(table);
+      if (catalogue.total > catalogue.versions.length) {
+        block.append(element("p", `The ${catalogue.versions.length} most recently seen of ${catalogue.total}.`, "empty"));
+      }
+      return block;
+    });
+    if (blocks.length === 0) blocks.push(element("p", "No index is configured.", "empty"));
+    $("blocked").replaceChildren(...blocks);
+  }
+
+  function renderImpact(catalogues) {
+    const rows = [];
+    for (const { index, catalogue } of catalogues) {
+      for (const { status, jobs } of catalogue.policy_impact) {
+        const row = element("tr");
+        row.dataset.index = index;
+        row.dataset.status = status;
+        row.append(element("td", index), element("td", describeStatus(status)), element("td", jobs, "num"));
+        rows.push(row);
+      }
+    }
+    fillTable("impact", rows);
+  }
+
+  async function loadCatalogues(since) {
+    const indexes = await fetchJSON("indexes");
+    return Promise.all(indexes.map(async ({ name }) => ({
+      index: name,
+      catalogue: await fetchJSON(
+        `indexes/${encodeURIComponent(name)}/blocked?since=${encodeURIComponent(since)}`),
+    })));
+  }
+
+  // -- the window, in the URL ---------------------------------------------------------------
+
+  function selectedWindow() {
+    const chosen = $("window").value;
+    return chosen in WINDOWS ? chosen : "24h";
+  }
+
+  function keepWindowInURL() {
+    const query = new URLSearchParams(window.location.search);
+    query.set("window", selectedWindow());
+    window.history.replaceState(null, "", `${window.location.pathname}?${query}`);
   }
 
   function schedule() {
@@ -239,53 +317,58 @@
   }
 
   async function refresh() {
-    const hours = Number($("window").value);
+    // Someone is reading a chart with the keyboard: redrawing it would take their focus away.
+    if (document.activeElement instanceof SVGSVGElement) {
+      schedule();
+      return;
+    }
+    const hours = WINDOWS[selectedWindow()];
     const since = new Date(Date.now() - hours * 3600 * 1000).toISOString();
     try {
-      const [summary, recent] = await Promise.all([
+      const [summary, recent, catalogues] = await Promise.all([
         fetchJSON(`diagnostics/summary?since=${encodeURIComponent(since)}`),
         fetchJSON(`diagnostics/recent?limit=${RECENT_LIMIT}`),
+        loadCatalogues(since),
       ]);
       renderTotals(summary);
       renderChart(summary.series);
       renderJobs(recent);
       renderPackages(summary);
       renderUpstream(summary);
-      $("error").hidden = true;
-      $("token-form").hidden = true;
-      $("forget-token").hidden = !window.sessionStorage.getItem(TOKEN_KEY);
+      renderBlocked(catalogues);
+      renderImpact(catalogues);
+      showError("");
+      tokenAccepted();
       $("updated").textContent = `Updated ${new Date().toLocaleTimeString()} · every ${refreshSeconds} s`;
       document.body.dataset.state = "ready";
     } catch (error) {
       if (error instanceof NeedsToken) {
-        const refused = window.sessionStorage.getItem(TOKEN_KEY) !== null;
-        window.sessionStorage.removeItem(TOKEN_KEY);
-        askForToken(refused);
+        tokenRefused();
         return; // no polling until a token is entered
       }
-      $("error").textContent = `Could not load the figures: ${error.message}`;
-      $("error").hidden = false;
+      showError(`Could not load the figures: ${error.message}`);
       document.body.dataset.state = "error";
     }
     schedule();
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    $("token-form").addEventListener("submit", (event) => {
-      event.preventDefault();
-      const token = $("token").value.trim();
-      if (!token) return;
-      window.sessionStorage.setItem(TOKEN_KEY, token);
-      $("token").value = "";
-      $("token-form").hidden = true;
+    const asked = params.get("window");
+    if (asked in WINDOWS) $("window").value = asked;
+    setUpToken(refresh, () => window.clearTimeout(timer));
+    $("window").addEventListener("change", () => {
+      keepWindowInURL();
       refresh();
     });
-    $("forget-token").addEventListener("click", () => {
-      window.sessionStorage.removeItem(TOKEN_KEY);
-      window.clearTimeout(timer);
-      askForToken(false);
+    // Redraw the chart when its box changes width (its labels keep their pixel size); a
+    // change of height alone (a full-page screenshot, say) leaves it as it is.
+    let resizing = null;
+    window.addEventListener("resize", () => {
+      window.clearTimeout(resizing);
+      resizing = window.setTimeout(() => {
+        if (lastSeries && $("chart").clientWidth !== drawnWidth) renderChart(lastSeries);
+      }, 150);
     });
-    $("window").addEventListener("change", refresh);
     refresh();
   });
 })();

@@ -1,4 +1,5 @@
-"""The dashboard page at ``/`` and the data it reads: ``/diagnostics/recent`` and the series."""
+"""The dashboard page at ``/``, the job page at ``/jobs/{id}/page``, and the data they read:
+``/diagnostics/recent`` and the series."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from tests.unit.api.test_jobs import give_up, submit, wait_until
 
 PROBLEM = "application/problem+json"
 ASSETS = {
+    "static/common.js": "text/javascript",
     "static/dashboard.js": "text/javascript",
+    "static/job.js": "text/javascript",
     "static/dashboard.css": "text/css",
     "static/favicon.svg": "image/svg+xml",
 }
@@ -66,7 +69,7 @@ class TestPage:
 
     async def test_nothing_is_loaded_from_elsewhere(self, api: Client) -> None:
         """Neither the page nor its files name another host: no CDN, no fonts, no scripts."""
-        for path in ("/", *(f"/{asset}" for asset in ASSETS)):
+        for path in ("/", "/jobs/any/page", *(f"/{asset}" for asset in ASSETS)):
             text = (await api.get(path)).text
             urls = set(re.findall(r"(?:https?:)?//[\w.-]+[^\s\"'`)]*", text))
             assert urls <= {SVG_NAMESPACE}, (path, urls)
@@ -91,11 +94,36 @@ class TestPage:
         assert response.headers["content-type"] == PROBLEM
 
     def test_the_page_is_not_part_of_the_api_document(self) -> None:
-        """``/`` and ``/static/...`` are for browsers: the OpenAPI document leaves them out."""
+        """``/``, the job page and ``/static/...`` are for browsers: the OpenAPI document
+        leaves them out."""
         paths = create_app().openapi_schema.to_schema()["paths"]
         assert "/" not in paths
         assert not [path for path in paths if path.startswith("/static")]
+        assert not [path for path in paths if path.endswith("/page")]
         assert "/diagnostics/recent" in paths
+        assert "/indexes/{name}/blocked" in paths
+
+
+class TestJobPage:
+    async def test_the_job_page_is_one_shell_for_every_id(self, api: Client) -> None:
+        """``/jobs/{id}/page`` is the same HTML for any id, known or not, under the page's
+        policy: it carries no job data and says nothing about whether the job exists."""
+        submitted = await submit(api, "ok")
+        known = await api.get(f"/jobs/{submitted['id']}/page")
+        unknown = await api.get("/jobs/no-such-job/page")
+        assert known.status_code == unknown.status_code == 200
+        assert known.content == unknown.content
+        assert known.headers["content-type"].startswith("text/html")
+        assert csp_directives(known.headers["content-security-policy"])["script-src"] == ["'self'"]
+        assert submitted["id"] not in known.text
+        # Its files are found from two levels down, whatever prefix the app is served under.
+        assert '<script src="../../static/common.js" defer></script>' in known.text
+        assert '<script src="../../static/job.js" defer></script>' in known.text
+
+    async def test_the_dashboard_links_each_job_to_its_page(self, api: Client) -> None:
+        """The recent-jobs table links to the job view, not to the raw document."""
+        script = (await api.get("/static/dashboard.js")).text
+        assert "jobs/${encodeURIComponent(job.id)}/page" in script
 
 
 class TestAuthentication:

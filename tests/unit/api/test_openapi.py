@@ -54,6 +54,7 @@ class TestOpenAPI:
                 "getJobLock",
                 "getJobDiff",
                 "listIndexes",
+                "listBlockedVersions",
                 "getDiagnosticsSummary",
                 "listRecentJobs",
                 "getHealth",
