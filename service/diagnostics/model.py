@@ -37,6 +37,7 @@ class Code(StrEnum):
     RESOLUTION_TOO_COMPLEX = "resolution_too_complex"
     INTERNAL_ERROR = "internal_error"
     LOCK_ENVIRONMENT_MISMATCH = "lock_environment_mismatch"
+    BUILD_FAILED = "build_failed"
 
 
 class Severity(StrEnum):

@@ -13,12 +13,14 @@ from service.index.errors import (
     IndexFetchError,
     IndexUnreachableError,
     InvalidResponseError,
+    MetadataBuildError,
     UnusableMetadataError,
 )
 from service.index.models import Index
 from service.resolution.result import Reason
 
 __all__ = [
+    "DYNAMIC_METADATA_ADVICE",
     "FatalFetchError",
     "FatalFetchKind",
     "describe_status",
@@ -26,6 +28,11 @@ __all__ = [
     "make_page_diagnostic",
     "metadata_reason",
 ]
+
+DYNAMIC_METADATA_ADVICE = (
+    "Give its metadata in the request's dependency_metadata, or have the server build it in a "
+    "sandbox ([builds] enabled = true)."
+)
 
 FatalFetchKind = Literal["index_error", "metadata_error"]
 """A project page (``index_error``) or a version's metadata (``metadata_error``) failed."""
@@ -120,6 +127,8 @@ def metadata_reason(error: IndexFetchError) -> Reason | None:
     an error, or sent too much): the resolver must not backtrack past it, the job fails.
     HTTP statuses are the index's ``ignore_error_codes`` policy to decide, not this table.
     """
+    if isinstance(error, MetadataBuildError):
+        return Reason.BUILD_FAILED
     if isinstance(error, UnusableMetadataError):
         return Reason.SDIST_DYNAMIC_METADATA
     if isinstance(error, InconsistentMetadataError):
@@ -172,14 +181,22 @@ def make_metadata_diagnostic(
         code = Code.INDEX_UNREACHABLE
     else:
         code = Code.INDEX_ERROR
+    message = f"Metadata for {project}=={version} from index '{name}' is unusable: {error.message}"
+    data: dict[str, object] = {"error": type(error).__name__}
+    if isinstance(error, MetadataBuildError):
+        message = f"The metadata build of {project}=={version} from index '{name}' failed: "
+        message += error.message
+        data |= {"stage": error.stage, "log_tail": error.log_tail}
+    elif reason is Reason.SDIST_DYNAMIC_METADATA:
+        message += f". {DYNAMIC_METADATA_ADVICE}"
+        data["settings"] = ["dependency_metadata", "builds.enabled"]
     return Diagnostic(
         code=code,
         severity=severity,
-        message=f"Metadata for {project}=={version} from index '{name}' is unusable: "
-        f"{error.message}",
+        message=message,
         package=project,
         version=version,
         index=name,
         url=error.url,
-        data={"error": type(error).__name__},
+        data=data,
     )

@@ -21,6 +21,7 @@ from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 from service.diagnostics.model import Code, Diagnostic, Severity
 from service.diagnostics.redact import redact_url
 from service.index import FetchStats
+from service.index.builder import BuildScope, build_scope
 from service.index.models import Index
 from service.resolution.bridge import FetchBridge, StoppedError
 from service.resolution.candidates import Candidate, ResolverRequirement, SpecifierRequirement
@@ -374,6 +375,15 @@ async def resolve_request(
             await asyncio.sleep(0.1)
 
     publisher = asyncio.create_task(publish())
+    # A metadata build this job asks for resolves its build requirements from the job's indexes
+    # and is waited for no longer than the job's deadline (service.index.builder).
+    scope = build_scope.set(
+        BuildScope(
+            indexes=tuple(indexes),
+            index_strategy=request.index_strategy,
+            deadline=time.time() + request.deadline_seconds,
+        )
+    )
     try:
         return await asyncio.to_thread(
             functools.partial(
@@ -390,5 +400,6 @@ async def resolve_request(
         stop.set()
         raise
     finally:
+        build_scope.reset(scope)
         publisher.cancel()
         bridge.cancel_pending()
