@@ -5,7 +5,8 @@ path), then applies environment overrides (``RESOLVD_REDIS_URL``, ``RESOLVD_CACH
 ``RESOLVD_ALLOWED_INDEX_URLS`` and ``RESOLVD_<SECTION>_<KEY>`` for every scalar in ``limits``,
 ``fetch``, ``server``, ``jobs`` and ``builds``). Index credentials are read from the
 environment variables each index names when a job's indexes are made
-(``service.resolution.indexes``), never stored in Settings. This module imports nothing else from ``service``.
+(``service.resolution.indexes``), never stored in Settings. This module imports nothing else
+from ``service``.
 """
 
 from __future__ import annotations
