@@ -27,7 +27,7 @@ class BuildScope(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     indexes: tuple[Index, ...]
-    index_strategy: str
+    index_strategy: str  # service.resolution.request.IndexStrategy (index never imports it)
     deadline: float
 
 
