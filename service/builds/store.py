@@ -18,7 +18,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 from redis.asyncio import Redis
@@ -69,6 +69,7 @@ class BuildTotals(msgspec.Struct, frozen=True, kw_only=True):
     duration_count: int = 0
 
 
+@runtime_checkable  # Litestar checks a dependency's type against its annotation
 class BuildStore(Protocol):
     async def find_outcome(self, sha256: str) -> BuildOutcome | None:
         """The known outcome for the sdist, or ``None``."""
