@@ -221,7 +221,8 @@ class Sandbox:
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                await process.wait()
+            # Reads what is left in the pipe to its end, so the pipe is closed too.
+            await process.communicate()
         returncode = process.returncode
         if ending == "exited" and returncode is not None and returncode < 0:
             cpu_out = returncode == -signal.SIGXCPU
