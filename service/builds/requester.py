@@ -16,7 +16,15 @@ import time
 from typing import cast, get_args
 from urllib.parse import urldefrag
 
-from service.builds.model import BuildFailure, BuildOutcome, BuildRequest, index_ref
+from redis.exceptions import RedisError
+
+from service.builds.model import (
+    BuildFailure,
+    BuildOutcome,
+    BuildRequest,
+    BuildStage,
+    index_ref,
+)
 from service.builds.store import BuildStore
 from service.diagnostics.redact import redact_url
 from service.index.builder import build_scope
@@ -57,11 +65,8 @@ class BuildRequester:
                     "sdists it can name by their sha256",
                 ),
             )
-        outcome = await self._store.find_outcome(sha256)
-        if outcome is not None:
-            await self._store.record_reuse()
-        else:
-            outcome = await self._wait(self._make_request(index, file, sha256), index, url)
+        request = self._make_request(index, file, sha256)
+        outcome = await self._wait(request, index, url)
         if outcome.failure is not None:
             raise _failed(index, url, outcome.failure)
         assert outcome.metadata is not None
@@ -83,42 +88,56 @@ class BuildRequester:
         )
 
     async def _wait(self, request: BuildRequest, index: Index, url: str) -> BuildOutcome:
-        """Queue the build if needed and poll for its outcome until the job's deadline."""
+        """The known outcome, or queue the build and poll for it until the job's deadline.
+
+        The build store failing (Redis down, a connection timing out) is waited out like a
+        slow build, and reported as ``unavailable`` if it lasts to the deadline.
+        """
         scope = build_scope.get()
         deadline = (
             scope.deadline if scope is not None else time.time() + self._settings.timeout_seconds
         )
-        store, sha256 = self._store, request.sha256
-        await self._submit(request)
         pause = _FIRST_POLL_SECONDS
+        first = True
         while True:
-            outcome = await store.find_outcome(sha256)
+            unavailable = None
+            try:
+                outcome = await self._poll(request, first=first)
+            except (RedisError, OSError) as exc:
+                logger.warning("builds: the build store did not answer: %s", exc)
+                outcome, unavailable = None, f"the build store did not answer ({exc})"
+            else:
+                first = False
             if outcome is not None:
                 return outcome
             now = time.time()
             if now >= deadline:
-                raise _failed(
-                    index,
-                    url,
-                    BuildFailure(
-                        stage="timeout",
-                        message="the build did not finish within the job's deadline",
-                    ),
-                )
-            if not await store.is_pending(sha256):
-                await self._submit(request)  # its builder stopped, or it waited too long
-            if await store.count_builders(BUILDER_WINDOW_SECONDS) == 0:
-                raise _failed(
-                    index,
-                    url,
-                    BuildFailure(
-                        stage="unavailable",
-                        message="builds are enabled but no builder is running (start "
-                        "`resolvd builder`, or `resolvd serve` with its in-process worker)",
-                    ),
-                )
+                message = unavailable or "the build did not finish within the job's deadline"
+                stage: BuildStage = "unavailable" if unavailable else "timeout"
+                raise _failed(index, url, BuildFailure(stage=stage, message=message))
             await asyncio.sleep(min(pause, max(deadline - now, 0.0)))
             pause = min(pause * 2, _MAX_POLL_SECONDS)
+
+    async def _poll(self, request: BuildRequest, *, first: bool) -> BuildOutcome | None:
+        """One look at the store: the outcome, or ``None`` after making sure it is coming."""
+        store, sha256 = self._store, request.sha256
+        outcome = await store.find_outcome(sha256)
+        if outcome is not None:
+            if first:
+                await store.record_reuse()
+            return outcome
+        if first or not await store.is_pending(sha256):
+            # Not asked for yet, or its builder stopped, or it waited in the queue too long.
+            await self._submit(request)
+        if await store.count_builders(BUILDER_WINDOW_SECONDS) == 0:
+            return BuildOutcome(
+                failure=BuildFailure(
+                    stage="unavailable",
+                    message="builds are enabled but no builder is running (start "
+                    "`resolvd builder`, or `resolvd serve` with its in-process worker)",
+                )
+            )
+        return None
 
     async def _submit(self, request: BuildRequest) -> None:
         """Queue ``request``; past ``MAX_ATTEMPTS`` submissions, fail the build instead."""

@@ -9,7 +9,7 @@ import pytest
 
 from service.builds.model import BuildFailure, BuildOutcome
 from service.builds.requester import MAX_ATTEMPTS, BuildRequester
-from service.builds.store import MemoryBuildStore
+from service.builds.store import MemoryBuildStore, RedisBuildStore
 from service.index.builder import BuildScope, build_scope
 from service.index.errors import MetadataBuildError
 from service.index.models import DistFile, Index
@@ -121,6 +121,19 @@ class TestBuildRequester:
             await store.hold(request.sha256, "doomed", 0.01)  # then "dies"
         with pytest.raises(MetadataBuildError, match="builder stopped"):
             await waiting
+
+    async def test_an_unreachable_store_is_waited_out_then_reported(self) -> None:
+        """A build store that does not answer is not an internal error: the version is skipped."""
+        store = RedisBuildStore.from_url("redis://127.0.0.1:9/0")
+        scope = BuildScope(indexes=(INDEX,), index_strategy="first-index", deadline=time.time() + 1)
+        token = build_scope.set(scope)
+        try:
+            with pytest.raises(MetadataBuildError, match="did not answer") as raised:
+                await BuildRequester(store, BuildSettings(enabled=True)).build_metadata(INDEX, FILE)
+        finally:
+            build_scope.reset(token)
+            await store.aclose()
+        assert raised.value.stage == "unavailable"
 
     async def test_an_sdist_without_sha256_is_not_built(self) -> None:
         unhashed = DistFile(
