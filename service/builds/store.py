@@ -22,6 +22,9 @@ from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from service.builds.model import BuildOutcome, BuildRequest
@@ -145,7 +148,19 @@ class RedisBuildStore:
 
     @classmethod
     def from_url(cls, url: str) -> RedisBuildStore:
-        return cls(Redis.from_url(url, socket_connect_timeout=2.0, health_check_interval=30))
+        # A command whose connection dropped is sent once more on a new one (as the job store);
+        # a generous read timeout, since a builder inside `resolvd serve` shares its event loop
+        # with a worker's resolutions, which can hold it while a BLPOP waits.
+        retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+        return cls(
+            Redis.from_url(
+                url,
+                socket_connect_timeout=5.0,
+                socket_timeout=30.0,
+                health_check_interval=30,
+                retry=retry,
+            )
+        )
 
     async def find_outcome(self, sha256: str) -> BuildOutcome | None:
         raw = await self._redis.get(f"{_PREFIX}outcome:{sha256}")
