@@ -33,12 +33,14 @@ from service.index.models import DistFile, Index
 from service.resolution.request import IndexStrategy
 from service.settings import BuildSettings
 
-__all__ = ["BUILDER_WINDOW_SECONDS", "MAX_ATTEMPTS", "BuildRequester"]
+__all__ = ["BUILDER_WINDOW_SECONDS", "MAX_ATTEMPTS", "NO_BUILDER_GRACE_SECONDS", "BuildRequester"]
 
 logger = logging.getLogger(__name__)
 
 # A builder counts as running if it beat within this window.
 BUILDER_WINDOW_SECONDS = 30.0
+# How long a worker waits for a builder to show up before it reports that none is running.
+NO_BUILDER_GRACE_SECONDS = 10.0
 # A build whose builder stopped (crashed, killed, out of memory) this many times is failed.
 MAX_ATTEMPTS = 3
 _FIRST_POLL_SECONDS = 0.05
@@ -48,9 +50,16 @@ _MAX_POLL_SECONDS = 1.0
 class BuildRequester:
     """Implements ``service.index.builder.MetadataBuilder`` over a ``BuildStore``."""
 
-    def __init__(self, store: BuildStore, settings: BuildSettings) -> None:
+    def __init__(
+        self,
+        store: BuildStore,
+        settings: BuildSettings,
+        *,
+        no_builder_grace: float = NO_BUILDER_GRACE_SECONDS,
+    ) -> None:
         self._store = store
         self._settings = settings
+        self._no_builder_grace = no_builder_grace
 
     async def build_metadata(self, index: Index, file: DistFile) -> bytes:
         url = redact_url(urldefrag(file.url).url)
@@ -99,10 +108,13 @@ class BuildRequester:
         )
         pause = _FIRST_POLL_SECONDS
         first = True
+        started = time.time()
         while True:
             unavailable = None
             try:
-                outcome = await self._poll(request, first=first)
+                # A builder may be starting (its sandbox probe takes a moment): give it a grace.
+                patient = time.time() - started < self._no_builder_grace
+                outcome = await self._poll(request, first=first, patient=patient)
             except (RedisError, OSError) as exc:
                 logger.warning("builds: the build store did not answer: %s", exc)
                 outcome, unavailable = None, f"the build store did not answer ({exc})"
@@ -118,8 +130,13 @@ class BuildRequester:
             await asyncio.sleep(min(pause, max(deadline - now, 0.0)))
             pause = min(pause * 2, _MAX_POLL_SECONDS)
 
-    async def _poll(self, request: BuildRequest, *, first: bool) -> BuildOutcome | None:
-        """One look at the store: the outcome, or ``None`` after making sure it is coming."""
+    async def _poll(
+        self, request: BuildRequest, *, first: bool, patient: bool
+    ) -> BuildOutcome | None:
+        """One look at the store: the outcome, or ``None`` after making sure it is coming.
+
+        With no builder alive, an ``unavailable`` failure, unless still ``patient``.
+        """
         store, sha256 = self._store, request.sha256
         outcome = await store.find_outcome(sha256)
         if outcome is not None:
@@ -129,7 +146,7 @@ class BuildRequester:
         if first or not await store.is_pending(sha256):
             # Not asked for yet, or its builder stopped, or it waited in the queue too long.
             await self._submit(request)
-        if await store.count_builders(BUILDER_WINDOW_SECONDS) == 0:
+        if not patient and await store.count_builders(BUILDER_WINDOW_SECONDS) == 0:
             return BuildOutcome(
                 failure=BuildFailure(
                     stage="unavailable",

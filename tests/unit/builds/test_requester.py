@@ -71,10 +71,13 @@ class TestBuildRequester:
         assert "setup.py failed" in error.message
 
     async def test_no_builder_running(self) -> None:
-        """With builds on but no builder alive, the job learns so at once."""
+        """With builds on but no builder alive past a short grace, the job learns so."""
+        waiting = BuildRequester(MemoryBuildStore(), BuildSettings(), no_builder_grace=0.2)
+        started = time.monotonic()
         with pytest.raises(MetadataBuildError, match="no builder is running") as raised:
-            await requester(MemoryBuildStore()).build_metadata(INDEX, FILE)
+            await waiting.build_metadata(INDEX, FILE)
         assert raised.value.stage == "unavailable"
+        assert 0.2 <= time.monotonic() - started < 5
 
     async def test_the_wait_ends_at_the_jobs_deadline(self) -> None:
         store = MemoryBuildStore()
