@@ -86,6 +86,21 @@ def workloads() -> list[dict[str, Any]]:
     return [d for d in k8s_documents() if d["kind"] in ("Deployment", "StatefulSet")]
 
 
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    """What `kubectl kustomize` (offline) renders from ``directory``; skips without kubectl."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return [document for document in yaml.safe_load_all(rendered) if document]
+
+
 class Instruction(msgspec.Struct, frozen=True):
     keyword: str
     arguments: str
@@ -605,23 +620,14 @@ class TestKubernetes:
 
     def test_kustomize_renders_the_listed_manifests(self) -> None:
         """`kubectl kustomize` (offline) accepts the kustomization and renders what it lists."""
-        kubectl = shutil.which("kubectl")
-        if kubectl is None:
-            pytest.skip("kubectl is not installed")
-        rendered = subprocess.run(
-            [kubectl, "kustomize", str(DEPLOY / "k8s")],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
+        rendered = kustomize(DEPLOY / "k8s")
         kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
         listed = {
             (document["kind"], document["metadata"]["name"])
             for resource in kustomization["resources"]
             for document in yaml.safe_load_all((DEPLOY / "k8s" / resource).read_text())
         }
-        assert {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(rendered)} == listed
+        assert {(d["kind"], d["metadata"]["name"]) for d in rendered} == listed
 
 
 class TestBuilds:
@@ -702,20 +708,7 @@ class TestBuilds:
         assert "sizeLimit" in volumes[tmp["name"]]["emptyDir"]
 
     def test_kustomize_renders_the_overlay(self) -> None:
-        kubectl = shutil.which("kubectl")
-        if kubectl is None:
-            pytest.skip("kubectl is not installed")
-        rendered = list(
-            yaml.safe_load_all(
-                subprocess.run(
-                    [kubectl, "kustomize", str(DEPLOY / "k8s-builds")],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    timeout=60,
-                ).stdout
-            )
-        )
+        rendered = kustomize(DEPLOY / "k8s-builds")
         names = {(d["kind"], d["metadata"]["name"]) for d in rendered}
         assert {("Deployment", "resolvd-builder"), ("Deployment", "resolvd-worker")} <= names
         (environment,) = [

@@ -13,6 +13,7 @@ import io
 import zipfile
 from importlib import metadata
 
+from service.index.models import DistFile
 from tests.indexserver import Project, Release
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "computed_project",
     "hostile_project",
     "installed_wheel",
+    "sdist_file",
     "setuptools_project",
 ]
 
@@ -120,3 +122,15 @@ def hostile_project(name: str, setup: str, version: str = "1.0") -> Project:
         version, wheel=False, sdist=True, sdist_metadata_version="2.1", sdist_files=files
     )
     return Project(name, [release])
+
+
+def sdist_file(sha256: str, name: str = "demo", version: str = "1.0") -> DistFile:
+    """A page's entry for an sdist nobody serves (port 9 discards), named by ``sha256``."""
+    filename = f"{name}-{version}.tar.gz"
+    return DistFile(
+        filename=filename,
+        url=f"http://127.0.0.1:9/files/{filename}",
+        kind="sdist",
+        version=version,
+        hashes={"sha256": sha256},
+    )

@@ -12,18 +12,13 @@ from service.builds.requester import MAX_ATTEMPTS, BuildRequester
 from service.builds.store import MemoryBuildStore, RedisBuildStore
 from service.index.builder import BuildScope, build_scope
 from service.index.errors import MetadataBuildError
-from service.index.models import DistFile, Index
+from service.index.models import Index
 from service.settings import BuildSettings
+from tests.unit.builds.projects import sdist_file
 
 SHA = "b" * 64
 INDEX = Index(name="corp", url="http://127.0.0.1:9/corp/simple")
-FILE = DistFile(
-    filename="demo-1.0.tar.gz",
-    url="http://127.0.0.1:9/files/demo-1.0.tar.gz",
-    kind="sdist",
-    version="1.0",
-    hashes={"sha256": SHA},
-)
+FILE = sdist_file(SHA)
 METADATA = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Dist: six\n\n"
 
 
@@ -139,8 +134,6 @@ class TestBuildRequester:
         assert raised.value.stage == "unavailable"
 
     async def test_an_sdist_without_sha256_is_not_built(self) -> None:
-        unhashed = DistFile(
-            filename=FILE.filename, url=FILE.url, kind="sdist", version="1.0", hashes={}
-        )
+        unhashed = sdist_file("")
         with pytest.raises(MetadataBuildError, match="no sha256"):
             await requester(MemoryBuildStore()).build_metadata(INDEX, unhashed)

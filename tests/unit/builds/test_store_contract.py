@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from service.builds.model import BuildFailure, BuildOutcome, BuildRequest
 from service.builds.store import BuildStore, MemoryBuildStore, RedisBuildStore
-from service.index.models import DistFile
 from service.resolution.request import IndexRef
+from tests.unit.builds.projects import sdist_file
 
 SHA = "a" * 64
 
@@ -28,15 +28,8 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[BuildStore]:
 
 
 def build_request(sha256: str = SHA) -> BuildRequest:
-    file = DistFile(
-        filename="demo-1.0.tar.gz",
-        url="http://127.0.0.1:9/files/demo-1.0.tar.gz",
-        kind="sdist",
-        version="1.0",
-        hashes={"sha256": sha256},
-    )
     ref = IndexRef(name="corp")
-    return BuildRequest(sha256=sha256, file=file, index=ref, indexes=(ref,))
+    return BuildRequest(sha256=sha256, file=sdist_file(sha256), index=ref, indexes=(ref,))
 
 
 BUILT = BuildOutcome(metadata=b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n\n")
