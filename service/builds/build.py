@@ -130,6 +130,9 @@ class SdistBuilds:
         started = time.monotonic()
         deadline = started + self._settings.builds.timeout_seconds
         work = Path(tempfile.mkdtemp(prefix="resolvd-build-", dir=self._settings.builds.work_dir))
+        # Traversable, not listable: a sandbox user other than ours reaches its own run
+        # directory inside, and nothing else of it (the sandbox itself never sees it).
+        os.chmod(work, 0o711)
         try:
             metadata = await self._build(request, work, deadline)
         except _Failed as failed:
@@ -162,12 +165,18 @@ class SdistBuilds:
             requires = await asyncio.to_thread(read_build_requires, sdist)
         except SdistError as exc:
             raise _Failed("backend", str(exc)) from exc
-        for _ in range(_MAX_ROUNDS):
-            await self._install_inputs(request, indexes, requires, work, deadline)
-            result = await self._run(work, deadline)
+        for number in range(_MAX_ROUNDS):
+            # Each round gets a fresh directory, the only one the sandbox may write: nothing a
+            # build left behind (a symlink where an input goes) is ever written through, and
+            # the sdist it runs is the one checked above.
+            run = work / f"run-{number}"
+            run.mkdir()
+            shutil.copyfile(sdist, run / sdist.name)
+            await self._install_inputs(request, indexes, requires, run, deadline)
+            result = await self._run(run, deadline)
             try:
                 said = msgspec.json.decode(
-                    _read_regular(work / "result.json", _MAX_RESULT_BYTES), type=_SandboxResult
+                    _read_regular(run / "result.json", _MAX_RESULT_BYTES), type=_SandboxResult
                 )
             except (OSError, msgspec.DecodeError) as exc:
                 raise _Failed("backend", f"the build left no readable result: {exc}") from exc
@@ -175,7 +184,7 @@ class SdistBuilds:
                 needs = said.needs
                 requires = sorted({*requires, *needs})
                 continue
-            return self._read_metadata(request, work / "out" / "METADATA", result)
+            return self._read_metadata(request, run / "out" / "METADATA", result)
         raise _Failed(
             "build_requirements",
             f"the backend still asks for build requirements after {_MAX_ROUNDS} rounds: "
@@ -211,8 +220,6 @@ class SdistBuilds:
         deadline: float,
     ) -> None:
         """Resolve ``requires`` binary-only and download the wheels into ``work/wheels``."""
-        for stale in ("env", "src", "out", "wheels"):
-            await asyncio.to_thread(shutil.rmtree, work / stale, ignore_errors=True)
         wheels = work / "wheels"
         wheels.mkdir()
         shutil.copyfile(_IN_SANDBOX, work / "in_sandbox.py")
@@ -280,7 +287,7 @@ class SdistBuilds:
                 else f"the build was killed by signal {-(result.returncode or 0)}",
                 log,
             )
-        if result.returncode != 0 or not (work / "result.json").is_file():
+        if result.returncode != 0:
             last = log.strip().splitlines()[-1] if log.strip() else "no output"
             raise _Failed("backend", f"the build failed (exit {result.returncode}): {last}", log)
         return result
