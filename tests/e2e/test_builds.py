@@ -10,7 +10,6 @@ off, the job fails with the hint naming ``dependency_metadata`` and ``[builds] e
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import PROJECTS, Cluster, assert_not_internal
+from tests.support.cluster import PROJECTS, Cluster, assert_not_internal
 from tests.indexserver import IndexServer, IndexSpec
 from tests.unit.builds.projects import (
     HOSTILE_SETUPS,
@@ -28,10 +27,6 @@ from tests.unit.builds.projects import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-
-needs_bwrap = pytest.mark.skipif(
-    shutil.which("bwrap") is None, reason="bubblewrap is not installed (apt install bubblewrap)"
-)
 
 # Where a hostile build would leave its mark: inside the service's own installation, which the
 # sandbox sees read-only.
@@ -78,7 +73,6 @@ def pins(document: dict[str, Any]) -> dict[str, str]:
     return {p["name"]: p["version"] for p in document["result"]["packages"]}
 
 
-@needs_bwrap
 class TestBuildsOn:
     def test_built_once_for_the_fleet(self, cluster: Cluster, buildable: str) -> None:
         """The sdist resolves; a second job on a second worker (cold cache) reuses the build."""

@@ -1,9 +1,12 @@
-"""The sandbox, run for real: what a build can and cannot reach, and the limits that stop it."""
+"""The sandbox, run for real: what a build can and cannot reach, and the limits that stop it.
+
+bubblewrap is installed by ``make test-tools`` (tests/support/ensure-tools.sh); without it these
+fail with the sandbox's own message naming the package, as ``resolvd builder`` would.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import sys
 from collections.abc import Iterator
@@ -13,10 +16,6 @@ import pytest
 
 from service.builds.sandbox import RunResult, Sandbox, SandboxUnavailableError, make_sandbox
 from service.settings import BuildSettings
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("bwrap") is None, reason="bubblewrap is not installed (apt install bubblewrap)"
-)
 
 SETTINGS = BuildSettings(enabled=True, memory_mb=256, max_output_bytes=64 * 1024)
 
