@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import PROJECTS, Cluster, assert_not_internal
 from tests.indexserver import IndexServer, IndexSpec
+from tests.support.cluster import PROJECTS, Cluster, assert_not_internal
 from tests.unit.builds.projects import (
     HOSTILE_SETUPS,
     computed_project,
