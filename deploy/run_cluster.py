@@ -104,6 +104,8 @@ def load_services(path: Path = COMPOSE_FILE) -> list[ServiceSpec]:
     document = yaml.safe_load(path.read_text())
     services = []
     for name, service in document["services"].items():
+        if service.get("profiles"):
+            continue  # as `docker compose up` without --profile: opt-in services stay off
         env_files = [
             entry if isinstance(entry, str) else entry["path"]
             for entry in service.get("env_file", [])

@@ -1,9 +1,11 @@
-"""The ``resolvd`` command: ``serve``, ``worker``, ``openapi`` and ``submit``.
+"""The ``resolvd`` command: ``serve``, ``worker``, ``builder``, ``openapi`` and ``submit``.
 
 ``serve`` runs the API under uvicorn, by default with a worker inside each server process;
-``worker`` runs a queue consumer (any number, anywhere Redis is reachable); ``openapi`` prints
-the OpenAPI document that ``openapi/openapi.json`` must equal; ``submit`` is a client that
-resolves a ``requirements.in`` on a server and writes its lock (``service.submit``).
+``worker`` runs a queue consumer (any number, anywhere Redis is reachable); ``builder`` runs
+sandboxed metadata builds for the workers (``[builds] enabled``, ``service.builds``);
+``openapi`` prints the OpenAPI document that ``openapi/openapi.json`` must equal; ``submit`` is
+a client that resolves a ``requirements.in`` on a server and writes its lock
+(``service.submit``).
 ``--config`` names the TOML file (else ``$RESOLVD_CONFIG``). SIGTERM or SIGINT drains workers:
 no new jobs are taken and running ones finish or go back to the queue.
 """
@@ -22,7 +24,9 @@ from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from redis.exceptions import RedisError
 
+from service.diagnostics.redact import redact_url
 from service.jobs.backend import BackendChoice, BackendUnavailable
 from service.settings import Settings, SettingsError, load_settings
 from service.submit import add_submit_arguments, run_submit
@@ -112,6 +116,27 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _builder(args: argparse.Namespace, settings: Settings) -> int:
+    from service.builds import SandboxUnavailableError, run_builder_process  # noqa: PLC0415
+
+    _configure_logging()
+    if not settings.builds.enabled:
+        print("resolvd builder: builds are off; set [builds] enabled = true", file=sys.stderr)
+        return 2
+    if args.concurrency:
+        builds = msgspec.structs.replace(settings.builds, concurrency=args.concurrency)
+        settings = msgspec.structs.replace(settings, builds=builds)
+    try:
+        _run_event_loop(run_builder_process(settings))
+    except (SandboxUnavailableError, BackendUnavailable) as exc:
+        print(f"resolvd builder: {exc}", file=sys.stderr)
+        return 1
+    except (RedisError, OSError) as exc:
+        print(f"resolvd builder: Redis at {redact_url(settings.redis.url)}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _freeze_startup_heap() -> None:
     """Take what startup allocated out of the cycle collector's walks, for the process's life.
 
@@ -170,6 +195,14 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--config", help="TOML configuration file (default: $RESOLVD_CONFIG)")
 
+    builder = commands.add_parser(
+        "builder", help="run sandboxed metadata builds for sdists ([builds] enabled)"
+    )
+    builder.add_argument(
+        "--concurrency", type=_positive_int, help="builds run at once (default: builds.concurrency)"
+    )
+    builder.add_argument("--config", help="TOML configuration file (default: $RESOLVD_CONFIG)")
+
     commands.add_parser("openapi", help="print the OpenAPI document")
 
     submit = commands.add_parser(
@@ -194,4 +227,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command == "builder":
+        return _builder(args, settings)
     return _worker(args, settings)

@@ -3,9 +3,10 @@
 Nothing is read at import time. ``load_settings()`` reads ``RESOLVD_CONFIG`` (or an explicit
 path), then applies environment overrides (``RESOLVD_REDIS_URL``, ``RESOLVD_CACHE_URL``,
 ``RESOLVD_ALLOWED_INDEX_URLS`` and ``RESOLVD_<SECTION>_<KEY>`` for every scalar in ``limits``,
-``fetch``, ``server`` and ``jobs``). Index credentials are read from the environment variables
-each index names when a job's indexes are made (``service.resolution.indexes``), never stored
-in Settings. This module imports nothing else from ``service``.
+``fetch``, ``server``, ``jobs`` and ``builds``). Index credentials are read from the
+environment variables each index names when a job's indexes are made
+(``service.resolution.indexes``), never stored in Settings. This module imports nothing else
+from ``service``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 
 __all__ = [
     "AuthSettings",
+    "BuildSettings",
     "FetchLimits",
     "IndexSettings",
     "JobSettings",
@@ -134,6 +136,29 @@ class JobSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True
     worker_concurrency: int = 4
 
 
+class BuildSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[builds]``: opt-in metadata builds of sdists whose metadata is dynamic (service.builds).
+
+    ``sandbox`` is ``"bwrap"`` (bubblewrap; builds refuse to start without it) or ``"none"``,
+    which runs ``setup.py`` code unconfined and must be chosen explicitly. The limits apply to
+    each build: wall-clock and CPU seconds, address space, and the bytes of output kept.
+    """
+
+    enabled: bool = False
+    sandbox: Literal["bwrap", "none"] = "bwrap"
+    timeout_seconds: float = 300.0
+    memory_mb: int = 1024
+    max_output_bytes: int = 4 * 1024 * 1024
+    # Builds one builder process runs at once (``resolvd builder --concurrency``).
+    concurrency: int = 2
+    # A failed build is remembered this long (with its log tail) instead of rebuilt per job.
+    failure_ttl_seconds: int = 3600
+    # Where build directories are made (default: the system temporary directory).
+    work_dir: str | None = None
+    # When the builder runs as root, the sandbox runs as this unprivileged uid/gid.
+    sandbox_uid: int = 65534
+
+
 class EnvironmentDefaults(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     python_version: str = "3.12"
     platform: str = "x86_64-manylinux_2_28"
@@ -158,6 +183,7 @@ class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     jobs: JobSettings = JobSettings()
     environment: EnvironmentDefaults = EnvironmentDefaults()
     server: ServerSettings = ServerSettings()
+    builds: BuildSettings = BuildSettings()
 
     @property
     def cache_url(self) -> str:
@@ -173,6 +199,7 @@ _SCALAR_SECTIONS: dict[str, type[_Config]] = {
     "jobs": JobSettings,
     "server": ServerSettings,
     "environment": EnvironmentDefaults,
+    "builds": BuildSettings,
 }
 
 
@@ -228,6 +255,12 @@ def load_settings(
             ipaddress.ip_network(network, strict=False)
         except ValueError as exc:
             raise SettingsError(f"fetch.blocked_networks: {exc}") from exc
+    builds = settings.builds
+    if builds.timeout_seconds <= 0 or builds.memory_mb < 64 or builds.concurrency < 1:
+        raise SettingsError(
+            "builds: timeout_seconds must be positive, memory_mb at least 64 and "
+            "concurrency at least 1"
+        )
     _check_origins("fetch.redirect_origins", settings.fetch.redirect_origins)
     _check_proxy(settings.fetch)
     for index in settings.index:

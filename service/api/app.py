@@ -28,6 +28,7 @@ from service.api.controllers.ops import HealthController, IndexesController
 from service.api.controllers.resolve import ResolveController
 from service.api.documents import FinishedDocuments
 from service.api.problems import problem_response
+from service.builds import BuildStore, open_build_store, open_builder
 from service.jobs.backend import Backend, BackendChoice, open_backend
 from service.jobs.runner import JobRunner, Resolver, open_resolver
 from service.jobs.worker import Worker, make_worker
@@ -51,6 +52,11 @@ _DESCRIPTION = (
 def _provide_backend(state: State) -> Backend:
     backend: Backend = state.backend
     return backend
+
+
+def _provide_builds(state: State) -> BuildStore:
+    builds: BuildStore = state.builds
+    return builds
 
 
 async def _allow_every_method(message: Message, scope: Scope) -> None:
@@ -112,7 +118,14 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             opened = await stack.enter_async_context(open_backend(settings, backend))
             app.state.backend = opened
+            app.state.builds = await stack.enter_async_context(
+                open_build_store(settings, opened.kind)
+            )
             if in_process_worker:
+                if settings.builds.enabled:
+                    await stack.enter_async_context(
+                        open_builder(settings, app.state.builds, environ=environ)
+                    )
                 resolve = await stack.enter_async_context(resolver(settings))
                 runner = JobRunner(
                     opened.store, settings, resolve, environ=environ, stats=opened.stats
@@ -142,6 +155,7 @@ def create_app(
         ],
         dependencies={
             "backend": Provide(_provide_backend, sync_to_thread=False),
+            "builds": Provide(_provide_builds, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "client": Provide(provide_client),
             "submissions": Provide(lambda: submissions, sync_to_thread=False),

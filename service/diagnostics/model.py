@@ -42,6 +42,7 @@ class Code(StrEnum):
     TLS_CERTIFICATE = "tls_certificate"
     # A page linked a file outside the index's origins; nothing was requested from it.
     FILE_ORIGIN_REFUSED = "file_origin_refused"
+    BUILD_FAILED = "build_failed"
 
 
 class Severity(StrEnum):

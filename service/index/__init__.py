@@ -6,11 +6,14 @@ the whole file), with retries, deadlines, size caps, single-flight sharing of co
 and a cache (``PageCache``: Redis, or process memory when Redis is absent). It makes no policy
 decisions: every failure is a typed error from ``service.index.errors`` that carries the
 index's display name and a redacted URL, and the resolver decides what a 404 or 403 means.
+For an sdist whose metadata is dynamic it calls the ``MetadataBuilder`` it was given, if any
+(``service.index.builder``; ``service.builds`` implements it and is never imported here).
 Parsing lives in pure modules (``pages``, ``metadata``, ``archives``). This package depends on
 nothing above it: it never imports ``service.resolution``, ``service.jobs``, ``service.api`` or
 Litestar, only ``service.settings`` and ``service.diagnostics``.
 """
 
+from service.index.builder import BuildScope, MetadataBuilder, build_scope
 from service.index.cache import MemoryPageCache, PageCache, RedisPageCache
 from service.index.client import IndexClient, make_index_client
 from service.index.errors import (
@@ -21,6 +24,7 @@ from service.index.errors import (
     IndexFetchError,
     IndexUnreachableError,
     InvalidResponseError,
+    MetadataBuildError,
     ResponseTooLargeError,
     UnusableMetadataError,
 )
@@ -28,6 +32,7 @@ from service.index.fetch import FetchStats
 from service.index.models import CoreMetadata, DistFile, ErrorPolicy, Index, ProjectPage
 
 __all__ = [
+    "BuildScope",
     "CoreMetadata",
     "DistFile",
     "ErrorPolicy",
@@ -42,10 +47,13 @@ __all__ = [
     "IndexUnreachableError",
     "InvalidResponseError",
     "MemoryPageCache",
+    "MetadataBuildError",
+    "MetadataBuilder",
     "PageCache",
     "ProjectPage",
     "RedisPageCache",
     "ResponseTooLargeError",
     "UnusableMetadataError",
+    "build_scope",
     "make_index_client",
 ]

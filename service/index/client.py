@@ -11,7 +11,9 @@ decides what it means. What it adds to plain fetching:
 * the cache: fresh pages and metadata come from ``PageCache``; stale pages are revalidated
   with ``If-None-Match`` / ``If-Modified-Since``;
 * the cheapest way to a wheel's METADATA: the PEP 658 file when the page advertises one, else
-  HTTP range requests for the zip directory and the one member, else the whole file.
+  HTTP range requests for the zip directory and the one member, else the whole file;
+* for an sdist whose metadata is dynamic, the ``metadata_builder`` when one was given
+  (``service.index.builder``): each caller waits for the build itself, within its own job.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from service.index.archives import (
     read_sdist_pkg_info,
     read_wheel_metadata,
 )
+from service.index.builder import MetadataBuilder
 from service.index.cache import CachedPage, MemoryPageCache, PageCache, RedisPageCache
 from service.index.errors import (
     FetchTimeoutError,
@@ -131,7 +134,8 @@ class IndexClient:
     """Reads project pages and core metadata from indexes; see the module docstring.
 
     Use as an async context manager or call ``aclose()``. The client owns ``cache`` (closing
-    it too). ``transport`` replaces the network, for tests.
+    it too). ``transport`` replaces the network, for tests. ``metadata_builder``, when given,
+    builds the metadata of sdists whose PKG-INFO cannot be used.
     """
 
     def __init__(
@@ -140,9 +144,11 @@ class IndexClient:
         *,
         cache: PageCache | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        metadata_builder: MetadataBuilder | None = None,
     ) -> None:
         self._limits = limits
         self._cache = cache
+        self._metadata_builder = metadata_builder
         self._fetcher = Fetcher(limits, transport=transport)
         self._page_flights: dict[str, asyncio.Task[ProjectPage]] = {}
         self._metadata_flights: dict[str, asyncio.Task[CoreMetadata]] = {}
@@ -301,7 +307,8 @@ class IndexClient:
         From the cache, else the PEP 658 metadata file, else range requests into a wheel, else
         the whole file. Raises ``InconsistentMetadataError`` when the metadata names another
         project or version, ``UnusableMetadataError`` for an sdist without static dependencies
-        (PEP 643), ``HashMismatchError`` when a digest differs from the page's.
+        (PEP 643) when no ``metadata_builder`` was given (``MetadataBuildError`` when its build
+        failed), ``HashMismatchError`` when a digest differs from the page's.
         """
         stats = FetchStats() if stats is None else stats
         url = strip_userinfo(urldefrag(file.url).url)
@@ -315,12 +322,22 @@ class IndexClient:
             if cached is not None:
                 stats.count(cache_hits=1)
                 return cached
-        return await self._join(
-            self._metadata_flights,
-            f"{index.identity}:{url}",
-            stats,
-            lambda: self._load_metadata(index, file, url, expected, stats),
-        )
+        try:
+            return await self._join(
+                self._metadata_flights,
+                f"{index.identity}:{url}",
+                stats,
+                lambda: self._load_metadata(index, file, url, expected, stats),
+            )
+        except UnusableMetadataError:
+            if self._metadata_builder is None:
+                raise
+        # Outside the shared flight: each job waits for the build within its own deadline.
+        built = await self._metadata_builder.build_metadata(index, file)
+        metadata = self._check(index, url, built, expected, built=True)
+        if self._cache is not None:
+            await self._cache.set_metadata(index, file, metadata)
+        return metadata
 
     async def _load_metadata(
         self, index: Index, file: DistFile, url: str, expected: DistName, stats: FetchStats
@@ -341,7 +358,10 @@ class IndexClient:
         return metadata
 
     @staticmethod
-    def _check(index: Index, url: str, raw: bytes, expected: DistName) -> CoreMetadata:
+    def _check(
+        index: Index, url: str, raw: bytes, expected: DistName, *, built: bool = False
+    ) -> CoreMetadata:
+        """Parse ``raw`` and check it describes ``expected``; a built sdist's is always static."""
         try:
             metadata = parse_core_metadata(raw)
             check_metadata_matches(metadata, expected)
@@ -349,7 +369,7 @@ class IndexClient:
             raise _error(InconsistentMetadataError, index, url, str(exc)) from exc
         except MetadataError as exc:
             raise _error(InvalidResponseError, index, url, str(exc)) from exc
-        if expected.kind == "sdist":
+        if expected.kind == "sdist" and not built:
             try:
                 check_sdist_metadata(metadata)
             except UnusableSdistMetadataError as exc:
@@ -467,14 +487,28 @@ class IndexClient:
         except (ArchiveContentError, MemberTooLargeError) as exc:
             raise _archive_error(index, url, exc) from exc
 
-    async def _find_metadata_in_download(
-        self, index: Index, file: DistFile, url: str, expected: DistName, stats: FetchStats
-    ) -> bytes:
-        """Download the whole file (verifying its hash) and read METADATA or PKG-INFO from it."""
+    async def download_file(
+        self, index: Index, file: DistFile, *, stats: FetchStats | None = None
+    ) -> IO[bytes]:
+        """``file``'s bytes in a temporary file, checked against the page's digest.
+
+        For metadata builds (the sdist and its build requirements' wheels): bounded by
+        ``max_artifact_bytes`` and the fetch deadline; the caller closes the file.
+        """
+        stats = FetchStats() if stats is None else stats
+        url = strip_userinfo(urldefrag(file.url).url)
+        return await self._within_deadline(
+            index, url, lambda: self._download(index, file, url, stats)
+        )
+
+    async def _download(
+        self, index: Index, file: DistFile, url: str, stats: FetchStats
+    ) -> IO[bytes]:
+        """The whole file, spooled (in memory up to a point) and verified against its hash."""
         digest = _pick_hash(file.hashes)
 
         async def consume(body: Body) -> tuple[IO[bytes], str | None]:
-            spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115  # handed to the reader thread, which closes it
+            spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115  # handed to the caller, which closes it
             hasher = hashlib.new(digest[0]) if digest else None
 
             def write(chunk: bytes) -> None:
@@ -503,11 +537,18 @@ class IndexClient:
             raise _error(
                 HashMismatchError, index, url, f"{digest[0]} digest differs from the page's"
             )
+        spool.seek(0)
+        return spool
+
+    async def _find_metadata_in_download(
+        self, index: Index, file: DistFile, url: str, expected: DistName, stats: FetchStats
+    ) -> bytes:
+        """Download the whole file (verifying its hash) and read METADATA or PKG-INFO from it."""
+        spool = await self._download(index, file, url, stats)
         limits = self._limits
 
         def read_and_close() -> bytes:
             with spool:
-                spool.seek(0)
                 if expected.kind == "wheel":
                     return read_wheel_metadata(spool, expected.project, limits.max_metadata_bytes)
                 return read_sdist_pkg_info(
@@ -565,8 +606,10 @@ class IndexClient:
         return await asyncio.shield(task)
 
 
-def make_index_client(settings: Settings) -> IndexClient:
-    """An ``IndexClient`` with the cache at ``settings.cache_url``.
+def make_index_client(
+    settings: Settings, *, metadata_builder: MetadataBuilder | None = None
+) -> IndexClient:
+    """An ``IndexClient`` with the cache at ``settings.cache_url`` (and ``metadata_builder``).
 
     Probes Redis once (blocking, for at most a second); when it does not answer, logs one
     warning and caches in process memory instead.
@@ -587,4 +630,4 @@ def make_index_client(settings: Settings) -> IndexClient:
         cache = RedisPageCache.from_url(url)
     finally:
         probe.close()
-    return IndexClient(settings.fetch, cache=cache)
+    return IndexClient(settings.fetch, cache=cache, metadata_builder=metadata_builder)

@@ -13,7 +13,8 @@
     ├── InvalidResponseError        a page or metadata file that cannot be parsed
     │   ├── HashMismatchError       a metadata file or artifact whose digest does not match
     │   └── InconsistentMetadataError  metadata whose name or version differs from its file's
-    └── UnusableMetadataError       an sdist whose metadata is dynamic or too old (PEP 643)
+    ├── UnusableMetadataError       an sdist whose metadata is dynamic or too old (PEP 643)
+    └── MetadataBuildError          such an sdist's sandboxed metadata build failed
 
 Lower-level httpx errors are mapped here with ``raise X(...) from exc``. Every error carries the
 index's display name and a redacted URL, so it can become a ``Diagnostic`` unchanged;
@@ -36,6 +37,7 @@ __all__ = [
     "IndexFetchError",
     "IndexUnreachableError",
     "InvalidResponseError",
+    "MetadataBuildError",
     "ResponseTooLargeError",
     "TLSError",
     "UnusableMetadataError",
@@ -122,3 +124,19 @@ def fetch_error(cls: type[E], index: str, url: str, detail: str, **fields: Any) 
     """``cls`` with the message ``<index>: <url>: <detail>``, URL and detail redacted."""
     redacted = redact_url(url)
     return cls(f"{index}: {redacted}: {redact_text(detail)}", index=index, url=redacted, **fields)
+
+
+class MetadataBuildError(IndexFetchError):
+    """The metadata build of an sdist failed (or could not run); the version is unusable.
+
+    ``stage`` says where it stopped (``backend``, ``build_requirements``, ``timeout``,
+    ``memory``, ``output``, ``download``, ``unavailable``); ``log_tail`` holds the build's last
+    lines of output, redacted.
+    """
+
+    def __init__(
+        self, message: str, *, index: str, url: str, stage: str, log_tail: str = ""
+    ) -> None:
+        super().__init__(message, index=index, url=url)
+        self.stage = stage
+        self.log_tail = log_tail

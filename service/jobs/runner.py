@@ -88,8 +88,17 @@ async def open_resolver(settings: Settings) -> AsyncIterator[ResolveFn]:
     from service.index import make_index_client  # noqa: PLC0415 - keeps the API import light
     from service.resolution import resolve_request  # noqa: PLC0415
 
-    # make_index_client probes the cache's Redis synchronously; keep that off the event loop.
-    async with await asyncio.to_thread(make_index_client, settings) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        builder = None
+        if settings.builds.enabled:  # sdists with dynamic metadata go to the builders
+            from service.builds import BuildRequester, open_build_store  # noqa: PLC0415
+
+            store = await stack.enter_async_context(open_build_store(settings))
+            builder = BuildRequester(store, settings.builds)
+        # make_index_client probes the cache's Redis synchronously; keep that off the event loop.
+        client = await stack.enter_async_context(
+            await asyncio.to_thread(make_index_client, settings, metadata_builder=builder)
+        )
 
         def resolve(
             request: ResolveRequest,

@@ -14,6 +14,7 @@ from service.index.errors import (
     IndexFetchError,
     IndexUnreachableError,
     InvalidResponseError,
+    MetadataBuildError,
     TLSError,
     UnusableMetadataError,
 )
@@ -21,6 +22,7 @@ from service.index.models import Index
 from service.resolution.result import Reason
 
 __all__ = [
+    "DYNAMIC_METADATA_ADVICE",
     "FatalFetchError",
     "FatalFetchKind",
     "describe_status",
@@ -28,6 +30,11 @@ __all__ = [
     "make_page_diagnostic",
     "metadata_reason",
 ]
+
+DYNAMIC_METADATA_ADVICE = (
+    "Give its metadata in the request's dependency_metadata, or have the server build it in a "
+    "sandbox ([builds] enabled = true)."
+)
 
 FatalFetchKind = Literal["index_error", "metadata_error"]
 """A project page (``index_error``) or a version's metadata (``metadata_error``) failed."""
@@ -119,7 +126,7 @@ def make_page_diagnostic(
         package=project,
         index=name,
         url=error.url,
-        data=data,
+        data=details,
     )
 
 
@@ -130,6 +137,8 @@ def metadata_reason(error: IndexFetchError) -> Reason | None:
     an error, or sent too much): the resolver must not backtrack past it, the job fails.
     HTTP statuses are the index's ``ignore_error_codes`` policy to decide, not this table.
     """
+    if isinstance(error, MetadataBuildError):
+        return Reason.BUILD_FAILED
     if isinstance(error, UnusableMetadataError):
         return Reason.SDIST_DYNAMIC_METADATA
     if isinstance(error, InconsistentMetadataError):
@@ -179,14 +188,22 @@ def make_metadata_diagnostic(
     reason = metadata_reason(error)
     if reason is not None:
         code = reason.code
+    message = f"Metadata for {project}=={version} from index '{name}' is unusable: {error.message}"
+    details: dict[str, object] = dict(data)
+    if isinstance(error, MetadataBuildError):
+        message = f"The metadata build of {project}=={version} from index '{name}' failed: "
+        message += error.message
+        details |= {"stage": error.stage, "log_tail": error.log_tail}
+    elif reason is Reason.SDIST_DYNAMIC_METADATA:
+        message += f". {DYNAMIC_METADATA_ADVICE}"
+        details["settings"] = ["dependency_metadata", "builds.enabled"]
     return Diagnostic(
         code=code,
         severity=severity,
-        message=f"Metadata for {project}=={version} from index '{name}' is unusable: "
-        f"{error.message}",
+        message=message,
         package=project,
         version=version,
         index=name,
         url=error.url,
-        data=data,
+        data=details,
     )

@@ -134,6 +134,7 @@ class Reason(StrEnum):
     SDIST_DYNAMIC_METADATA = "sdist_dynamic_metadata"
     INVALID_METADATA = "invalid_metadata"
     INCONSISTENT_METADATA = "inconsistent_metadata"
+    BUILD_FAILED = "build_failed"
 
     @property
     def code(self) -> Code:
@@ -155,6 +156,7 @@ REASON_CODES: Mapping[Reason, Code] = MappingProxyType(
         Reason.SDIST_DYNAMIC_METADATA: Code.SDIST_DYNAMIC_METADATA,
         Reason.INVALID_METADATA: Code.INVALID_METADATA,
         Reason.INCONSISTENT_METADATA: Code.INCONSISTENT_METADATA,
+        Reason.BUILD_FAILED: Code.BUILD_FAILED,
     }
 )
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from service.index.builder import BuildScope, build_scope
 from service.index.models import Index
 from service.resolution.bridge import FetchBridge
 from service.resolution.candidates import Candidate
@@ -190,6 +191,15 @@ async def resolve_request(
             await asyncio.sleep(0.1)
 
     publisher = asyncio.create_task(publish())
+    # A metadata build this job asks for resolves its build requirements from the job's indexes
+    # and is waited for no longer than the job's deadline (service.index.builder).
+    scope = build_scope.set(
+        BuildScope(
+            indexes=tuple(indexes),
+            index_strategy=request.index_strategy,
+            deadline=time.time() + request.deadline_seconds,
+        )
+    )
     try:
         return await asyncio.to_thread(
             functools.partial(
@@ -206,5 +216,6 @@ async def resolve_request(
         stop.set()
         raise
     finally:
+        build_scope.reset(scope)
         publisher.cancel()
         bridge.cancel_pending()

@@ -28,6 +28,7 @@ import yaml
 from litestar.testing import TestClient
 from packaging.specifiers import SpecifierSet
 
+from deploy.run_cluster import load_services
 from service.api import create_app
 from service.cli import _GRACEFUL_SHUTDOWN_SECONDS, _make_parser
 from service.jobs.runner import STOP_GRACE_SECONDS
@@ -83,6 +84,21 @@ def container(workload: Mapping[str, Any]) -> dict[str, Any]:
 
 def workloads() -> list[dict[str, Any]]:
     return [d for d in k8s_documents() if d["kind"] in ("Deployment", "StatefulSet")]
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    """What `kubectl kustomize` (offline) renders from ``directory``; skips without kubectl."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return [document for document in yaml.safe_load_all(rendered) if document]
 
 
 class Instruction(msgspec.Struct, frozen=True):
@@ -604,23 +620,103 @@ class TestKubernetes:
 
     def test_kustomize_renders_the_listed_manifests(self) -> None:
         """`kubectl kustomize` (offline) accepts the kustomization and renders what it lists."""
-        kubectl = shutil.which("kubectl")
-        if kubectl is None:
-            pytest.skip("kubectl is not installed")
-        rendered = subprocess.run(
-            [kubectl, "kustomize", str(DEPLOY / "k8s")],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
+        rendered = kustomize(DEPLOY / "k8s")
         kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
         listed = {
             (document["kind"], document["metadata"]["name"])
             for resource in kustomization["resources"]
             for document in yaml.safe_load_all((DEPLOY / "k8s" / resource).read_text())
         }
-        assert {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(rendered)} == listed
+        assert {(d["kind"], d["metadata"]["name"]) for d in rendered} == listed
+
+
+class TestBuilds:
+    """The opt-in builder: compose's `builds` profile and the deploy/k8s-builds overlay."""
+
+    @staticmethod
+    def overlay() -> tuple[dict[str, Any], dict[str, Any]]:
+        directory = DEPLOY / "k8s-builds"
+        kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+        (builder,) = yaml.safe_load_all((directory / "builder.yaml").read_text())
+        return kustomization, builder
+
+    def test_the_image_carries_bubblewrap(self) -> None:
+        installs = [i.arguments for i in runtime_stage() if i.keyword == "RUN"]
+        assert any("apt-get install" in i and "bubblewrap" in i for i in installs), installs
+
+    def test_compose_runs_a_builder_only_with_the_builds_profile(self) -> None:
+        """`builder` with builds enabled, the same image, and out of `make run-cluster`."""
+        builder = compose_service("builder")
+        assert builder["profiles"] == ["builds"]
+        args = parse_resolvd(builder["command"])
+        assert args.command == "builder"
+        assert builder["image"] == compose_service("worker")["image"]
+        settings = load_settings(CONFIG, environ=builder["environment"])
+        assert settings.builds.enabled
+        assert settings.redis.url == compose_service("worker")["environment"]["RESOLVD_REDIS_URL"]
+        assert "builder" not in {s.name for s in load_services()}
+
+    def test_compose_lets_only_the_builder_make_user_namespaces(self) -> None:
+        assert "seccomp:unconfined" in compose_service("builder")["security_opt"]
+        for name in ("api", "worker"):
+            assert "security_opt" not in compose_service(name)
+
+    def test_the_builders_memory_holds_its_builds(self) -> None:
+        """Its limit covers `concurrency` builds of [builds] memory_mb each, in both."""
+        memory_mb = load_settings(CONFIG, environ={}).builds.memory_mb
+        builder = compose_service("builder")
+        concurrency = parse_resolvd(builder["command"]).concurrency
+        assert memory_bytes(builder["mem_limit"]) > concurrency * memory_mb * 1024**2
+        _, workload = self.overlay()
+        main = container(workload)
+        concurrency = parse_resolvd(main["args"]).concurrency
+        assert (
+            memory_bytes(main["resources"]["limits"]["memory"]) > concurrency * memory_mb * 1024**2
+        )
+
+    def test_the_k8s_overlay_adds_the_builder_and_enables_builds_for_the_workers(self) -> None:
+        kustomization, workload = self.overlay()
+        assert kustomization["resources"] == ["../k8s", "builder.yaml"]
+        (patch,) = kustomization["patches"]
+        assert patch["target"] == {"kind": "ConfigMap", "name": "resolvd-env"}
+        (operation,) = yaml.safe_load(patch["patch"])
+        assert operation["path"] == "/data/RESOLVD_BUILDS_ENABLED"
+        assert load_settings(
+            CONFIG, environ={"RESOLVD_BUILDS_ENABLED": operation["value"]}
+        ).builds.enabled
+        main = container(workload)
+        assert parse_resolvd(main["args"]).command == "builder"
+        assert main["image"] == container(k8s("Deployment", "resolvd-worker"))["image"]
+        worker = container(k8s("Deployment", "resolvd-worker"))
+        assert main["envFrom"] == worker["envFrom"]
+
+    def test_the_builder_pod_is_locked_down_but_for_user_namespaces(self) -> None:
+        _, workload = self.overlay()
+        spec = pod_spec(workload)
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"] == {"type": "Unconfined"}
+        assert (
+            spec["securityContext"]["runAsUser"]
+            == pod_spec(k8s("Deployment", "resolvd-worker"))["securityContext"]["runAsUser"]
+        )
+        security = container(workload)["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        (tmp,) = [m for m in container(workload)["volumeMounts"] if m["mountPath"] == "/tmp"]
+        assert "sizeLimit" in volumes[tmp["name"]]["emptyDir"]
+
+    def test_kustomize_renders_the_overlay(self) -> None:
+        rendered = kustomize(DEPLOY / "k8s-builds")
+        names = {(d["kind"], d["metadata"]["name"]) for d in rendered}
+        assert {("Deployment", "resolvd-builder"), ("Deployment", "resolvd-worker")} <= names
+        (environment,) = [
+            d
+            for d in rendered
+            if (d["kind"], d["metadata"]["name"]) == ("ConfigMap", "resolvd-env")
+        ]
+        assert environment["data"]["RESOLVD_BUILDS_ENABLED"] == "true"
 
 
 class TestEverywhere:

@@ -203,11 +203,14 @@ def make_sdist(name: str, release: Release) -> tuple[str, bytes]:
         metadata_version=release.sdist_metadata_version,
         dynamic=release.sdist_dynamic if dynamic_allowed else (),
     )
-    members = {
+    generated: dict[str, bytes | None] = {
         f"{root}/PKG-INFO": pkg_info,
         f"{root}/pyproject.toml": _pyproject(name, release),
         f"{root}/{dist}/__init__.py": f'__version__ = "{release.version}"\n'.encode(),
     }
+    for path, text in release.sdist_files.items():
+        generated[f"{root}/{path}"] = None if text is None else text.encode()
+    members = {path: data for path, data in generated.items() if data is not None}
     buffer = io.BytesIO()
     # mtime=0 in the gzip header keeps the bytes stable between builds.
     with (
@@ -239,6 +242,8 @@ def _iter_files(project: Project, release: Release) -> Iterator[DistFile]:
     if release.sdist:
         filename, content = make_sdist(project.name, release)
         # Like PyPI, only wheels get a PEP 658 sidecar: an sdist's metadata may be dynamic.
+        yield make_file(filename, content, None)
+    for filename, content in release.prebuilt:
         yield make_file(filename, content, None)
 
 

@@ -17,6 +17,8 @@ class Release:
     ``Requires-Dist: req; extra == "x"`` (an existing marker is kept, parenthesised).
     ``yanked`` is ``True`` or a reason string (PEP 592). ``pep658`` serves each wheel's METADATA
     beside it as ``<file>.metadata`` and advertises its hash on the project page.
+    ``sdist_files`` makes an sdist a real project to build (a ``setup.py``); ``prebuilt`` serves
+    real wheels made elsewhere.
     """
 
     version: str
@@ -33,6 +35,11 @@ class Release:
     yanked: bool | str = False
     upload_time: str | None = None
     pep658: bool = True
+    # Members of the sdist by path under its root ("setup.py"), added to or replacing the
+    # generated PKG-INFO and pyproject.toml; a None value leaves that member out.
+    sdist_files: Mapping[str, str | None] = field(default_factory=dict)
+    # Files served as they are, beside the generated ones: (file name, content).
+    prebuilt: Sequence[tuple[str, bytes]] = ()
 
 
 @dataclass(frozen=True)

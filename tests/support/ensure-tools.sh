@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # What the test suite drives for real, from Debian's packages: redis-server (the tests start a
-# throwaway one when no Redis answers at RESOLVD_TEST_REDIS_URL) and chromium (the dashboard
-# test, headless). `make test` runs this first, so a green run means the whole suite ran.
+# throwaway one when no Redis answers at RESOLVD_TEST_REDIS_URL), chromium (the dashboard
+# test, headless) and bubblewrap (the sandbox of the metadata-build tests). `make test` runs this first, so a green run means the whole suite ran.
 #   bash tests/support/ensure-tools.sh [PACKAGE...]     # default: every package below
 # Missing packages are installed with apt-get when this runs as root (as CI does); otherwise it
 # stops with status 1, naming the command that installs them.
 set -euo pipefail
-declare -A provides=([redis-server]=redis-server [chromium]=/usr/bin/chromium)
+declare -A provides=([redis-server]=redis-server [chromium]=/usr/bin/chromium [bubblewrap]=bwrap)
 packages=("$@")
-[ $# -gt 0 ] || packages=(redis-server chromium)
+[ $# -gt 0 ] || packages=(redis-server chromium bubblewrap)
 missing=()
 for package in "${packages[@]}"; do
   command -v "${provides[$package]}" >/dev/null 2>&1 || missing+=("$package")

@@ -20,6 +20,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from service.api.problems import problem_spec
+from service.builds import BuildStore, BuildTotals
 from service.jobs.backend import Backend
 from service.jobs.model import TERMINAL_STATUSES
 from service.jobs.stats import parse_totals
@@ -102,6 +103,30 @@ def _fleet_families(totals: dict[str, int]) -> list[Metric]:
     return [diagnostics, by_index, upstream, failures, requests, cache_hits, duration]
 
 
+def _build_families(totals: BuildTotals) -> list[Metric]:
+    """Metadata builds across the fleet (``service.builds``): outcomes and time spent."""
+    builds = CounterMetricFamily(
+        "resolvd_builds",
+        "Metadata builds by outcome (built, failed, reused: a known outcome served again).",
+        labels=["outcome"],
+    )
+    for outcome, count in (("built", totals.built), ("reused", totals.reused)):
+        builds.add_metric([outcome], count)
+    builds.add_metric(["failed"], sum(totals.failed.values()))
+    failures = CounterMetricFamily(
+        "resolvd_build_failures", "Failed metadata builds by stage.", labels=["stage"]
+    )
+    for stage, count in sorted(totals.failed.items()):
+        failures.add_metric([stage], count)
+    duration = SummaryMetricFamily(
+        "resolvd_build_duration_seconds", "Time from a build's start to its outcome."
+    )
+    duration.add_metric(
+        [], count_value=totals.duration_count, sum_value=totals.duration_seconds_sum
+    )
+    return [builds, failures, duration]
+
+
 class MetricsController(Controller):
     path = "/metrics"
     tags = ["operations"]  # noqa: RUF012 - Litestar's declared class attribute
@@ -112,7 +137,9 @@ class MetricsController(Controller):
         summary="Prometheus metrics",
         description=(
             "`resolvd_jobs_finished` (gauge, by terminal status, all processes, since the store "
-            "was created), `resolvd_queue_depth`, `resolvd_workers_alive` and this process's "
+            "was created), `resolvd_queue_depth`, `resolvd_workers_alive`, metadata builds "
+            "(`resolvd_builds_total` by outcome, `resolvd_build_failures_total` by stage, "
+            "`resolvd_build_duration_seconds`) and this process's "
             "`resolvd_jobs_submitted_total` by outcome."
         ),
         media_type=CONTENT_TYPE_LATEST,
@@ -126,6 +153,7 @@ class MetricsController(Controller):
         client: NamedDependency[str],
         backend: NamedDependency[Backend],
         submissions: NamedDependency[SubmissionMetrics],
+        builds: NamedDependency[BuildStore],
     ) -> Response[bytes]:
         finished = await backend.store.count_finished()
         by_status = GaugeMetricFamily(
@@ -147,6 +175,7 @@ class MetricsController(Controller):
         )
         snapshot = CollectorRegistry(auto_describe=True)
         families = [by_status, depth, workers, *_fleet_families(await backend.stats.totals())]
+        families += _build_families(await builds.totals())
         snapshot.register(_Snapshot(families))
         body = generate_latest(snapshot) + generate_latest(submissions.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -16,6 +16,7 @@ from packaging.version import Version
 
 from service.diagnostics.model import Code, Diagnostic, Severity
 from service.resolution.explain.phrasing import describe_reason
+from service.resolution.fetch_errors import DYNAMIC_METADATA_ADVICE
 from service.resolution.result import Reason
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ _DETAIL_REASONS = frozenset(
     {
         Reason.EXCLUDE_NEWER,
         Reason.SDIST_DYNAMIC_METADATA,
+        Reason.BUILD_FAILED,
         Reason.INVALID_METADATA,
         Reason.INCONSISTENT_METADATA,
     }
@@ -226,7 +228,14 @@ class Hints:
             )
         if reason in _DETAIL_REASONS:
             said = f": {detail}" if detail else ""
-            return f"{pin} {describe_reason(reason, version)}{said}.", {"detail": detail}
+            message = f"{pin} {describe_reason(reason, version)}{said}."
+            if reason is Reason.SDIST_DYNAMIC_METADATA:
+                settings = ["dependency_metadata", "builds.enabled"]
+                return f"{message} {DYNAMIC_METADATA_ADVICE}", {
+                    "detail": detail,
+                    "settings": settings,
+                }
+            return message, {"detail": detail}
         tags = sorted(set(self._facts.wheel_tags(name, {Version(version)})))
         tagged = f"; its wheels are tagged {', '.join(tags[:5])}" if tags else ""
         if reason is Reason.NO_BINARY:

@@ -105,6 +105,10 @@ _REASON_TEXT: Mapping[Reason, tuple[str, str]] = MappingProxyType(
             "has only a source distribution whose metadata needs a build",
             "have only source distributions whose metadata needs a build",
         ),
+        Reason.BUILD_FAILED: (
+            "has only a source distribution whose metadata build failed",
+            "have only source distributions whose metadata build failed",
+        ),
         Reason.INVALID_METADATA: ("has invalid metadata", "have invalid metadata"),
         Reason.INCONSISTENT_METADATA: (
             "has metadata inconsistent with its file name",

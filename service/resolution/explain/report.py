@@ -33,6 +33,7 @@ _FETCH_ERROR_CODES = frozenset(
         Code.INDEX_UNAUTHORIZED,
         Code.INDEX_ERROR,
         Code.INDEX_UNREACHABLE,
+        Code.BUILD_FAILED,
     }
 )
 

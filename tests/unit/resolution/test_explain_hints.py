@@ -153,7 +153,16 @@ class TestRejectionHints:
                 Reason.SDIST_DYNAMIC_METADATA,
                 None,
                 Code.SDIST_DYNAMIC_METADATA,
-                "a==1.0 has only a source distribution whose metadata needs a build.",
+                "a==1.0 has only a source distribution whose metadata needs a build. Give its "
+                "metadata in the request's dependency_metadata, or have the server build it in "
+                "a sandbox ([builds] enabled = true).",
+            ),
+            (
+                Reason.BUILD_FAILED,
+                "corp: setup.py failed",
+                Code.BUILD_FAILED,
+                "a==1.0 has only a source distribution whose metadata build failed: corp: "
+                "setup.py failed.",
             ),
             (
                 Reason.INVALID_METADATA,

@@ -14,6 +14,7 @@ from service.index.errors import (
     IndexFetchError,
     IndexUnreachableError,
     InvalidResponseError,
+    MetadataBuildError,
     ResponseTooLargeError,
     UnusableMetadataError,
 )
@@ -80,7 +81,6 @@ class TestMetadataDiagnostic:
     @pytest.mark.parametrize(
         ("kind", "code"),
         [
-            (UnusableMetadataError, Code.SDIST_DYNAMIC_METADATA),
             (InconsistentMetadataError, Code.INCONSISTENT_METADATA),
             (InvalidResponseError, Code.INVALID_METADATA),
             (IndexUnreachableError, Code.INDEX_UNREACHABLE),
@@ -96,3 +96,35 @@ class TestMetadataDiagnostic:
         assert diagnostic.code is code
         assert diagnostic.message == "Metadata for a==1.0 from index 'corp' is unusable: names b"
         assert diagnostic.data == {"error": kind.__name__}
+
+    def test_dynamic_metadata_names_both_ways_out(self) -> None:
+        """An sdist needing a build: the request's dependency_metadata, or [builds] enabled."""
+        diagnostic = make_metadata_diagnostic(
+            error(UnusableMetadataError, "Requires-Dist is Dynamic"),
+            INDEX,
+            "a",
+            "1.0",
+            severity=Severity.WARNING,
+        )
+        assert diagnostic.code is Code.SDIST_DYNAMIC_METADATA
+        assert "dependency_metadata" in diagnostic.message
+        assert "[builds] enabled" in diagnostic.message
+        assert diagnostic.data["settings"] == ["dependency_metadata", "builds.enabled"]
+
+    def test_a_failed_build_carries_its_stage_and_log_tail(self) -> None:
+        failed = MetadataBuildError(
+            "corp: setup.py failed", index="corp", url=URL, stage="backend", log_tail="Traceback"
+        )
+        assert metadata_reason(failed) is Reason.BUILD_FAILED
+        diagnostic = make_metadata_diagnostic(failed, INDEX, "a", "1.0", severity=Severity.WARNING)
+        assert (diagnostic.code, diagnostic.package, diagnostic.version) == (
+            Code.BUILD_FAILED,
+            "a",
+            "1.0",
+        )
+        assert diagnostic.message.startswith("The metadata build of a==1.0 from index 'corp'")
+        assert diagnostic.data == {
+            "error": "MetadataBuildError",
+            "stage": "backend",
+            "log_tail": "Traceback",
+        }
