@@ -252,6 +252,7 @@ class SdistBuilds:
             by_name = {i.display_name: i for i in indexes}
             for package in resolution.packages:
                 ref = package.file
+                assert ref is not None  # a single-target resolution picks a file per package
                 file = DistFile(
                     filename=ref.filename,
                     url=ref.url,

@@ -400,7 +400,7 @@ class _RedisEventHub:
                 self._waiters.notify_all()
                 await asyncio.sleep(0.5)
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                await pubsub.aclose()
 
     async def aclose(self) -> None:
         if self._task is not None:

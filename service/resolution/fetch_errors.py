@@ -126,7 +126,7 @@ def make_page_diagnostic(
         package=project,
         index=name,
         url=error.url,
-        data=details,
+        data=data,
     )
 
 
