@@ -3,7 +3,7 @@
 Nothing is read at import time. ``load_settings()`` reads ``RESOLVD_CONFIG`` (or an explicit
 path), then applies environment overrides (``RESOLVD_REDIS_URL``, ``RESOLVD_CACHE_URL``,
 ``RESOLVD_ALLOWED_INDEX_URLS`` and ``RESOLVD_<SECTION>_<KEY>`` for every scalar in ``limits``,
-``fetch``, ``server``, ``jobs`` and ``builds``). Index credentials are read from the
+``fetch``, ``cache``, ``server``, ``jobs`` and ``builds``). Index credentials are read from the
 environment variables each index names when a job's indexes are made
 (``service.resolution.indexes``), never stored in Settings. This module imports nothing else
 from ``service``.
@@ -24,6 +24,7 @@ import msgspec
 __all__ = [
     "AuthSettings",
     "BuildSettings",
+    "CacheSettings",
     "FetchLimits",
     "IndexSettings",
     "JobSettings",
@@ -110,6 +111,9 @@ class FetchLimits(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True
     retries: int = 3
     backoff_base: float = 0.25
     max_page_bytes: int = 64 * 1024 * 1024
+    # Files (JSON entries, HTML links) one project page may list; the largest real pages list
+    # about 15,000 (pydantic-core) to 40,000, so a page past this is a hostile one.
+    max_page_files: int = 100_000
     max_metadata_bytes: int = 8 * 1024 * 1024
     max_artifact_bytes: int = 512 * 1024 * 1024
     page_ttl_seconds: int = 600
@@ -127,6 +131,18 @@ class FetchLimits(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True
     # How long a host's DNS answers are reused (every connection still checks them against
     # blocked_networks); 0 looks up every new connection.
     dns_ttl_seconds: float = 60.0
+
+
+class CacheSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the page and metadata cache may cost its Redis (``service.index.cache``)."""
+
+    # Bytes of unexpired values the cache may have written (0: no budget, for a cache Redis of
+    # its own with an eviction policy). Past it, nothing new is stored until entries expire.
+    max_bytes: int = 256 * 1024 * 1024
+    # The largest value stored (a page is stored compressed; a bigger one is fetched again).
+    max_value_bytes: int = 8 * 1024 * 1024
+    # Metadata of a file never changes, but every key expires so that the budget frees up.
+    metadata_ttl_seconds: int = 7 * 24 * 3600
 
 
 class JobSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -180,6 +196,7 @@ class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     auth: AuthSettings = AuthSettings()
     limits: Limits = Limits()
     fetch: FetchLimits = FetchLimits()
+    cache: CacheSettings = CacheSettings()
     jobs: JobSettings = JobSettings()
     environment: EnvironmentDefaults = EnvironmentDefaults()
     server: ServerSettings = ServerSettings()
@@ -196,6 +213,7 @@ class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
 _SCALAR_SECTIONS: dict[str, type[_Config]] = {
     "limits": Limits,
     "fetch": FetchLimits,
+    "cache": CacheSettings,
     "jobs": JobSettings,
     "server": ServerSettings,
     "environment": EnvironmentDefaults,
@@ -222,7 +240,8 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
         prefix = f"RESOLVD_{section.upper()}_"
         fields = {f.name: f for f in msgspec.structs.fields(section_type)}
         for key, value in environ.items():
-            if key.startswith(prefix):
+            # RESOLVD_CACHE_URL is redis.cache_url (above), not a key of [cache].
+            if key.startswith(prefix) and key != "RESOLVD_CACHE_URL":
                 name = key.removeprefix(prefix).lower()
                 field = fields.get(name)
                 # List-valued keys take comma-separated values, like RESOLVD_ALLOWED_INDEX_URLS.

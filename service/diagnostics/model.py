@@ -43,6 +43,7 @@ class Code(StrEnum):
     # A page linked a file outside the index's origins; nothing was requested from it.
     FILE_ORIGIN_REFUSED = "file_origin_refused"
     BUILD_FAILED = "build_failed"
+    PAGE_TOO_LARGE = "page_too_large"
 
 
 class Severity(StrEnum):

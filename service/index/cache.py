@@ -9,22 +9,43 @@ Keys are scoped by ``Index.identity`` (a digest of URL and credentials), so no c
 ever part of a key or value and a page fetched with one client's credentials is never served to
 another's. Pages are kept with their ``fetched_at`` time: the client treats them as fresh for
 the page TTL and revalidates them (ETag / Last-Modified) after, so they are stored longer than
-that. Metadata is keyed by the file's sha256, immutable, and kept without expiry (only files
-with a sha256 are cached). A Redis failure never fails a fetch: the call behaves as a miss,
-the outage is logged once (URL redacted) and counted (``RedisPageCache.errors``), and while it
-lasts Redis is asked again only every ``retry_seconds``, so a hung cache costs a job one timeout
-per interval rather than one per page.
+that. A page is stored as its body, zstd-compressed (``PageBody``), and parsed again when another
+process reads it. Metadata is keyed by the file's sha256 (only files with one are cached).
+
+What the cache may cost Redis is bounded, so that it can share the job store's ``noeviction``
+Redis (the default, when ``redis.cache_url`` is not set) without ever filling it:
+
+* every key expires: pages after ``keep_seconds``, metadata after ``cache.metadata_ttl_seconds``;
+* no value is larger than ``cache.max_value_bytes`` (a bigger one is not stored: the next job
+  fetches that page from the index again);
+* the cache counts the bytes it writes, by the hour they expire in, and stores nothing more
+  while the bytes not yet expired would pass ``cache.max_bytes`` (0: no budget, for a cache
+  Redis of its own with an eviction policy). The check and the write are one Lua script, so
+  workers sharing the Redis cannot overshoot together. The count is an upper bound (a key
+  overwritten early is still counted until it would have expired).
+
+When the cache is full (its budget is spent, or Redis refuses writes with an OOM error) new pages
+and metadata are simply not stored: jobs go on, fetching from the indexes what is not cached,
+reads still hit what is, and one warning is logged per episode (``RedisPageCache.skipped``
+counts the writes left out). A Redis failure never fails a fetch either: the call behaves as a
+miss, the outage is logged once (URL redacted) and counted (``RedisPageCache.errors``), and while
+it lasts Redis is asked again only every ``retry_seconds``, so a hung cache costs a job one
+timeout per interval rather than one per page. Writes to Redis run in the background: a fetch
+never waits for its page to be stored.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Generic, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 import redis.asyncio
@@ -34,6 +55,8 @@ from redis.backoff import NoBackoff
 
 from service.diagnostics.redact import redact_url
 from service.index.models import CoreMetadata, DistFile, Index, ProjectPage
+from service.index.pages import PageBody, PageParseError, parse_page
+from service.settings import CacheSettings
 
 __all__ = [
     "CachedPage",
@@ -46,18 +69,36 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_PREFIX = "resolvd:cache:v1"
+# v2: pages are stored as their compressed body (v1 stored parsed file records).
+_PREFIX = "resolvd:cache:v2"
+_BUDGET_KEY = f"{_PREFIX}:budget"
 _DEFAULT_ENTRIES = 4096
 # While the cache's Redis fails, it is tried again this often (the calls between are misses).
 _RETRY_SECONDS = 5.0
+# Bytes written are counted per hour of expiry; a key also costs Redis about this much.
+_BUDGET_WINDOW_SECONDS = 3600
+_KEY_OVERHEAD_BYTES = 96
+# Pages bigger than this are parsed in a thread when read back, not on the event loop.
+_PARSE_OFF_LOOP_BYTES = 512 * 1024
 
 V = TypeVar("V")
 
 
-class CachedPage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+@dataclass(frozen=True, slots=True)
+class CachedPage:
     """A stored project page and when it was fetched (or last revalidated), as a Unix time."""
 
     page: ProjectPage
+    fetched_at: float
+
+
+class _StoredPage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A page as Redis holds it: the compressed body and its validators."""
+
+    name: str
+    body: PageBody
+    etag: str | None = None
+    last_modified: str | None = None
     fetched_at: float
 
 
@@ -83,7 +124,10 @@ class PageCache(abc.ABC):
     async def set_page(
         self, index: Index, project: str, entry: CachedPage, *, keep_seconds: float
     ) -> None:
-        """Store a page for ``keep_seconds`` (longer than its freshness, for revalidation)."""
+        """Store a page for ``keep_seconds`` (longer than its freshness, for revalidation).
+
+        Returns once this process can see the page; a shared store may finish in the
+        background."""
 
     @abc.abstractmethod
     async def get_metadata(self, index: Index, file: DistFile) -> CoreMetadata | None:
@@ -97,11 +141,11 @@ class PageCache(abc.ABC):
 
     @abc.abstractmethod
     async def set_metadata(self, index: Index, file: DistFile, metadata: CoreMetadata) -> None:
-        """Store ``file``'s metadata without expiry; a no-op for a file without a sha256."""
+        """Store ``file``'s metadata; a no-op for a file without a sha256 (as ``set_page``)."""
 
     @abc.abstractmethod
     async def aclose(self) -> None:
-        """Release connections (the client calls this when it closes)."""
+        """Finish background writes and release connections (the client calls this)."""
 
     def peek_page(self, index: Index, project: str) -> CachedPage | None:
         """The page if this process holds it in memory, else ``None``: never waits on I/O,
@@ -146,7 +190,11 @@ class _LRU(Generic[V]):
 
 
 class MemoryPageCache(PageCache):
-    """A process-local cache of at most ``max_entries`` pages and as many metadata entries."""
+    """A process-local cache of at most ``max_entries`` pages and as many metadata entries.
+
+    Pages hold their bodies compressed and decode files only for the versions jobs reach, so a
+    few thousand cost tens of megabytes, not the gigabytes their bodies would.
+    """
 
     def __init__(self, max_entries: int = _DEFAULT_ENTRIES) -> None:
         self._pages: _LRU[CachedPage] = _LRU(max_entries)
@@ -185,10 +233,51 @@ class MemoryPageCache(PageCache):
 
 
 _encoder = msgspec.msgpack.Encoder()
-_page_decoder = msgspec.msgpack.Decoder(CachedPage)
+_page_decoder = msgspec.msgpack.Decoder(_StoredPage)
 _metadata_decoder = msgspec.msgpack.Decoder(CoreMetadata)
 # Corrupt or foreign values read as misses, like an unreachable Redis.
-_REDIS_FAILURES = (redis.exceptions.RedisError, OSError, msgspec.DecodeError)
+_REDIS_FAILURES = (redis.exceptions.RedisError, OSError, msgspec.DecodeError, PageParseError)
+
+# KEYS[1]: the value's key, KEYS[2]: the budget hash. ARGV: value, ttl ms, budget bytes (0: none),
+# now (s), the window the key expires in, its end (s), the bytes the value costs. The hash holds
+# per window "b:<w>" (bytes written) and "e:<w>" (when its last key expires). 1 stored, 0 full.
+_STORE_SCRIPT = """
+local budget = tonumber(ARGV[3])
+local cost = tonumber(ARGV[7])
+if budget > 0 then
+  local now = tonumber(ARGV[4])
+  local fields = redis.call('HGETALL', KEYS[2])
+  local live = 0
+  local windows = {}
+  for i = 1, #fields, 2 do
+    local name, value = fields[i], tonumber(fields[i + 1])
+    local kind, window = string.sub(name, 1, 1), string.sub(name, 3)
+    windows[window] = windows[window] or {}
+    windows[window][kind] = value
+  end
+  for window, entry in pairs(windows) do
+    if (entry['e'] or 0) <= now then
+      redis.call('HDEL', KEYS[2], 'b:' .. window, 'e:' .. window)
+    else
+      live = live + (entry['b'] or 0)
+    end
+  end
+  if live + cost > budget then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if budget > 0 then
+  local window = ARGV[5]
+  redis.call('HINCRBY', KEYS[2], 'b:' .. window, cost)
+  local ends = tonumber(redis.call('HGET', KEYS[2], 'e:' .. window) or '0')
+  if ends < tonumber(ARGV[6]) then
+    redis.call('HSET', KEYS[2], 'e:' .. window, ARGV[6])
+  end
+  redis.call('PEXPIRE', KEYS[2], math.max(redis.call('PTTL', KEYS[2]), tonumber(ARGV[2]) + 7200000))
+end
+return 1
+"""
 
 
 class RedisPageCache(PageCache):
@@ -196,7 +285,8 @@ class RedisPageCache(PageCache):
 
     The front LRU holds decoded values so a hot page costs no round trip; its page entries
     expire with the stored ones. The cache owns ``client`` and closes it in ``aclose``.
-    ``errors`` counts the Redis calls that failed, since the cache was made.
+    ``errors`` counts the Redis calls that failed and ``skipped`` the values not stored
+    because they were too big or the cache was full, since the cache was made.
     """
 
     def __init__(
@@ -204,20 +294,28 @@ class RedisPageCache(PageCache):
         client: redis.asyncio.Redis,
         *,
         url: str = "redis",
+        settings: CacheSettings | None = None,
         local_entries: int = 1024,
         retry_seconds: float = _RETRY_SECONDS,
     ) -> None:
         self._redis = client
         self._url = redact_url(url)
+        self._settings = settings or CacheSettings()
         self._local = MemoryPageCache(local_entries)
         self._retry_seconds = retry_seconds
         self._failing = False
+        self._full = False
         self._next_try = 0.0
         self._outage_errors = 0
+        self._store = client.register_script(_STORE_SCRIPT)
+        self._writes: set[asyncio.Task[None]] = set()
         self.errors = 0
+        self.skipped = 0
 
     @classmethod
-    def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisPageCache:
+    def from_url(
+        cls, url: str, *, timeout: float = 2.0, settings: CacheSettings | None = None
+    ) -> RedisPageCache:
         """A cache on the Redis at ``url``; connects lazily, on first use.
 
         A call that loses its connection is retried once, at once (the server may have dropped
@@ -230,7 +328,7 @@ class RedisPageCache(PageCache):
             socket_timeout=timeout,
             retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
         )
-        return cls(client, url=url)
+        return cls(client, url=url, settings=settings)
 
     def _ask_redis(self) -> bool:
         """Whether to call Redis now: always while it answers, once per interval while not."""
@@ -267,6 +365,18 @@ class RedisPageCache(PageCache):
         self._failing = False
         self._outage_errors = 0
 
+    def _skip(self, why: str) -> None:
+        self.skipped += 1
+        if why == "full" and not self._full:
+            self._full = True
+            logger.warning(
+                "page cache at %s is full (budget cache.max_bytes=%d, or Redis's maxmemory): "
+                "new pages and metadata are not stored until older ones expire; jobs fetch "
+                "them from the indexes",
+                self._url,
+                self._settings.max_bytes,
+            )
+
     def peek_page(self, index: Index, project: str) -> CachedPage | None:
         return self._local.peek_page(index, project)
 
@@ -283,7 +393,7 @@ class RedisPageCache(PageCache):
                 pipe.get(key)
                 pipe.pttl(key)
                 raw, ttl_ms = await pipe.execute()
-            entry = None if raw is None else _page_decoder.decode(raw)
+            entry = None if raw is None else await self._load_page(_page_decoder.decode(raw))
         except _REDIS_FAILURES as exc:
             self._failed("get page", exc)
             return None
@@ -292,22 +402,38 @@ class RedisPageCache(PageCache):
             await self._local.set_page(index, project, entry, keep_seconds=ttl_ms / 1000)
         return entry
 
+    @staticmethod
+    async def _load_page(stored: _StoredPage) -> CachedPage:
+        def parse() -> ProjectPage:
+            body = stored.body
+            listing = parse_page(
+                body.content(), body.content_type, url=body.url, project=stored.name, body=body
+            )
+            return ProjectPage(
+                name=stored.name,
+                index="",
+                listing=listing,
+                etag=stored.etag,
+                last_modified=stored.last_modified,
+            )
+
+        big = stored.body.size > _PARSE_OFF_LOOP_BYTES
+        page = await asyncio.to_thread(parse) if big else parse()
+        return CachedPage(page=page, fetched_at=stored.fetched_at)
+
     async def set_page(
         self, index: Index, project: str, entry: CachedPage, *, keep_seconds: float
     ) -> None:
         await self._local.set_page(index, project, entry, keep_seconds=keep_seconds)
-        if not self._ask_redis():
-            return
-        try:
-            await self._redis.set(
-                page_key(index, project),
-                _encoder.encode(entry),
-                px=max(1, int(keep_seconds * 1000)),
-            )
-        except _REDIS_FAILURES as exc:
-            self._failed("set page", exc)
-            return
-        self._recovered()
+        page = entry.page
+        stored = _StoredPage(
+            name=page.name,
+            body=page.listing.body,
+            etag=page.etag,
+            last_modified=page.last_modified,
+            fetched_at=entry.fetched_at,
+        )
+        self._write_behind("set page", page_key(index, project), stored, keep_seconds)
 
     async def get_metadata(self, index: Index, file: DistFile) -> CoreMetadata | None:
         return (await self.get_many_metadata(index, [file]))[0]
@@ -345,14 +471,63 @@ class RedisPageCache(PageCache):
         if key is None:
             return
         await self._local.set_metadata(index, file, metadata)
+        self._write_behind("set metadata", key, metadata, self._settings.metadata_ttl_seconds)
+
+    def _write_behind(self, operation: str, key: str, value: Any, keep_seconds: float) -> None:
+        """Store ``value`` in Redis in a task of its own: the caller goes on at once."""
         if not self._ask_redis():
             return
+        task = asyncio.create_task(self._write(operation, key, value, keep_seconds))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(self, operation: str, key: str, value: Any, keep_seconds: float) -> None:
+        data = _encoder.encode(value)
+        settings = self._settings
+        if len(data) > settings.max_value_bytes:
+            self._skip("too big")
+            return
+        keep_ms = max(1, int(keep_seconds * 1000))
+        now = time.time()
+        expires = now + keep_seconds
+        window = math.floor(expires / _BUDGET_WINDOW_SECONDS)
+        window_end = (window + 1) * _BUDGET_WINDOW_SECONDS
+        cost = len(data) + len(key) + _KEY_OVERHEAD_BYTES
+        arguments: list[bytes | int | float] = [
+            data,
+            keep_ms,
+            settings.max_bytes,
+            now,
+            window,
+            window_end,
+            cost,
+        ]
         try:
-            await self._redis.set(key, _encoder.encode(metadata))
+            stored = await self._store(keys=[key, _BUDGET_KEY], args=arguments)
+        except redis.exceptions.ResponseError as exc:
+            if not str(exc).startswith("OOM"):
+                self._failed(operation, exc)
+                return
+            stored = 0  # Redis's own maxmemory under noeviction: full, not failing
         except _REDIS_FAILURES as exc:
-            self._failed("set metadata", exc)
+            self._failed(operation, exc)
             return
         self._recovered()
+        if stored:
+            self._full = False
+        else:
+            self._skip("full")
+
+    async def flush(self) -> None:
+        """Wait for the background writes started so far (tests, and ``aclose``)."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
 
     async def aclose(self) -> None:
+        try:
+            async with asyncio.timeout(self._retry_seconds):
+                await self.flush()
+        except TimeoutError:
+            for task in list(self._writes):
+                task.cancel()
         await self._redis.aclose()

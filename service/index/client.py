@@ -75,6 +75,7 @@ from service.index.pages import (
     ACCEPT_PROJECT_PAGE,
     DistName,
     PageParseError,
+    PageTooLargeError,
     parse_dist_filename,
     parse_page,
     strip_userinfo,
@@ -104,8 +105,8 @@ _MIN_KEEP_SECONDS = 3600.0
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
-def _error(cls: type[E], index: Index, url: str, message: str) -> E:
-    return fetch_error(cls, index.display_name, url, message)
+def _error(cls: type[E], index: Index, url: str, message: str, **fields: Any) -> E:
+    return fetch_error(cls, index.display_name, url, message, **fields)
 
 
 def _archive_error(
@@ -192,14 +193,14 @@ class IndexClient:
         entry = None if self._cache is None else await self._cache.get_page(index, name)
         if entry is not None and self._is_fresh(entry):
             stats.count(cache_hits=1)
-            return self._as_seen_by(entry.page, index)
+            return entry.page.seen_by(index.display_name)
         page = await self._join(
             self._page_flights,
             f"{index.identity}:{name}",
             stats,
             lambda: self._refresh_page(index, name, entry, stats),
         )
-        return self._as_seen_by(page, index)
+        return page.seen_by(index.display_name)
 
     def peek_project_page(
         self, index: Index, project: str, *, stats: FetchStats | None = None
@@ -218,7 +219,7 @@ class IndexClient:
             return None
         if stats is not None:
             stats.count(cache_hits=1)
-        return self._as_seen_by(entry.page, index)
+        return entry.page.seen_by(index.display_name)
 
     def peek_core_metadata(
         self, index: Index, file: DistFile, *, stats: FetchStats | None = None
@@ -231,13 +232,6 @@ class IndexClient:
 
     def _is_fresh(self, entry: CachedPage) -> bool:
         return 0 <= time.time() - entry.fetched_at < self._limits.page_ttl_seconds
-
-    @staticmethod
-    def _as_seen_by(page: ProjectPage, index: Index) -> ProjectPage:
-        # The cache is shared by every index with the same identity, whatever its name.
-        if page.index == index.display_name:
-            return page
-        return msgspec.structs.replace(page, index=index.display_name)
 
     async def _refresh_page(
         self, index: Index, name: str, entry: CachedPage | None, stats: FetchStats
@@ -255,22 +249,31 @@ class IndexClient:
                 return None
             content = await body.read(self._limits.max_page_bytes)
             parse = functools.partial(
-                parse_page, content, body.headers.get("content-type"), url=body.url, project=name
+                parse_page,
+                content,
+                body.headers.get("content-type"),
+                url=body.url,
+                project=name,
+                max_files=self._limits.max_page_files,
             )
             try:
                 # A big page (botocore's runs to megabytes) would hold the event loop for as
                 # long as it parses: other jobs' fetches and the worker's heartbeat with it.
-                files = (
+                listing = (
                     await asyncio.to_thread(parse)
                     if len(content) > _PARSE_OFF_LOOP_BYTES
                     else parse()
                 )
+            except PageTooLargeError as exc:
+                raise _error(
+                    ResponseTooLargeError, index, body.url, str(exc), setting="fetch.max_page_files"
+                ) from exc
             except PageParseError as exc:
                 raise _error(InvalidResponseError, index, body.url, str(exc)) from exc
             return ProjectPage(
                 name=name,
                 index=index.display_name,
-                files=files,
+                listing=listing,
                 etag=body.headers.get("etag"),
                 last_modified=body.headers.get("last-modified"),
             )
@@ -627,7 +630,7 @@ def make_index_client(
         )
         cache = MemoryPageCache()
     else:
-        cache = RedisPageCache.from_url(url)
+        cache = RedisPageCache.from_url(url, settings=settings.cache)
     finally:
         probe.close()
     return IndexClient(settings.fetch, cache=cache, metadata_builder=metadata_builder)

@@ -9,7 +9,7 @@
     │   └── TLSError                a certificate not trusted, or a client certificate wanted
     ├── FileOriginError             a file link off the index's origins (nothing requested)
     ├── FetchTimeoutError           the per-fetch deadline passed
-    ├── ResponseTooLargeError       the body (decoded) exceeded its cap
+    ├── ResponseTooLargeError       the body (decoded) or a page's file count exceeded its cap
     ├── InvalidResponseError        a page or metadata file that cannot be parsed
     │   ├── HashMismatchError       a metadata file or artifact whose digest does not match
     │   └── InconsistentMetadataError  metadata whose name or version differs from its file's
@@ -98,7 +98,14 @@ class FetchTimeoutError(IndexFetchError):
 
 
 class ResponseTooLargeError(IndexFetchError):
-    """The response body exceeded its size cap."""
+    """The response exceeded a cap: its decoded bytes, or (a page) the files it lists.
+
+    ``setting`` names the cap when it is not the size of the body (``fetch.max_page_files``).
+    """
+
+    def __init__(self, message: str, *, index: str, url: str, setting: str | None = None) -> None:
+        super().__init__(message, index=index, url=url)
+        self.setting = setting
 
 
 class InvalidResponseError(IndexFetchError):

@@ -7,11 +7,16 @@ except ``Index.auth``, which is excluded from encoding and from ``repr``.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
 from service.diagnostics.redact import redact_url
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+    from service.index.pages import PageListing
 
 __all__ = ["CoreMetadata", "DistFile", "ErrorPolicy", "Index", "ProjectPage", "TLSProfile"]
 
@@ -106,14 +111,71 @@ class DistFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc
     tags: tuple[str, ...] = ()
 
 
-class ProjectPage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A project's file listing on one index."""
+class ProjectPage:
+    """A project's file listing on one index, as one job's index sees it.
 
-    name: str
-    index: str
-    files: tuple[DistFile, ...]
-    etag: str | None = None
-    last_modified: str | None = None
+    The files are parsed lazily (``service.index.pages.PageListing``): ``versions`` is known at
+    once, newest first, and ``files_of(version)`` makes one version's records when asked. The
+    listing is shared by every job that reads the same page; ``index`` is the display name.
+    """
+
+    __slots__ = ("etag", "index", "last_modified", "listing", "name")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        index: str,
+        listing: PageListing,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> None:
+        self.name = name
+        self.index = index
+        self.listing = listing
+        self.etag = etag
+        self.last_modified = last_modified
+
+    def __repr__(self) -> str:
+        return f"ProjectPage(name={self.name!r}, index={self.index!r}, {self.listing!r})"
+
+    def _identity(self) -> tuple[str | None, ...]:
+        return (self.name, self.index, self.etag, self.last_modified, self.listing.digest)
+
+    def __eq__(self, other: object) -> bool:
+        """Pages are equal when they hold the same body under the same names and validators."""
+        if not isinstance(other, ProjectPage):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    @property
+    def versions(self) -> tuple[Version, ...]:
+        """Every version a file of the project names, newest first."""
+        return self.listing.versions
+
+    def files_of(self, version: Version) -> tuple[DistFile, ...]:
+        """The files of ``version``, made on first use and shared after."""
+        return self.listing.files_of(version)
+
+    @property
+    def files(self) -> tuple[DistFile, ...]:
+        """Every file, in page order (makes them all: for tests and failure explanations)."""
+        return self.listing.files
+
+    def seen_by(self, index: str) -> ProjectPage:
+        """This page under another index display name (the cache is shared across names)."""
+        if index == self.index:
+            return self
+        return ProjectPage(
+            name=self.name,
+            index=index,
+            listing=self.listing,
+            etag=self.etag,
+            last_modified=self.last_modified,
+        )
 
 
 class CoreMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):

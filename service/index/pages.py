@@ -4,18 +4,33 @@ Everything here is pure: bytes and headers in, ``DistFile`` values out. The file
 applied while parsing: yanking (592), metadata files (658/714), sizes and upload times (700).
 Files whose names do not parse as a wheel or an sdist of the page's project are left out, as
 pip and uv do, so a candidate's name and version always follow from its filename.
+
+Parsing is lazy, because real pages are big and a resolver reads little of them (pydantic-core's
+JSON page lists 15,000 files; a resolution uses one). ``parse_page`` makes a ``PageListing``: one
+pass over the page that decodes the file list and splits each filename just far enough to group
+the files by version (no URL resolution, no wheel-tag expansion), at a cost of a few
+microseconds a file. ``PageListing.files_of(version)`` builds the full ``DistFile`` records of
+one version when the finder reaches it, and remembers them. The listing keeps the page body
+compressed (``PageBody``: what the cache stores too) and the decoded file list only while it is
+among the most recently parsed pages (``HOT_PAGE_BYTES`` of them); a version reached later
+decodes the page again.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
-from collections.abc import Mapping
-from html.parser import HTMLParser
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from html import unescape
 from typing import Literal
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit, urlunsplit
 
 import msgspec
+import zstandard
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -24,20 +39,26 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
+from packaging.version import InvalidVersion, Version
 
 from service.index.models import DistFile
 
 __all__ = [
     "ACCEPT_PROJECT_PAGE",
+    "HOT_PAGE_BYTES",
     "MEDIA_HTML",
     "MEDIA_JSON",
     "MEDIA_TEXT_HTML",
     "DistName",
+    "PageBody",
     "PageFormat",
+    "PageListing",
     "PageParseError",
+    "PageTooLargeError",
     "negotiate",
     "parse_dist_filename",
     "parse_page",
+    "parse_version",
     "strip_userinfo",
 ]
 
@@ -59,10 +80,25 @@ _HASH_NAMES = frozenset(hashlib.algorithms_guaranteed)
 # Python text codecs that are no charset: they decode escape sequences or domain labels (and
 # idna and punycode refuse errors="replace").
 _NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "idna", "punycode"})
+# Decoded file lists of the most recently parsed pages, by the bytes of their bodies: enough
+# for the pages one cold resolution of a few hundred packages has in flight at once.
+HOT_PAGE_BYTES = 64 * 1024 * 1024
+# zstd level 1 compresses a 4 MB JSON page about 8x in 7 ms and restores it in 4 ms (zlib's
+# fastest level takes 43 and 15 ms for less).
+_COMPRESSION_LEVEL = 1
 
 
 class PageParseError(ValueError):
     """A project page that cannot be understood; the client maps it to InvalidResponseError."""
+
+
+class PageTooLargeError(PageParseError):
+    """A page listing more files than the configured cap (``fetch.max_page_files``)."""
+
+    def __init__(self, files: int, limit: int) -> None:
+        super().__init__(f"the page lists more than {limit} files (fetch.max_page_files)")
+        self.files = files
+        self.limit = limit
 
 
 class DistName(msgspec.Struct, frozen=True):
@@ -102,27 +138,54 @@ def parse_dist_filename(filename: str) -> DistName | None:
     return DistName(name, str(version), "sdist", ())
 
 
+@functools.lru_cache(maxsize=65536)
+def parse_version(text: str) -> Version | None:
+    """``Version(text)``, once per distinct string in the process; ``None`` when invalid.
+
+    Versions repeat across the files of a page and across pages and jobs, and a ``Version`` is
+    immutable, so every caller can share one.
+    """
+    try:
+        return Version(text)
+    except (InvalidVersion, ValueError):  # ValueError: int() refuses 4300+ digit numbers
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(name: str) -> str:
+    return canonicalize_name(name)
+
+
+def _split_filename(filename: str, project: str) -> Version | None:
+    """The version a file of ``project`` declares in its name, without parsing wheel tags.
+
+    ``None`` when the name is no wheel or sdist of ``project`` (or its version is invalid): the
+    same files ``parse_dist_filename`` refuses, but for the rare wheel whose tags do not parse,
+    which is dropped when its version's files are made.
+    """
+    if filename.endswith(".whl"):
+        dashes = filename.count("-")
+        if dashes not in (4, 5):
+            return None
+        name, _, rest = filename.partition("-")
+        version = rest.partition("-")[0]
+    elif filename.endswith(".tar.gz"):
+        name, _, version = filename[: -len(".tar.gz")].rpartition("-")
+    elif filename.endswith(".zip"):
+        name, _, version = filename[: -len(".zip")].rpartition("-")
+    else:
+        return None
+    if not name or _canonical(name) != project:
+        return None
+    return parse_version(version)
+
+
 def strip_userinfo(url: str) -> str:
     """``url`` without ``user:password@``: credentials travel as headers, never in URLs."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def parse_page(
-    content: bytes, content_type: str | None, *, url: str, project: str
-) -> tuple[DistFile, ...]:
-    """The files on ``project``'s page, parsed as the ``Content-Type`` says.
-
-    ``url`` is the page's final URL (after redirects); relative file URLs resolve against it
-    (or against an HTML ``<base href>``). Raises ``PageParseError`` on a malformed page.
-    """
-    page_format = negotiate(content_type)
-    name = canonicalize_name(project)
-    if page_format == "json":
-        return _parse_json(content, url, name)
-    return _parse_html(content.decode(_charset(content_type), errors="replace"), url, name)
 
 
 def _charset(content_type: str | None) -> str:
@@ -197,6 +260,41 @@ def _make_file(
     )
 
 
+# -- the page body --------------------------------------------------------------------------
+
+_compressor = threading.local()
+
+
+class PageBody(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A page as its index sent it (transfer encoding removed), zstd-compressed.
+
+    What the cache stores, and all a ``PageListing`` needs to parse the page again: the body,
+    its ``Content-Type`` and its final URL (relative links resolve against it).
+    """
+
+    data: bytes
+    content_type: str | None
+    url: str
+    size: int
+
+    @classmethod
+    def make(cls, content: bytes, content_type: str | None, url: str) -> PageBody:
+        """Compress ``content`` (zstd level 1: about 600 MB/s)."""
+        compressor = getattr(_compressor, "value", None)
+        if compressor is None:  # not thread-safe: one per thread
+            compressor = _compressor.value = zstandard.ZstdCompressor(level=_COMPRESSION_LEVEL)
+        return cls(
+            data=compressor.compress(content), content_type=content_type, url=url, size=len(content)
+        )
+
+    def content(self) -> bytes:
+        """The page as the index sent it."""
+        try:
+            return zstandard.ZstdDecompressor().decompress(self.data, max_output_size=self.size)
+        except zstandard.ZstdError as exc:
+            raise PageParseError(f"stored page does not decompress: {exc}") from exc
+
+
 # -- PEP 691 JSON -------------------------------------------------------------------------------
 
 
@@ -204,7 +302,7 @@ class _JsonMeta(msgspec.Struct, frozen=True):
     api_version: str | None = msgspec.field(default=None, name="api-version")
 
 
-class _JsonFile(msgspec.Struct, frozen=True):
+class _JsonFile(msgspec.Struct, frozen=True, gc=False):
     filename: str
     url: str
     hashes: dict[str, str] = {}
@@ -220,10 +318,12 @@ class _JsonFile(msgspec.Struct, frozen=True):
 
 class _JsonPage(msgspec.Struct, frozen=True):
     meta: _JsonMeta = _JsonMeta()
-    files: tuple[_JsonFile, ...] = ()
+    # Raw first: the files are counted against the cap before any is decoded.
+    files: tuple[msgspec.Raw, ...] = ()
 
 
 _json_page_decoder = msgspec.json.Decoder(_JsonPage)
+_json_file_decoder = msgspec.json.Decoder(_JsonFile)
 
 
 def _json_core_metadata(value: bool | dict[str, str] | None) -> dict[str, str] | None:
@@ -232,58 +332,115 @@ def _json_core_metadata(value: bool | dict[str, str] | None) -> dict[str, str] |
     return {} if value is True else dict(value)
 
 
-def _parse_json(content: bytes, url: str, project: NormalizedName) -> tuple[DistFile, ...]:
+def _scan_json(content: bytes, max_files: int | None) -> list[_JsonFile]:
     try:
         page = _json_page_decoder.decode(content)
+        _check_api_version(page.meta.api_version)
+        if max_files is not None and len(page.files) > max_files:
+            raise PageTooLargeError(len(page.files), max_files)
+        return [_json_file_decoder.decode(raw) for raw in page.files]
     # msgspec raises RecursionError on nesting deeper than the interpreter's limit.
     except (msgspec.DecodeError, RecursionError) as exc:
         raise PageParseError(f"malformed JSON project page: {exc}") from exc
-    _check_api_version(page.meta.api_version)
-    files: list[DistFile] = []
-    for entry in page.files:
-        # PEP 714: the new key wins; the legacy one is read for older servers.
-        advertised = (
-            entry.core_metadata if entry.core_metadata is not None else entry.dist_info_metadata
-        )
-        yanked_reason = entry.yanked if isinstance(entry.yanked, str) else None
-        dist_file = _make_file(
-            entry.url,
-            url,
-            project,
-            filename=entry.filename,
-            hashes=dict(entry.hashes),
-            requires_python=entry.requires_python,
-            yanked=entry.yanked is True or isinstance(entry.yanked, str),
-            yanked_reason=yanked_reason or None,
-            core_metadata=_json_core_metadata(advertised),
-            size=entry.size,
-            upload_time=entry.upload_time,
-        )
-        if dist_file is not None:
-            files.append(dist_file)
-    return tuple(files)
+
+
+def _make_json_file(entry: _JsonFile, base_url: str, project: NormalizedName) -> DistFile | None:
+    # PEP 714: the new key wins; the legacy one is read for older servers.
+    advertised = (
+        entry.core_metadata if entry.core_metadata is not None else entry.dist_info_metadata
+    )
+    yanked_reason = entry.yanked if isinstance(entry.yanked, str) else None
+    return _make_file(
+        entry.url,
+        base_url,
+        project,
+        filename=entry.filename,
+        hashes=dict(entry.hashes),
+        requires_python=entry.requires_python,
+        yanked=entry.yanked is True or isinstance(entry.yanked, str),
+        yanked_reason=yanked_reason or None,
+        core_metadata=_json_core_metadata(advertised),
+        size=entry.size,
+        upload_time=entry.upload_time,
+    )
 
 
 # -- PEP 503 HTML -------------------------------------------------------------------------------
 
+# One pass over the page finds the only markup a simple page means something by: <a>, <base>
+# and <meta> start tags (attribute values may hold ">" inside quotes), skipping comments, raw
+# text elements and declarations the way an HTML tokenizer does, so links inside them are not
+# links. Everything else (text, end tags, other elements) is passed over by the regex engine.
+_MARKUP = re.compile(
+    r"""
+      <!--.*?(?:-->|\Z)
+    | <(?:script|style|textarea|title)(?=[\s/>]).*?(?:</(?:script|style|textarea|title)\s*>|\Z)
+    | <[!?].*?(?:>|\Z)
+    | <(?P<tag>a|base|meta)(?=[\s/>])(?P<attrs>(?:[^>"']|"[^"]*"|'[^']*')*)>
+    """,
+    re.VERBOSE | re.DOTALL | re.IGNORECASE,
+)
+# One attribute: a name, then optionally "=" and a double-, single- or un-quoted value.
+_ATTRIBUTE = re.compile(r"""([^\s/>"'=][^\s/>=]*)(\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?""")
+_HREF = re.compile(r"""(?:^|[\s/"'])href\s*=\s*("[^"]*"|'[^']*'|[^\s>]*)""", re.IGNORECASE)
 
-class _AnchorCollector(HTMLParser):
-    """Collects ``<a>`` attributes, ``<base href>`` and the repository-version meta tag."""
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.anchors: list[dict[str, str | None]] = []
-        self.base_href: str | None = None
-        self.api_version: str | None = None
+def _attribute_value(raw: str) -> str:
+    if raw[:1] in ('"', "'") and raw[-1:] == raw[:1] and len(raw) > 1:
+        raw = raw[1:-1]
+    return unescape(raw) if "&" in raw else raw
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
+
+def _html_attributes(text: str) -> dict[str, str | None]:
+    """Attributes as ``html.parser`` gives them: lower-case names, unescaped values, last wins."""
+    return {
+        name.lower(): _attribute_value(value) if equals else None
+        for name, equals, value in _ATTRIBUTE.findall(text)
+    }
+
+
+def _href_filename(attrs: str) -> str | None:
+    """The filename an anchor's ``href`` names: its last path segment, percent-decoded."""
+    match = _HREF.search(attrs)
+    if match is None:
+        return None
+    href = _attribute_value(match[1])
+    path = href.partition("#")[0].partition("?")[0]
+    return unquote(path.rsplit("/", 1)[-1])
+
+
+class _HtmlScan(msgspec.Struct, frozen=True, gc=False):
+    """The anchors of an HTML page (their raw attribute text) and where links resolve from."""
+
+    anchors: list[str]
+    base_url: str
+
+
+def _scan_html(text: str, url: str, max_files: int | None) -> _HtmlScan:
+    anchors: list[str] = []
+    base_href: str | None = None
+    api_version: str | None = None
+    for match in _MARKUP.finditer(text):
+        tag = match["tag"]
+        if tag is None:
+            continue
+        tag = tag.lower()
         if tag == "a":
-            self.anchors.append(attributes)
-        elif tag == "base" and self.base_href is None:
-            self.base_href = attributes.get("href")
-        elif tag == "meta" and attributes.get("name") == "pypi:repository-version":
-            self.api_version = attributes.get("content")
+            anchors.append(match["attrs"])
+            if max_files is not None and len(anchors) > max_files:
+                raise PageTooLargeError(len(anchors), max_files)
+        elif tag == "base" and base_href is None:
+            base_href = _html_attributes(match["attrs"]).get("href")
+        elif tag == "meta":
+            attributes = _html_attributes(match["attrs"])
+            if attributes.get("name") == "pypi:repository-version":
+                api_version = attributes.get("content")
+    _check_api_version(api_version)
+    try:
+        base_url = urljoin(url, base_href) if base_href else url
+    except ValueError as exc:
+        raise PageParseError(f"unusable <base href={base_href!r}>: {exc}") from exc
+    return _HtmlScan(anchors, base_url)
 
 
 def _html_core_metadata(value: str | None) -> dict[str, str] | None:
@@ -297,40 +454,199 @@ def _html_core_metadata(value: str | None) -> dict[str, str] | None:
     return None
 
 
-def _parse_html(text: str, url: str, project: NormalizedName) -> tuple[DistFile, ...]:
-    collector = _AnchorCollector()
-    try:
-        collector.feed(text)
-        collector.close()
-    # CPython's html.parser reports some malformed declarations and marked sections ("<![if0")
-    # by raising AssertionError, its stand-in for the HTMLParseError it no longer has.
-    except AssertionError as exc:
-        raise PageParseError(f"malformed HTML project page: {exc}") from exc
-    _check_api_version(collector.api_version)
-    try:
-        base_url = urljoin(url, collector.base_href) if collector.base_href else url
-    except ValueError as exc:
-        raise PageParseError(f"unusable <base href={collector.base_href!r}>: {exc}") from exc
-    files: list[DistFile] = []
-    for anchor in collector.anchors:
-        href = anchor.get("href")
-        if not href:
-            continue
-        # HTMLParser has already unescaped attribute values (``&gt;=3.8`` is ``>=3.8``).
-        advertised = anchor.get("data-core-metadata")
-        if advertised is None:
-            advertised = anchor.get("data-dist-info-metadata")
-        yanked = "data-yanked" in anchor
-        dist_file = _make_file(
-            href,
-            base_url,
-            project,
-            hashes={},
-            requires_python=anchor.get("data-requires-python"),
-            yanked=yanked,
-            yanked_reason=anchor.get("data-yanked") or None,
-            core_metadata=_html_core_metadata(advertised),
+def _make_html_file(attrs: str, base_url: str, project: NormalizedName) -> DistFile | None:
+    anchor = _html_attributes(attrs)
+    href = anchor.get("href")
+    if not href:
+        return None
+    advertised = anchor.get("data-core-metadata")
+    if advertised is None:
+        advertised = anchor.get("data-dist-info-metadata")
+    yanked = "data-yanked" in anchor
+    return _make_file(
+        href,
+        base_url,
+        project,
+        hashes={},
+        requires_python=anchor.get("data-requires-python"),
+        yanked=yanked,
+        yanked_reason=anchor.get("data-yanked") or None,
+        core_metadata=_html_core_metadata(advertised),
+    )
+
+
+# -- the listing --------------------------------------------------------------------------------
+
+_Scan = list[_JsonFile] | _HtmlScan
+
+
+class _HotScans:
+    """The decoded file lists of the most recently parsed pages, bounded by their bodies' bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._scans: OrderedDict[int, tuple[PageListing, _Scan]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, listing: PageListing) -> _Scan | None:
+        with self._lock:
+            found = self._scans.get(id(listing))
+            if found is None or found[0] is not listing:
+                return None
+            self._scans.move_to_end(id(listing))
+            return found[1]
+
+    def put(self, listing: PageListing, scan: _Scan) -> None:
+        size = listing.body.size
+        with self._lock:
+            previous = self._scans.pop(id(listing), None)
+            if previous is not None:
+                self._bytes -= previous[0].body.size
+            if size > self.max_bytes:
+                return
+            self._scans[id(listing)] = (listing, scan)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (evicted, _) = self._scans.popitem(last=False)
+                self._bytes -= evicted.body.size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._scans.clear()
+            self._bytes = 0
+
+
+_hot = _HotScans(HOT_PAGE_BYTES)
+
+
+class PageListing:
+    """The files of one project page, grouped by version; full records made on demand.
+
+    ``versions`` lists every version some file of the project declares in its name, newest
+    first. ``files_of(version)`` makes that version's ``DistFile`` records (URLs resolved, wheel
+    tags expanded) the first time it is asked, in page order, and remembers them; ``files`` makes
+    them all. ``digest`` identifies the body (equal bodies, equal digests). Safe to share
+    between threads.
+    """
+
+    def __init__(
+        self,
+        body: PageBody,
+        project: NormalizedName,
+        *,
+        digest: str,
+        file_count: int,
+        positions: dict[Version, Sequence[int]],
+    ) -> None:
+        self.body = body
+        self.project = project
+        self.digest = digest
+        self.file_count = file_count
+        self._positions = positions
+        self.versions: tuple[Version, ...] = tuple(sorted(positions, reverse=True))
+        self._files: dict[Version, tuple[DistFile, ...]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"PageListing({self.project!r}, {len(self.versions)} versions, "
+            f"{self.file_count} entries, {self.body.size} bytes)"
         )
-        if dist_file is not None:
-            files.append(dist_file)
-    return tuple(files)
+
+    def files_of(self, version: Version) -> tuple[DistFile, ...]:
+        """The files of ``version`` on this page (empty when it lists none that parse)."""
+        made = self._files.get(version)
+        if made is not None:
+            return made
+        positions = self._positions.get(version, ())
+        with self._lock:
+            made = self._files.get(version)
+            if made is None:
+                made = self._make(positions) if positions else ()
+                self._files[version] = made
+        return made
+
+    @property
+    def files(self) -> tuple[DistFile, ...]:
+        """Every file of the project on the page, in page order."""
+        every = sorted(p for positions in self._positions.values() for p in positions)
+        return self._make(every)
+
+    def _make(self, positions: Sequence[int]) -> tuple[DistFile, ...]:
+        scan = _hot.get(self)
+        if scan is None:
+            scan = _scan(self.body.content(), self.body, None)
+            _hot.put(self, scan)
+        made: list[DistFile] = []
+        if isinstance(scan, _HtmlScan):
+            for position in positions:
+                html_file = _make_html_file(scan.anchors[position], scan.base_url, self.project)
+                if html_file is not None:
+                    made.append(html_file)
+        else:
+            for position in positions:
+                json_file = _make_json_file(scan[position], self.body.url, self.project)
+                if json_file is not None:
+                    made.append(json_file)
+        return tuple(made)
+
+
+def _scan(content: bytes, body: PageBody, max_files: int | None) -> _Scan:
+    if negotiate(body.content_type) == "json":
+        return _scan_json(content, max_files)
+    text = content.decode(_charset(body.content_type), errors="replace")
+    return _scan_html(text, body.url, max_files)
+
+
+def _group(
+    filenames: Sequence[str | None], project: NormalizedName
+) -> dict[Version, Sequence[int]]:
+    grouped: dict[Version, list[int]] = {}
+    for position, filename in enumerate(filenames):
+        if filename is None:
+            continue
+        version = _split_filename(filename, project)
+        if version is not None:
+            grouped.setdefault(version, []).append(position)
+    # A version's files are usually listed together: a range costs no memory per file.
+    return {
+        version: range(p[0], p[-1] + 1) if p[-1] - p[0] + 1 == len(p) else tuple(p)
+        for version, p in grouped.items()
+    }
+
+
+def parse_page(
+    content: bytes,
+    content_type: str | None,
+    *,
+    url: str,
+    project: str,
+    max_files: int | None = None,
+    body: PageBody | None = None,
+) -> PageListing:
+    """The files on ``project``'s page, parsed as the ``Content-Type`` says (lazily: see above).
+
+    ``url`` is the page's final URL (after redirects); relative file URLs resolve against it
+    (or against an HTML ``<base href>``). ``body`` is ``content`` already compressed (a page
+    from the cache); it is made when absent. Raises ``PageParseError`` on a malformed page, and
+    ``PageTooLargeError`` when it lists more than ``max_files`` files (or links).
+    """
+    negotiate(content_type)
+    name = canonicalize_name(project)
+    if body is None:
+        body = PageBody.make(content, content_type, url)
+    scan = _scan(content, body, max_files)
+    if isinstance(scan, _HtmlScan):
+        filenames: list[str | None] = [_href_filename(attrs) for attrs in scan.anchors]
+    else:
+        filenames = [entry.filename for entry in scan]
+    listing = PageListing(
+        body,
+        name,
+        digest=hashlib.blake2b(content, digest_size=16).hexdigest(),
+        file_count=len(filenames),
+        positions=_group(filenames, name),
+    )
+    _hot.put(listing, scan)
+    return listing

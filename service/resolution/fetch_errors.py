@@ -15,6 +15,7 @@ from service.index.errors import (
     IndexUnreachableError,
     InvalidResponseError,
     MetadataBuildError,
+    ResponseTooLargeError,
     TLSError,
     UnusableMetadataError,
 )
@@ -116,6 +117,18 @@ def make_page_diagnostic(
             status=error.status,
             url=error.url,
             data={"reason": error.reason, "setting": "ignore_error_codes.page"},
+        )
+    if isinstance(error, ResponseTooLargeError):
+        setting = error.setting or "fetch.max_page_bytes"
+        return Diagnostic(
+            code=Code.PAGE_TOO_LARGE,
+            severity=severity,
+            message=f"The project page of {project} on index '{name}' is larger than resolvd "
+            f"reads ({setting}): {error.message}",
+            package=project,
+            index=name,
+            url=error.url,
+            data={"error": type(error).__name__, "setting": setting},
         )
     code, data = _failure(error)
     return Diagnostic(

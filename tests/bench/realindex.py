@@ -8,7 +8,11 @@ project and serves them in two variants::
                                   METADATA with Range requests into the wheel or download it
     /pep658/simple/<project>/     the same links with ``data-core-metadata="sha256=..."``
     /<variant>/files/<wheel>           the wheel, straight from /opt (Range answered with 206)
-    /<variant>/files/<wheel>.metadata  its ``*.dist-info/METADATA`` (``pep658`` only)
+    /<variant>/files/<wheel>.metadata  its ``*.dist-info/METADATA`` (``pep658``, ``shaped``)
+
+    /shaped/simple/<project>/     the links among the thousands of files a real page lists
+                                  (``tests.bench.shaped``): PEP 691 JSON when asked for it,
+                                  else HTML, gzip when accepted, PEP 658 for most projects
 
 Caching headers follow PyPI's: pages ``max-age=600``, files and sidecars immutable, all with an
 ETag that ``If-None-Match`` turns into a 304, so a client's warm cache behaves as it would
@@ -20,6 +24,7 @@ is logged (``requests``) so the benchmark can count what each client fetched.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import html
 import os
@@ -38,6 +43,7 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
+from tests.bench.shaped import RealWheel, has_pep658, make_shaped_page, render_html, render_json
 from tests.indexserver.server import RangeNotSatisfiableError, parse_byte_range
 
 __all__ = [
@@ -49,7 +55,8 @@ __all__ = [
 ]
 
 DEFAULT_ROOTS = (Path("/opt/pypi"), Path("/opt/pypi-more"))
-VARIANTS = ("plain", "pep658")
+VARIANTS = ("plain", "pep658", "shaped")
+_MEDIA_JSON = "application/vnd.pypi.simple.v1+json"
 _LINK = re.compile(r'href="\.\./\.\./files/(?P<file>[^"#]+)#sha256=(?P<sha>[0-9a-f]{64})"')
 _PAGE = re.compile(r"^/(?P<variant>[^/]+)/simple/(?:(?P<project>[^/]+)/?)?$")
 _FILE = re.compile(r"^/(?P<variant>[^/]+)/files/(?P<file>[^/]+)$")
@@ -170,6 +177,8 @@ class RealIndexServer:
         self._project_locks: dict[str, threading.Lock] = {}
         self._links: dict[str, tuple[_Link, ...]] = {}
         self._metadata_sha: dict[str, str] = {}
+        # Rendered shaped pages: (project, format, gzipped) -> body, built once per server.
+        self._shaped: dict[tuple[str, str, bool], bytes] = {}
         self._hits: list[Hit] = []
         self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
         self._httpd.owner = self
@@ -200,7 +209,7 @@ class RealIndexServer:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def url(self, variant: str) -> str:
-        """The simple-API URL of ``variant`` (``plain`` or ``pep658``), no trailing slash."""
+        """The simple-API URL of ``variant`` (one of ``VARIANTS``), no trailing slash."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
         return f"{self.base_url}/{variant}/simple"
@@ -289,6 +298,50 @@ class RealIndexServer:
         lines.append("</body></html>")
         return ("\n".join(lines) + "\n").encode()
 
+    def _requires_python(self, wheel: str) -> str | None:
+        sidecar = self._read_sidecar(wheel)
+        for line in (sidecar or b"").decode("utf-8", "replace").splitlines():
+            if not line.strip():
+                break  # the headers end at the first blank line
+            key, _, value = line.partition(":")
+            if key.strip().lower() == "requires-python":
+                return value.strip() or None
+        return None
+
+    def render_shaped(self, project: str, page_format: str, *, compressed: bool) -> bytes | None:
+        """``project``'s real-shaped page as JSON or HTML (gzipped if asked), built once."""
+        name = canonicalize_name(project)
+        key = (name, page_format, compressed)
+        with self._lock:
+            cached = self._shaped.get(key)
+        if cached is not None:
+            return cached
+        links = self.find_links(name)
+        if not links:
+            return None
+        metadata = self._find_metadata_hashes(name)
+        real = [
+            RealWheel(
+                link.filename,
+                link.sha256,
+                self._requires_python(link.filename),
+                metadata.get(link.filename),
+            )
+            for link in links
+        ]
+        files = make_shaped_page(
+            name,
+            real,
+            files_url=f"{self.base_url}/shaped",
+            real_files_url=f"{self.base_url}/shaped/files",
+        )
+        body = render_json(name, files) if page_format == "json" else render_html(name, files)
+        if compressed:
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+        with self._lock:
+            self._shaped[key] = body
+        return body
+
     def _render_list(self) -> bytes:
         anchors = (f'<a href="{n}/">{n}</a>' for n in self.project_names())
         return (
@@ -317,8 +370,20 @@ class RealIndexServer:
         file = _FILE.match(path)
         match = page or file
         content: tuple[bytes, str, str] | None = None  # body, content type, cache control
+        extra: dict[str, str] = {}
         if match is None or match["variant"] not in VARIANTS:
             pass
+        elif page is not None and page["variant"] == "shaped" and page["project"] is not None:
+            accept = handler.headers.get("Accept", "")
+            page_format = "json" if _MEDIA_JSON in accept else "html"
+            compressed = "gzip" in handler.headers.get("Accept-Encoding", "")
+            rendered = self.render_shaped(page["project"], page_format, compressed=compressed)
+            if rendered is not None:
+                media = _MEDIA_JSON if page_format == "json" else "text/html; charset=utf-8"
+                content = (rendered, media, _PAGE_CACHE_CONTROL)
+                extra["Vary"] = "Accept, Accept-Encoding"
+                if compressed:
+                    extra["Content-Encoding"] = "gzip"
         elif page is not None:
             project = page["project"]
             variant = page["variant"]
@@ -327,9 +392,13 @@ class RealIndexServer:
             )
             if rendered is not None:
                 content = (rendered, "text/html; charset=utf-8", _PAGE_CACHE_CONTROL)
-        elif match["file"].endswith(_METADATA_SUFFIX) and match["variant"] == "pep658":
-            sidecar = self._read_sidecar(match["file"].removesuffix(_METADATA_SUFFIX))
-            if sidecar is not None:
+        elif match["file"].endswith(_METADATA_SUFFIX) and match["variant"] != "plain":
+            wheel = match["file"].removesuffix(_METADATA_SUFFIX)
+            sidecar = self._read_sidecar(wheel)
+            shaped_without = match["variant"] == "shaped" and not has_pep658(
+                canonicalize_name(wheel.split("-", 1)[0])
+            )
+            if sidecar is not None and not shaped_without:
                 content = (sidecar, "application/octet-stream", _FILE_CACHE_CONTROL)
         elif (wheel_path := self._files.get(match["file"])) is not None:
             return _send_file(handler, wheel_path, send_body=send_body)
@@ -343,6 +412,7 @@ class RealIndexServer:
         body, content_type, cache_control = content
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
         headers = {"Content-Type": content_type, "Cache-Control": cache_control, "ETag": etag}
+        headers |= extra
         status, body = _conditional(handler, etag, body)
         return status, handler.send_simple(status, body, headers, send_body=send_body), False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -23,7 +24,8 @@ from service.index import (
     make_index_client,
 )
 from service.index.cache import CachedPage
-from service.settings import RedisSettings, Settings
+from service.index.pages import MEDIA_JSON, parse_page
+from service.settings import CacheSettings, RedisSettings, Settings
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
 
 SECRET = "s3cret"
@@ -40,7 +42,35 @@ def dist_file(name: str = "demo-1.0-py3-none-any.whl", sha: str | None = "ab" * 
     )
 
 
-PAGE = ProjectPage(name="demo", index="corp", files=(dist_file(),), etag='"e1"')
+def make_page(*files: DistFile) -> ProjectPage:
+    """A page listing ``files``, parsed the way the client parses what an index sends."""
+    content = json.dumps(
+        {
+            "meta": {"api-version": "1.1"},
+            "files": [{"filename": f.filename, "url": f.url, "hashes": f.hashes} for f in files],
+        }
+    ).encode()
+    listing = parse_page(
+        content, MEDIA_JSON, url="https://corp.example/simple/demo/", project="demo"
+    )
+    return ProjectPage(name="demo", index="corp", listing=listing, etag='"e1"')
+
+
+def same(found: CachedPage | None, expected: CachedPage) -> bool:
+    """Whether ``found`` is ``expected`` as stored: the same body, validators and fetch time."""
+    if found is None:
+        return False
+    page, wanted = found.page, expected.page
+    return (page.name, page.etag, page.last_modified, page.listing.digest, page.files) == (
+        wanted.name,
+        wanted.etag,
+        wanted.last_modified,
+        wanted.listing.digest,
+        wanted.files,
+    ) and found.fetched_at == expected.fetched_at
+
+
+PAGE = make_page(dist_file())
 ENTRY = CachedPage(page=PAGE, fetched_at=1_700_000_000.0)
 METADATA = CoreMetadata(name="demo", version="1.0", requires_dist=("click>=8",))
 
@@ -67,7 +97,7 @@ class TestContract:
     async def test_page_round_trip(self, cache: PageCache) -> None:
         """A stored page comes back equal, with its fetch time, ETag and Last-Modified."""
         await cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
-        assert await cache.get_page(INDEX, "demo") == ENTRY
+        assert same(await cache.get_page(INDEX, "demo"), ENTRY)
 
     async def test_pages_expire_after_keep_seconds(self, cache: PageCache) -> None:
         """A page is forgotten once its keep time passes."""
@@ -113,7 +143,7 @@ class TestContract:
             assert await cache.get_page(other, "demo") is None
             assert await cache.get_metadata(other, dist_file()) is None
         renamed = Index(name="renamed", url=INDEX.url, auth=INDEX.auth)
-        assert await cache.get_page(renamed, "demo") == ENTRY
+        assert same(await cache.get_page(renamed, "demo"), ENTRY)
 
     async def test_peeks_see_what_this_process_stored(self, cache: PageCache) -> None:
         """What was stored here can be peeked at without I/O, from another thread too."""
@@ -124,7 +154,8 @@ class TestContract:
         peeked = await asyncio.to_thread(
             lambda: (cache.peek_page(INDEX, "demo"), cache.peek_metadata(INDEX, dist_file()))
         )
-        assert peeked == (ENTRY, METADATA)
+        assert same(peeked[0], ENTRY)
+        assert peeked[1] == METADATA
         assert cache.peek_page(Index(name="corp", url=INDEX.url), "demo") is None
 
 
@@ -146,28 +177,36 @@ class TestRedisCache:
         """What lands in Redis is scoped by a digest, never by the secret itself."""
         await redis_cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
         await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
+        await redis_cache.flush()
         connection = redis.asyncio.Redis.from_url(clean_redis)
         keys = sorted(cast("list[bytes]", await connection.keys("*")))
-        values = [cast("bytes", await connection.get(key)) for key in keys]
+        values = [
+            cast("bytes", await connection.get(key))
+            for key in keys
+            if await connection.type(key) == b"string"
+        ]
         await connection.aclose()
         assert [key.decode().rsplit(":", 1)[0] for key in keys] == [
-            f"resolvd:cache:v1:meta:{INDEX.identity}",
-            f"resolvd:cache:v1:page:{INDEX.identity}",
+            "resolvd:cache:v2",
+            f"resolvd:cache:v2:meta:{INDEX.identity}",
+            f"resolvd:cache:v2:page:{INDEX.identity}",
         ]
         assert all(SECRET.encode() not in blob for blob in [*keys, *values])
 
-    async def test_pages_get_a_ttl_and_metadata_none(
-        self, redis_cache: RedisPageCache, clean_redis: str
-    ) -> None:
-        """Pages expire in Redis; metadata of an immutable file does not."""
+    async def test_every_key_expires(self, redis_cache: RedisPageCache, clean_redis: str) -> None:
+        """Pages after their keep time, metadata after cache.metadata_ttl_seconds, the budget's
+        own count after the last key it counts: nothing the cache writes stays for ever."""
         await redis_cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
         await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
+        await redis_cache.flush()
         connection = redis.asyncio.Redis.from_url(clean_redis)
-        page_ttl = await connection.ttl(f"resolvd:cache:v1:page:{INDEX.identity}:demo")
-        meta_ttl = await connection.ttl(f"resolvd:cache:v1:meta:{INDEX.identity}:{'ab' * 32}")
+        page_ttl = await connection.ttl(f"resolvd:cache:v2:page:{INDEX.identity}:demo")
+        meta_ttl = await connection.ttl(f"resolvd:cache:v2:meta:{INDEX.identity}:{'ab' * 32}")
+        budget_ttl = await connection.ttl("resolvd:cache:v2:budget")
         await connection.aclose()
         assert 0 < page_ttl <= 60
-        assert meta_ttl == -1
+        assert 0 < meta_ttl <= CacheSettings().metadata_ttl_seconds
+        assert budget_ttl > meta_ttl
 
     async def test_another_process_sees_the_entries(
         self, redis_cache: RedisPageCache, clean_redis: str
@@ -175,12 +214,13 @@ class TestRedisCache:
         """A second cache on the same Redis (another worker) reads what the first stored."""
         await redis_cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
         await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
+        await redis_cache.flush()
         other = RedisPageCache.from_url(clean_redis)
         try:
             # Peeking never asks Redis: only a read brings the entry into this process.
             assert other.peek_page(INDEX, "demo") is None
-            assert await other.get_page(INDEX, "demo") == ENTRY
-            assert other.peek_page(INDEX, "demo") == ENTRY
+            assert same(await other.get_page(INDEX, "demo"), ENTRY)
+            assert same(other.peek_page(INDEX, "demo"), ENTRY)
             assert await other.get_many_metadata(INDEX, [dist_file()]) == [METADATA]
         finally:
             await other.aclose()
@@ -190,7 +230,7 @@ class TestRedisCache:
     ) -> None:
         """A value that does not decode is a miss, not an error."""
         connection = redis.asyncio.Redis.from_url(clean_redis)
-        await connection.set(f"resolvd:cache:v1:page:{INDEX.identity}:demo", b"\xc1garbage")
+        await connection.set(f"resolvd:cache:v2:page:{INDEX.identity}:demo", b"\xc1garbage")
         await connection.aclose()
         assert await redis_cache.get_page(INDEX, "demo") is None
 
@@ -206,7 +246,7 @@ class TestRedisCache:
             await cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
             await cache.set_metadata(INDEX, dist_file(), METADATA)
             # The front LRU still answers what this process stored.
-            assert await cache.get_page(INDEX, "demo") == ENTRY
+            assert same(await cache.get_page(INDEX, "demo"), ENTRY)
             assert await cache.get_page(INDEX, "other") is None
             assert await cache.get_many_metadata(INDEX, [dist_file(sha="03" * 32)]) == [None]
         finally:

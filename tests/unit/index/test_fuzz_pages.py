@@ -37,6 +37,12 @@ from tests.fuzz.strategies import (
 PROJECT = "Demo.Pkg"
 PAGE_URL = f"https://index.example/simple/{canonical(PROJECT)}/"
 
+
+def parse_files(content: bytes, content_type: str | None, **fields: Any) -> tuple[DistFile, ...]:
+    """Every file ``parse_page`` lists (its listing makes them per version, on demand)."""
+    return parse_page(content, content_type, **fields).files
+
+
 # Real codecs that are no text encoding, or that refuse errors="replace", next to real ones.
 _CHARSETS = [
     "utf-8",
@@ -172,7 +178,7 @@ def check_files(files: tuple[DistFile, ...]) -> None:
 
 def parse_or_refuse(content: bytes, content_type: str) -> None:
     try:
-        files = parse_page(content, content_type, url=PAGE_URL, project=PROJECT)
+        files = parse_files(content, content_type, url=PAGE_URL, project=PROJECT)
     except PageParseError:
         return
     check_files(files)
@@ -359,7 +365,7 @@ class TestRoundTrip:
         self, files: list[Listed], foreign: list[DistFilename]
     ) -> None:
         """Every generated file of the project comes back as generated; other projects' don't."""
-        parsed = parse_page(render_json(files, foreign), MEDIA_JSON, url=PAGE_URL, project=PROJECT)
+        parsed = parse_files(render_json(files, foreign), MEDIA_JSON, url=PAGE_URL, project=PROJECT)
         assert parsed == tuple(expected_file(listed, html_page=False) for listed in files)
 
     @given(files=pages_files(), foreign=foreign_files)
@@ -368,7 +374,7 @@ class TestRoundTrip:
         self, files: list[Listed], foreign: list[DistFilename]
     ) -> None:
         """The same files as PEP 503 anchors: hashes in fragments, metadata and yanking in data-."""
-        parsed = parse_page(render_html(files, foreign), MEDIA_HTML, url=PAGE_URL, project=PROJECT)
+        parsed = parse_files(render_html(files, foreign), MEDIA_HTML, url=PAGE_URL, project=PROJECT)
         assert parsed == tuple(expected_file(listed, html_page=True) for listed in files)
 
 

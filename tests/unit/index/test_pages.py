@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from service.index.models import DistFile
 from service.index.pages import (
     ACCEPT_PROJECT_PAGE,
     MEDIA_HTML,
@@ -19,6 +21,11 @@ from service.index.pages import (
 
 PAGE_URL = "https://index.example/simple/demo/"
 SHA = "a" * 64
+
+
+def parse_files(content: bytes, content_type: str | None, **fields: Any) -> tuple[DistFile, ...]:
+    """Every file ``parse_page`` lists (its listing makes them per version, on demand)."""
+    return parse_page(content, content_type, **fields).files
 
 
 def json_page(*files: dict[str, object], api_version: str = "1.1") -> bytes:
@@ -129,7 +136,7 @@ class TestJsonPages:
                 },
             )
         )
-        (dist_file,) = parse_page(page, MEDIA_JSON, url=PAGE_URL, project="Demo")
+        (dist_file,) = parse_files(page, MEDIA_JSON, url=PAGE_URL, project="Demo")
         assert dist_file.filename == "demo-1.0-py3-none-any.whl"
         assert dist_file.url == "https://index.example/files/demo-1.0-py3-none-any.whl"
         assert dist_file.kind == "wheel"
@@ -151,7 +158,7 @@ class TestJsonPages:
     )
     def test_yanked_variants(self, yanked: object, expected: tuple[bool, str | None]) -> None:
         """PEP 592: ``yanked`` is false, true, or a reason string (an empty reason is no reason)."""
-        (dist_file,) = parse_page(
+        (dist_file,) = parse_files(
             json_page(json_file(yanked=yanked)), MEDIA_JSON, url=PAGE_URL, project="demo"
         )
         assert (dist_file.yanked, dist_file.yanked_reason) == expected
@@ -172,7 +179,7 @@ class TestJsonPages:
         self, fields: dict[str, object], expected: dict[str, str] | None
     ) -> None:
         """PEP 658/714: ``core-metadata`` wins over the legacy key; true means no hash given."""
-        (dist_file,) = parse_page(
+        (dist_file,) = parse_files(
             json_page(json_file(**fields)), MEDIA_JSON, url=PAGE_URL, project="demo"
         )
         assert dist_file.core_metadata == expected
@@ -186,7 +193,7 @@ class TestJsonPages:
             json_file("other-1.0-py3-none-any.whl"),
             json_file("demo-1.0.tar.bz2"),
         )
-        files = parse_page(page, MEDIA_JSON, url=PAGE_URL, project="demo")
+        files = parse_files(page, MEDIA_JSON, url=PAGE_URL, project="demo")
         assert [f.filename for f in files] == ["demo-1.0.tar.gz", "demo-1.0.zip"]
         assert {f.kind for f in files} == {"sdist"}
 
@@ -197,12 +204,12 @@ class TestJsonPages:
     def test_malformed_json_is_an_error(self, content: bytes) -> None:
         """A page that is not PEP 691 JSON is a parse error."""
         with pytest.raises(PageParseError, match="malformed JSON"):
-            parse_page(content, MEDIA_JSON, url=PAGE_URL, project="demo")
+            parse_files(content, MEDIA_JSON, url=PAGE_URL, project="demo")
 
     def test_newer_major_api_version_is_refused(self) -> None:
         """PEP 629: a major version the client does not know is an error."""
         with pytest.raises(PageParseError, match="unsupported repository API version"):
-            parse_page(json_page(api_version="2.0"), MEDIA_JSON, url=PAGE_URL, project="demo")
+            parse_files(json_page(api_version="2.0"), MEDIA_JSON, url=PAGE_URL, project="demo")
 
     @pytest.mark.parametrize(
         ("api_version", "message"),
@@ -213,23 +220,23 @@ class TestJsonPages:
         """Non-ASCII digits are unparsable, a huge major is unsupported, 01 is 1: no ValueError."""
         page = json_page(json_file(), api_version=api_version)
         if message is None:
-            assert len(parse_page(page, MEDIA_JSON, url=PAGE_URL, project="demo")) == 1
+            assert len(parse_files(page, MEDIA_JSON, url=PAGE_URL, project="demo")) == 1
             return
         with pytest.raises(PageParseError, match=f"{message} repository API version"):
-            parse_page(page, MEDIA_JSON, url=PAGE_URL, project="demo")
+            parse_files(page, MEDIA_JSON, url=PAGE_URL, project="demo")
 
     def test_nesting_deeper_than_the_interpreter_is_a_parse_error(self) -> None:
         """msgspec's RecursionError on 100,000 nested arrays is a malformed page."""
         page = b'{"files": [], "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
         with pytest.raises(PageParseError, match="malformed JSON"):
-            parse_page(page, MEDIA_JSON, url=PAGE_URL, project="demo")
+            parse_files(page, MEDIA_JSON, url=PAGE_URL, project="demo")
 
     def test_file_url_urllib_refuses_is_skipped(self) -> None:
         """A URL that does not parse (an unclosed IPv6 bracket) is no file; the rest stay."""
         page = json_page(
             {"filename": "demo-1.0.tar.gz", "url": "http://[::1/demo-1.0.tar.gz"}, json_file()
         )
-        files = parse_page(page, MEDIA_JSON, url=PAGE_URL, project="demo")
+        files = parse_files(page, MEDIA_JSON, url=PAGE_URL, project="demo")
         assert [f.filename for f in files] == ["demo-1.0-py3-none-any.whl"]
 
     def test_credentials_never_reach_file_urls(self) -> None:
@@ -238,7 +245,7 @@ class TestJsonPages:
             json_file(),
             {"filename": "demo-2.0.tar.gz", "url": "https://u:pw@cdn.example/demo-2.0.tar.gz"},
         )
-        files = parse_page(
+        files = parse_files(
             page, MEDIA_JSON, url="https://user:s3cret@index.example/simple/demo/", project="demo"
         )
         assert [f.url for f in files] == [
@@ -254,7 +261,7 @@ class TestHtmlPages:
             f'<a href="../../files/demo-1.0-py3-none-any.whl#sha256={SHA}" '
             'data-requires-python="&gt;=3.9,&lt;4">demo-1.0-py3-none-any.whl</a>'
         )
-        (dist_file,) = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        (dist_file,) = parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo")
         assert dist_file.url == "https://index.example/files/demo-1.0-py3-none-any.whl"
         assert dist_file.hashes == {"sha256": SHA}
         assert dist_file.requires_python == ">=3.9,<4"
@@ -264,7 +271,7 @@ class TestHtmlPages:
     def test_escaped_href_and_percent_encoded_filename(self) -> None:
         """Entities in href are unescaped and the filename is the URL's decoded last segment."""
         page = html_page('<a href="/files/demo-1.0%2Blocal.tar.gz?a=1&amp;b=2">x</a>')
-        (dist_file,) = parse_page(page, MEDIA_TEXT_HTML, url=PAGE_URL, project="demo")
+        (dist_file,) = parse_files(page, MEDIA_TEXT_HTML, url=PAGE_URL, project="demo")
         assert dist_file.url == "https://index.example/files/demo-1.0%2Blocal.tar.gz?a=1&b=2"
         assert (dist_file.filename, dist_file.version) == ("demo-1.0+local.tar.gz", "1.0+local")
 
@@ -280,7 +287,7 @@ class TestHtmlPages:
     def test_yanked_variants(self, attribute: str, expected: tuple[bool, str | None]) -> None:
         """PEP 592: the attribute's presence yanks; its value, if any, is the reason."""
         page = html_page(f'<a href="demo-1.0.tar.gz" {attribute}>demo-1.0.tar.gz</a>')
-        (dist_file,) = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        (dist_file,) = parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo")
         assert (dist_file.yanked, dist_file.yanked_reason) == expected
 
     @pytest.mark.parametrize(
@@ -298,7 +305,7 @@ class TestHtmlPages:
     def test_core_metadata_variants(self, attributes: str, expected: dict[str, str] | None) -> None:
         """PEP 658/714: ``true`` means no hash; ``<hash>=<value>`` a hash; the new name wins."""
         page = html_page(f'<a href="demo-1.0-py3-none-any.whl" {attributes}>w</a>')
-        (dist_file,) = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        (dist_file,) = parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo")
         assert dist_file.core_metadata == expected
 
     def test_base_href_is_honoured(self) -> None:
@@ -307,19 +314,19 @@ class TestHtmlPages:
             '<a href="demo-1.0.tar.gz">demo-1.0.tar.gz</a>',
             head='<base href="https://mirror.example/packages/">',
         )
-        (dist_file,) = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        (dist_file,) = parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo")
         assert dist_file.url == "https://mirror.example/packages/demo-1.0.tar.gz"
 
     def test_unknown_hash_fragments_are_ignored(self) -> None:
         """Only hashlib-guaranteed algorithms are kept from a fragment."""
         page = html_page('<a href="demo-1.0.tar.gz#whirlpool=abc">x</a>')
-        (dist_file,) = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        (dist_file,) = parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo")
         assert dist_file.hashes == {}
 
     def test_charset_parameter_decodes_the_page(self) -> None:
         """The Content-Type charset decodes the page."""
         page = '<a href="demo-1.0.tar.gz" data-yanked="café">x</a>'.encode("latin-1")
-        (dist_file,) = parse_page(page, "text/html; charset=latin-1", url=PAGE_URL, project="demo")
+        (dist_file,) = parse_files(page, "text/html; charset=latin-1", url=PAGE_URL, project="demo")
         assert dist_file.yanked_reason == "café"
 
     @pytest.mark.parametrize(
@@ -328,38 +335,52 @@ class TestHtmlPages:
     def test_codecs_no_page_is_written_in_fall_back_to_utf8(self, charset: str) -> None:
         """Python codecs that are no charset (some raise even with errors="replace") mean UTF-8."""
         page = '<a href="demo-1.0.tar.gz" data-yanked="café \\u00e9">x</a>'.encode()
-        (dist_file,) = parse_page(
+        (dist_file,) = parse_files(
             page, f"text/html; charset={charset}", url=PAGE_URL, project="demo"
         )
         assert dist_file.yanked_reason == "café \\u00e9"
 
-    def test_marked_section_html_parser_asserts_on_is_a_parse_error(self) -> None:
-        """CPython's parser raises AssertionError on ``<![if0 ...]>``: a parse error here."""
+    def test_marked_sections_and_declarations_are_passed_over(self) -> None:
+        """``<![if0 ...]>`` (CPython's HTMLParser asserts on it) is skipped like a declaration."""
         page = html_page("<![if0 x]>", '<a href="demo-1.0.tar.gz">x</a>')
-        with pytest.raises(PageParseError, match="malformed HTML"):
-            parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        files = parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        assert [f.filename for f in files] == ["demo-1.0.tar.gz"]
+
+    def test_links_in_comments_and_scripts_are_not_links(self) -> None:
+        """Comments, raw-text elements and attribute values holding ``>`` are tokenized as HTML."""
+        page = html_page(
+            '<!-- <a href="demo-0.1.tar.gz">old</a> -->',
+            "<script>var s = '<a href=\"demo-0.2.tar.gz\">';</script>",
+            '<a data-requires-python="&gt;=3.8" href="demo-1.0.tar.gz" title="a>b">x</a>',
+            "<A HREF='demo-2.0.tar.gz'>y</A>",
+        )
+        files = parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        assert [(f.filename, f.requires_python) for f in files] == [
+            ("demo-1.0.tar.gz", ">=3.8"),
+            ("demo-2.0.tar.gz", None),
+        ]
 
     def test_href_urllib_refuses_is_skipped(self) -> None:
         """An href that does not parse (an unclosed IPv6 bracket) is no file; the rest stay."""
         page = html_page(
             '<a href="http://[::1/demo-1.0.tar.gz">x</a>', '<a href="demo-2.0.tar.gz">y</a>'
         )
-        files = parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+        files = parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo")
         assert [f.filename for f in files] == ["demo-2.0.tar.gz"]
 
     def test_base_href_urllib_refuses_is_a_parse_error(self) -> None:
         """Relative links cannot resolve against a base that does not parse."""
         page = html_page('<a href="demo-1.0.tar.gz">x</a>', head='<base href="http://[x/">')
         with pytest.raises(PageParseError, match="unusable <base href"):
-            parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+            parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo")
 
     def test_repository_version_meta_is_checked(self) -> None:
         """PEP 629 applies to HTML too."""
         page = html_page(head='<meta name="pypi:repository-version" content="2.0">')
         with pytest.raises(PageParseError, match="unsupported repository API version"):
-            parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo")
+            parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo")
 
     def test_anchors_without_href_and_foreign_files_are_skipped(self) -> None:
         """Anchors without href, and links to other projects, are not files of this page."""
         page = html_page('<a name="top">x</a>', '<a href="other-1.0.tar.gz">o</a>')
-        assert parse_page(page, MEDIA_HTML, url=PAGE_URL, project="demo") == ()
+        assert parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo") == ()

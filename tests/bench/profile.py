@@ -1,0 +1,140 @@
+"""``python -m tests.bench.profile [--set NAME] [--variant shaped] [--top N]``: where CPU goes.
+
+Runs resolvd's resolver in this process (the real ``IndexClient`` with an in-memory cache, the
+real ``resolve_request``) against the loopback ``/opt`` index: one cold job (empty cache), then
+``--warm`` warm jobs (the same request on the filled cache). For each it prints the wall time,
+the process CPU seconds, the resolver thread's own CPU seconds, and a cProfile of the resolver
+thread (the event loop's share is the process CPU minus the thread's). ``--profile-loop`` adds a
+cProfile of the event loop thread. Figures are for one run on a shared machine: compare them
+with runs of the same command, never with timed assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import functools
+import io
+import pstats
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.bench.realindex import RealIndexServer
+from tests.bench.sets import find_sets
+from tests.bench.tools import PLATFORM, PYTHON_VERSION
+
+__all__ = ["main"]
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.profile")
+    parser.add_argument("--set", default="stack244-shaped", help="a real set of tests.bench.sets")
+    parser.add_argument("--warm", type=int, default=2, help="warm jobs after the cold one")
+    parser.add_argument("--top", type=int, default=25, help="functions shown per profile")
+    parser.add_argument("--sort", default="cumulative", help="pstats sort key (or tottime)")
+    parser.add_argument("--profile-loop", action="store_true", help="also profile the loop")
+    parser.add_argument("--no-profile", action="store_true", help="time only (no cProfile)")
+    return parser.parse_args(argv)
+
+
+class _ThreadProfile:
+    """cProfile and CPU time of whatever runs ``resolution.run._resolve_sync`` (one thread)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.profile = cProfile.Profile()
+        self.cpu = 0.0
+
+    def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def profiled(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            if self.enabled:
+                self.profile.enable()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                if self.enabled:
+                    self.profile.disable()
+                self.cpu += time.thread_time() - started
+
+        return profiled
+
+
+def _report(profile: cProfile.Profile, sort: str, top: int) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out)
+    stats.strip_dirs().sort_stats(sort).print_stats(top)
+    return out.getvalue()
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from service.index import Index, IndexClient, MemoryPageCache  # noqa: PLC0415
+    from service.resolution import run as run_module  # noqa: PLC0415
+    from service.resolution.request import ResolveRequest, Target  # noqa: PLC0415
+    from service.resolution.result import Progress, ResolutionFailed  # noqa: PLC0415
+    from service.settings import FetchLimits  # noqa: PLC0415
+
+    (bench_set,) = find_sets(quick=False, only=(args.set,))
+    if bench_set.source != "real":
+        print(f"{args.set} is not a real-index set", file=sys.stderr)
+        return 2
+    server = RealIndexServer(Path(".bench"))
+    original = run_module._resolve_sync
+    try:
+        index = Index(name="bench", url=server.url(bench_set.variant))
+        async with IndexClient(FetchLimits(), cache=MemoryPageCache()) as client:
+            for run in range(1 + args.warm):
+                label = "cold" if run == 0 else f"warm{run}"
+                thread = _ThreadProfile(enabled=not args.no_profile)
+                run_module._resolve_sync = thread.wrap(original)  # type: ignore[assignment]
+                request = ResolveRequest(
+                    requirements=bench_set.requirements,
+                    environment=Target(python_version=PYTHON_VERSION, platform=PLATFORM),
+                    deadline_seconds=300 + run,
+                )
+                loop_profile = cProfile.Profile()
+                if args.profile_loop:
+                    loop_profile.enable()
+                wall, cpu = time.perf_counter(), time.process_time()
+                try:
+                    resolution = await run_module.resolve_request(
+                        request,
+                        indexes=[index],
+                        client=client,
+                        progress=Progress(),
+                        stop=threading.Event(),
+                    )
+                    outcome = f"{len(resolution.packages)} packages"
+                except ResolutionFailed as failed:
+                    outcome = f"FAILED {failed.failure.kind}: {failed.failure.message[:200]}"
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                if args.profile_loop:
+                    loop_profile.disable()
+                print(
+                    f"## {args.set} {label}: {outcome}; wall {wall:.3f} s, process CPU "
+                    f"{cpu:.3f} s, resolver thread CPU {thread.cpu:.3f} s"
+                )
+                if not args.no_profile:
+                    print(_report(thread.profile, args.sort, args.top))
+                if args.profile_loop:
+                    print(f"### event loop thread ({label})")
+                    print(_report(loop_profile, args.sort, args.top))
+    finally:
+        run_module._resolve_sync = original  # type: ignore[assignment]
+        server.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    return asyncio.run(_run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
