@@ -2,9 +2,16 @@
 
 The finder is the resolver's only door to the network. It reads project pages across the job's
 indexes under its ``index_strategy``, picks the best file per version for the target (wheel by tag
-priority, else a static-metadata sdist), loads core metadata lazily as the resolver reaches a
-candidate, and records every version it had to pass over with the reason, so a failure can be
-explained from what was actually learned rather than guessed afterwards.
+priority, else a static-metadata sdist: ``service.resolution.selection``), loads core metadata
+lazily as the resolver reaches a candidate, and records every version it had to pass over with
+the reason, so a failure can be explained from what was actually learned rather than guessed
+afterwards.
+
+Everything is lazy, newest version first: a page's versions are known from its filenames, and
+a version's files are judged only when the resolver reaches it (a real page lists thousands of
+files; a resolution usually uses the first usable version). The verdicts are shared by every job
+of the process that reads the same page for the same target (``find_page_versions``), and none
+is computed on the event loop: the prefetcher judges in a worker thread.
 """
 
 from __future__ import annotations
@@ -14,12 +21,11 @@ import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from service.diagnostics.model import Code, Diagnostic, Severity
 from service.index.errors import HTTPStatusError, IndexFetchError
@@ -42,22 +48,18 @@ from service.resolution.preferences import Preferences
 from service.resolution.request import ResolveRequest
 from service.resolution.result import Reason, VersionRejection
 from service.resolution.scope import Scope
+from service.resolution.selection import (
+    FileChoice,
+    FileJudge,
+    PageVersions,
+    find_page_versions,
+    parse_time,
+)
 
 if TYPE_CHECKING:
     from service.index import FetchStats, IndexClient
 
 __all__ = ["Finder", "ProjectVersions", "VersionEntry"]
-
-# Reasons whose detail (the file's Requires-Python or upload time) the finder records.
-_DETAILED = (Reason.REQUIRES_PYTHON, Reason.EXCLUDE_NEWER)
-# When several files of a version are unusable, the reason reported is the most telling one.
-_REASON_PRIORITY = (
-    Reason.REQUIRES_PYTHON,
-    Reason.EXCLUDE_NEWER,
-    Reason.NO_BINARY,
-    Reason.ONLY_BINARY,
-    Reason.NO_COMPATIBLE_WHEELS,
-)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -69,28 +71,137 @@ def _parse_requirement(line: str) -> Requirement:
     return Requirement(line)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class VersionEntry:
     """One version of a project on one index, with its chosen file or why none is usable."""
 
     version: Version
     index: Index
+    choice: FileChoice
+    # The usable file this job takes: the judge's best, or the one a lock prefers.
     file: DistFile | None
-    rejection: Reason | None = None
-    detail: str | None = None
-    yanked: bool = False
-    yanked_reason: str | None = None
-    wheel_tags: tuple[str, ...] = ()
-    # Every file of the version usable somewhere in scope, best first (``file`` is the first).
-    files: tuple[DistFile, ...] = ()
+
+    @property
+    def rejection(self) -> Reason | None:
+        return self.choice.rejection
+
+    @property
+    def detail(self) -> str | None:
+        return self.choice.detail
+
+    @property
+    def yanked(self) -> bool:
+        return self.file is not None and self.file.yanked
+
+    @property
+    def yanked_reason(self) -> str | None:
+        return self.file.yanked_reason if self.file is not None else None
+
+    @property
+    def wheel_tags(self) -> tuple[str, ...]:
+        return self.choice.wheel_tags
+
+    @property
+    def files(self) -> tuple[DistFile, ...]:
+        """Every usable file of the version, best first (``file`` first)."""
+        usable = self.choice.usable
+        if not usable or self.file is usable[0]:
+            return usable
+        return (self.file, *(f for f in usable if f is not self.file)) if self.file else usable
 
 
-@dataclass
 class ProjectVersions:
-    name: NormalizedName
-    entries: list[VersionEntry]
-    found_on: list[Index]
-    missing_on: list[Index]
+    """Every version of a project across the job's indexes, newest first; entries on demand.
+
+    ``entry(version)`` judges one version (on the first index that lists it usably, under the
+    index strategy, or the one a lock took it from) once, calls ``on_entry`` with it, and
+    returns it; ``None`` when no file of that version parses. ``entries`` judges them all, for
+    a failure's explanation.
+    """
+
+    def __init__(
+        self,
+        name: NormalizedName,
+        sources: list[PageVersions],
+        found_on: list[Index],
+        missing_on: list[Index],
+        *,
+        first_match: bool,
+        take: Callable[[Version, Index, FileChoice], VersionEntry],
+        prefers_index: Callable[[Version, Index], bool],
+        on_entry: Callable[[VersionEntry], None],
+    ) -> None:
+        self.name = name
+        self.found_on = found_on
+        self.missing_on = missing_on
+        self._sources = list(zip(found_on, sources, strict=True))
+        self._first_match = first_match
+        self._take = take
+        self._prefers_index = prefers_index
+        self._on_entry = on_entry
+        self._entries: dict[Version, VersionEntry | None] = {}
+        if len(sources) == 1:
+            self.versions: tuple[Version, ...] = sources[0].versions
+        else:
+            every = {v for source in sources for v in source.versions}
+            self.versions = tuple(sorted(every, reverse=True))
+
+    @classmethod
+    def from_entries(
+        cls,
+        name: NormalizedName,
+        entries: Sequence[VersionEntry],
+        found_on: list[Index],
+        missing_on: list[Index],
+    ) -> ProjectVersions:
+        """Versions already judged (a record of a search, as tests write one)."""
+        versions = cls(
+            name,
+            [],
+            [],
+            missing_on,
+            first_match=False,
+            take=lambda version, index, choice: VersionEntry(version, index, choice, choice.best),
+            prefers_index=lambda version, index: False,
+            on_entry=lambda entry: None,
+        )
+        versions.found_on = found_on
+        versions._entries = {entry.version: entry for entry in entries}
+        versions.versions = tuple(sorted(versions._entries, reverse=True))
+        return versions
+
+    def entry(self, version: Version) -> VersionEntry | None:
+        if version in self._entries:
+            return self._entries[version]
+        found: VersionEntry | None = None
+        for index, source in self._sources:
+            if not source.page.listing.lists(version):
+                continue
+            choice = source.choice(version)
+            if not choice.usable and choice.rejection is None:
+                continue  # no file of the version parses: it is not listed here
+            candidate = self._take(version, index, choice)
+            if found is None:
+                found = candidate
+            elif found.file is None and candidate.file is not None:
+                if not self._first_match:
+                    found = candidate
+            elif candidate.file is not None and self._prefers_index(version, index):
+                found = candidate  # the index it was locked from
+            if found.file is not None and not self._locked(version):
+                break  # no later index can take its place
+        self._entries[version] = found
+        if found is not None:
+            self._on_entry(found)
+        return found
+
+    def _locked(self, version: Version) -> bool:
+        """Whether a later index could still be the one a lock took ``version`` from."""
+        return any(self._prefers_index(version, index) for index, _ in self._sources)
+
+    @property
+    def entries(self) -> list[VersionEntry]:
+        return [e for version in self.versions if (e := self.entry(version)) is not None]
 
 
 @dataclass
@@ -106,18 +217,14 @@ class _Records:
     dependencies: dict[tuple[str, str], list[Requirement]] = field(default_factory=dict)
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _matches(names: frozenset[str], name: str) -> bool:
     return ":all:" in names or name in names
+
+
+class _Versioned(NamedTuple):
+    """A version as ``Preferences.put_first`` orders it (it reads ``.version``)."""
+
+    version: Version
 
 
 class Finder:
@@ -155,11 +262,15 @@ class Finder:
         self._only_binary = frozenset(
             canonicalize_name(n) if n != ":all:" else n for n in request.only_binary
         )
-        self._cutoff = _parse_time(request.exclude_newer)
+        self._cutoff = parse_time(request.exclude_newer)
+        self._judges: dict[tuple[bool, bool], FileJudge] = {}
         self._versions: dict[str, ProjectVersions] = {}
         self._metadata: dict[tuple[str, str], CoreMetadata | None] = {}
         self._candidates: dict[tuple[str, Version, frozenset[str]], Candidate] = {}
         self._warned: set[tuple[str, ...]] = set()
+        self._ordered: dict[
+            str, tuple[Sequence[Version], Sequence[Version], Sequence[Version]]
+        ] = {}
         self.records = _Records()
 
     # -- project pages -------------------------------------------------------------------
@@ -186,22 +297,17 @@ class Finder:
         )
 
     async def _prefetch_metadata(self, index: Index, name: str, page_future: Any) -> None:
-        """On the event loop: once the page is in, start the likeliest version's metadata, and
-        once that is in, prefetch the pages of its dependencies."""
+        """Once the page is in, start the likeliest version's metadata, and once that is in,
+        prefetch the pages of its dependencies. Runs on the event loop; the page is judged in a
+        worker thread (the verdicts are kept for the resolver thread, which then finds them)."""
         try:
             page: ProjectPage = await asyncio.wrap_future(page_future)
         except IndexFetchError:
             return  # the resolver meets the same error when it asks, and reports it there
-        entries = sorted(
-            self._make_entries(NormalizedName(name), index, page),
-            key=lambda e: e.version,
-            reverse=True,
-        )
-        stable, pre = self._order(name, entries)
-        best = next((e for e in [*stable, *pre] if e.file and not e.yanked), None)
-        if best is None or best.file is None:
+        file = await asyncio.to_thread(self._likeliest_file, NormalizedName(name), index, page)
+        if file is None:
             return
-        file, client, stats = best.file, self._client, self._stats
+        client, stats = self._client, self._stats
         metadata_future = self._bridge.schedule(
             ("metadata", index.url, file.url),
             lambda: client.find_core_metadata(index, file, stats=stats),
@@ -265,122 +371,114 @@ class Finder:
         return pages, missing
 
     def find_versions(self, name: NormalizedName) -> ProjectVersions:
-        """All versions of ``name`` across the job's indexes, best first, rejections noted."""
+        """All versions of ``name`` across the job's indexes, newest first (judged lazily)."""
         known = self._versions.get(name)
         if known is not None:
             return known
         pages, missing = self._find_pages(name)
-        by_version: dict[Version, VersionEntry] = {}
-        for index, page in pages:
-            for entry in self._make_entries(name, index, page):
-                current = by_version.get(entry.version)
-                if current is None or (current.file is None and entry.file is not None):
-                    if current is not None and self._request.index_strategy == "unsafe-first-match":
-                        continue
-                    by_version[entry.version] = entry
-                elif entry.file and self._preferences.prefers_index(name, entry.version, index):
-                    by_version[entry.version] = entry  # the index it was locked from
-        entries = sorted(by_version.values(), key=lambda e: e.version, reverse=True)
-        for entry in entries:
-            if entry.rejection is not None:
-                self._reject(name, entry, entry.rejection, detail=entry.detail)
-        versions = ProjectVersions(name, entries, [i for i, _ in pages], missing)
+        judge = self._judge(name)
+        versions = ProjectVersions(
+            name,
+            [find_page_versions(index, page, judge) for index, page in pages],
+            [index for index, _ in pages],
+            missing,
+            first_match=self._request.index_strategy == "unsafe-first-match",
+            take=functools.partial(self._take, name),
+            prefers_index=functools.partial(self._preferences.prefers_index, name),
+            on_entry=functools.partial(self._judged, name),
+        )
         self._versions[name] = versions
         return versions
 
-    def _make_entries(
-        self, name: NormalizedName, index: Index, page: ProjectPage
-    ) -> Iterator[VersionEntry]:
-        files: dict[Version, list[DistFile]] = defaultdict(list)
-        for file in page.files:
-            try:
-                files[Version(file.version)].append(file)
-            except InvalidVersion:
-                continue
-        for version, version_files in files.items():
-            yield self._choose_file(name, index, version, version_files)
+    def _judge(self, name: str) -> FileJudge:
+        """The file judge for ``name``: the scope, and whether no/only-binary name it."""
+        options = (_matches(self._no_binary, name), _matches(self._only_binary, name))
+        judge = self._judges.get(options)
+        if judge is None:
+            judge = self._judges[options] = FileJudge(
+                self._scope, no_binary=options[0], only_binary=options[1], cutoff=self._cutoff
+            )
+        return judge
 
-    def _file_problem(self, name: str, file: DistFile) -> Reason | None:
-        if not self._scope.allows_python(file.requires_python):
-            return Reason.REQUIRES_PYTHON
-        if self._cutoff is not None:
-            uploaded = _parse_time(file.upload_time)
-            if uploaded is not None and uploaded > self._cutoff:
-                return Reason.EXCLUDE_NEWER
-        if file.kind == "wheel":
-            if _matches(self._no_binary, name):
-                return Reason.NO_BINARY
-            if self._scope.wheel_rank(file.tags) is None:
-                return Reason.NO_COMPATIBLE_WHEELS
-        elif _matches(self._only_binary, name):
-            return Reason.ONLY_BINARY
+    def _take(self, name: str, version: Version, index: Index, choice: FileChoice) -> VersionEntry:
+        """This job's entry for a judged version: the judge's best file, unless a lock pinned
+        another usable one (a yanked one only when every usable file is yanked)."""
+        file = choice.best
+        if self._preferences and file is not None:
+            locked = next(
+                (f for f in choice.usable if self._preferences.prefers_file(name, version, f)),
+                None,
+            )
+            if locked is not None and (not locked.yanked or file.yanked):
+                file = locked
+        return VersionEntry(version, index, choice, file)
+
+    def _judged(self, name: str, entry: VersionEntry) -> None:
+        if entry.rejection is not None:
+            self._reject(name, entry, entry.rejection, detail=entry.detail)
+
+    def _likeliest_file(
+        self, name: NormalizedName, index: Index, page: ProjectPage
+    ) -> DistFile | None:
+        """The file of the version the resolver will most likely pick from ``page``: the first
+        not yanked, in the order the resolver tries them. Judges only as far as it must."""
+        source = find_page_versions(index, page, self._judge(name))
+        stable, pre = self._order(name, source.versions)
+        for version in (*stable, *pre):
+            file = self._take(name, version, index, source.choice(version)).file
+            if file is not None and not file.yanked:
+                return file
         return None
 
-    def _choose_file(
-        self, name: str, index: Index, version: Version, files: list[DistFile]
-    ) -> VersionEntry:
-        usable: list[tuple[tuple[int, int, int, int], DistFile]] = []
-        problems: list[Reason] = []
-        details: dict[Reason, str | None] = {}
-        wheel_tags: list[str] = []
-        for file in files:
-            if file.kind == "wheel":
-                wheel_tags.extend(file.tags)
-            problem = self._file_problem(name, file)
-            if problem is not None:
-                problems.append(problem)
-                details.setdefault(
-                    problem,
-                    file.requires_python if problem is Reason.REQUIRES_PYTHON else file.upload_time,
-                )
-                continue
-            rank = self._scope.wheel_rank(file.tags) if file.kind == "wheel" else None
-            locked = self._preferences.prefers_file(name, version, file)
-            # Non-yanked first, then the locked file, then wheels by tag priority, then sdists.
-            key = (int(file.yanked), int(not locked), 0 if rank is not None else 1, rank or 0)
-            usable.append((key, file))
-        if not usable:
-            # Every file of a version is either usable or has a problem: ``problems`` is not empty.
-            reason = min(problems, key=_REASON_PRIORITY.index)
-            detail = details.get(reason) if reason in _DETAILED else None
-            required = self._scope.required_environment
-            if reason is Reason.NO_COMPATIBLE_WHEELS and required is not None:
-                reason, detail = Reason.REQUIRED_ENVIRONMENT, required
-            return VersionEntry(
-                version, index, None, reason, detail=detail, wheel_tags=tuple(wheel_tags)
-            )
-        usable.sort(key=lambda item: item[0])
-        best = usable[0][1]
-        return VersionEntry(
-            version,
-            index,
-            best,
-            yanked=best.yanked,
-            yanked_reason=best.yanked_reason,
-            wheel_tags=tuple(wheel_tags),
-            files=tuple(file for _, file in usable),
-        )
+    def complete_records(self) -> None:
+        """Judge every version of every project met, recording each rejection: what a failure's
+        explanation reads (the search itself judges only the versions it reaches)."""
+        for versions in list(self._versions.values()):
+            versions.entries  # noqa: B018 - judging is the point
 
     # -- candidates ----------------------------------------------------------------------
 
     def _order(
-        self, name: str, entries: list[VersionEntry]
-    ) -> tuple[list[VersionEntry], list[VersionEntry]]:
+        self, name: str, versions: Sequence[Version]
+    ) -> tuple[Sequence[Version], Sequence[Version]]:
         """Stable versions and the pre-releases that may follow them, each in preference order;
-        locked versions first (a locked pre-release too, unless pre-releases are banned)."""
+        locked versions first (a locked pre-release too, unless pre-releases are banned).
+
+        ``versions`` come newest first; the order is remembered per project for the job.
+        """
+        known = self._ordered.get(name)
+        if known is not None and known[0] is versions:
+            return known[1], known[2]
+        stable, pre = self._split(name, versions)
+        if self._preferences:
+            prerelease = self._request.prerelease
+            banned = prerelease == "disallow" or (
+                prerelease == "explicit" and name not in self._explicit_prerelease
+            )
+            first, rest = self._preferences.put_first(
+                name,
+                [_Versioned(v) for v in stable],
+                [_Versioned(v) for v in pre],
+                prereleases=not banned,
+            )
+            stable, pre = [v.version for v in first], [v.version for v in rest]
+        self._ordered[name] = (versions, stable, pre)
+        return stable, pre
+
+    def _split(
+        self, name: str, versions: Sequence[Version]
+    ) -> tuple[Sequence[Version], Sequence[Version]]:
         mode = self._request.resolution
         lowest = mode == "lowest" or (mode == "lowest-direct" and name in self._root_names)
-        ordered = list(reversed(entries)) if lowest else list(entries)
+        ordered = versions[::-1] if lowest else versions
+        stable: Sequence[Version]
+        pre: Sequence[Version]
         if self._request.prerelease == "allow":
-            stable, pre = ordered, []
+            stable, pre = ordered, ()
         else:
-            stable = [e for e in ordered if not e.version.is_prerelease]
-            pre = [e for e in ordered if e.version.is_prerelease]
-        prerelease = self._request.prerelease
-        banned = prerelease == "disallow" or (
-            prerelease == "explicit" and name not in self._explicit_prerelease
-        )
-        return self._preferences.put_first(name, stable, pre, prereleases=not banned)
+            stable = [v for v in ordered if not v.is_prerelease]
+            pre = [v for v in ordered if v.is_prerelease]
+        return stable, pre
 
     def _prereleases_allowed(self, name: str, stable_found: bool) -> bool:
         mode = self._request.prerelease
@@ -397,31 +495,42 @@ class Finder:
     ) -> Iterator[Candidate]:
         """Usable candidates in preference order; metadata is loaded as each is reached."""
         versions = self.find_versions(name)
-        stable, pre = self._order(name, versions.entries)
+        stable, pre = self._order(name, versions.versions)
         stable_found = False
-        for entry in stable:
-            if self._usable(name, entry, accept):
-                stable_found = stable_found or not entry.version.is_prerelease
+        for version in stable:
+            if not accept(version):
+                continue
+            entry = versions.entry(version)
+            if entry is not None and self._usable(name, entry):
+                # A locked pre-release comes first among the stable ones; it is no stable.
+                stable_found = stable_found or not version.is_prerelease
                 yield self._candidate(name, entry, extras)
         allowed = self._prereleases_allowed(name, stable_found)
-        for entry in pre:
-            if entry.rejection is not None or not accept(entry.version):
+        for version in pre:
+            if not accept(version):
+                continue
+            entry = versions.entry(version)
+            if entry is None or entry.rejection is not None:
                 continue
             if not allowed:
-                self.records.excluded_prereleases[name].add(entry.version)
+                self.records.excluded_prereleases[name].add(version)
                 continue
-            if self._usable(name, entry, accept):
+            if self._usable(name, entry):
                 yield self._candidate(name, entry, extras)
 
     def first_choice(
         self, name: NormalizedName, accept: Callable[[Version], bool]
     ) -> VersionEntry | None:
         """The version the resolver would try first if every version were usable."""
-        stable, pre = self._order(name, self.find_versions(name).entries)
-        return next((entry for entry in [*stable, *pre] if accept(entry.version)), None)
+        versions = self.find_versions(name)
+        stable, pre = self._order(name, versions.versions)
+        for version in (*stable, *pre):
+            if accept(version) and (entry := versions.entry(version)) is not None:
+                return entry
+        return None
 
-    def _usable(self, name: str, entry: VersionEntry, accept: Callable[[Version], bool]) -> bool:
-        if entry.rejection is not None or not accept(entry.version):
+    def _usable(self, name: str, entry: VersionEntry) -> bool:
+        if entry.rejection is not None:
             return False
         if entry.yanked and entry.version not in self._yank_pins.get(name, set()):
             self._reject(name, entry, Reason.YANKED, detail=entry.yanked_reason)
@@ -580,8 +689,9 @@ class Finder:
 
     def entry(self, candidate: Candidate) -> VersionEntry:
         """The version entry ``candidate`` was made from."""
-        versions = self._versions[candidate.name]
-        return next(e for e in versions.entries if e.version == candidate.version)
+        entry = self._versions[candidate.name].entry(candidate.version)
+        assert entry is not None, "candidates are only made from judged versions"
+        return entry
 
     @property
     def yanked_candidates(self) -> set[tuple[str, str]]:
@@ -590,4 +700,8 @@ class Finder:
 
     @property
     def known_versions(self) -> dict[str, ProjectVersions]:
+        """Every project met, each version judged and every rejection recorded: what a
+        failure's explanation (or a lock's changes) reads, where the search itself judged only
+        the versions it reached."""
+        self.complete_records()
         return self._versions

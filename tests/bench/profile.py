@@ -1,7 +1,8 @@
 """``python -m tests.bench.profile [--set NAME] [--variant shaped] [--top N]``: where CPU goes.
 
 Runs resolvd's resolver in this process (the real ``IndexClient`` with an in-memory cache, the
-real ``resolve_request``) against the loopback ``/opt`` index: one cold job (empty cache), then
+real ``resolve_request``) against the loopback ``/opt`` index, served by a child process so that
+its CPU is not counted: one cold job (empty cache), then
 ``--warm`` warm jobs (the same request on the filled cache). For each it prints the wall time,
 the process CPU seconds, the resolver thread's own CPU seconds, and a cProfile of the resolver
 thread (the event loop's share is the process CPU minus the thread's). ``--profile-loop`` adds a
@@ -16,6 +17,8 @@ import asyncio
 import cProfile
 import functools
 import io
+import multiprocessing
+import multiprocessing.connection
 import pstats
 import sys
 import threading
@@ -34,7 +37,8 @@ __all__ = ["main"]
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.profile")
     parser.add_argument("--set", default="stack244-shaped", help="a real set of tests.bench.sets")
-    parser.add_argument("--warm", type=int, default=2, help="warm jobs after the cold one")
+    parser.add_argument("--cold", type=int, default=1, help="cold jobs (each on a new cache)")
+    parser.add_argument("--warm", type=int, default=2, help="warm jobs after the last cold one")
     parser.add_argument("--top", type=int, default=25, help="functions shown per profile")
     parser.add_argument("--sort", default="cumulative", help="pstats sort key (or tottime)")
     parser.add_argument("--profile-loop", action="store_true", help="also profile the loop")
@@ -66,6 +70,13 @@ class _ThreadProfile:
         return profiled
 
 
+def _serve(conn: multiprocessing.connection.Connection) -> None:
+    """The child process: the /opt index on a free port until the parent says stop."""
+    with RealIndexServer(Path(".bench")) as server:
+        conn.send(server.base_url)
+        conn.recv()
+
+
 def _report(profile: cProfile.Profile, sort: str, top: int) -> str:
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
@@ -74,8 +85,9 @@ def _report(profile: cProfile.Profile, sort: str, top: int) -> str:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from service.index import Index, IndexClient, MemoryPageCache  # noqa: PLC0415
+    from service.index import Index, IndexClient, MemoryPageCache, pages  # noqa: PLC0415
     from service.resolution import run as run_module  # noqa: PLC0415
+    from service.resolution import selection  # noqa: PLC0415
     from service.resolution.request import ResolveRequest, Target  # noqa: PLC0415
     from service.resolution.result import Progress, ResolutionFailed  # noqa: PLC0415
     from service.settings import FetchLimits  # noqa: PLC0415
@@ -84,13 +96,25 @@ async def _run(args: argparse.Namespace) -> int:
     if bench_set.source != "real":
         print(f"{args.set} is not a real-index set", file=sys.stderr)
         return 2
-    server = RealIndexServer(Path(".bench"))
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(child,))
+    server.start()
+    base_url = parent.recv()
     original = run_module._resolve_sync
     try:
-        index = Index(name="bench", url=server.url(bench_set.variant))
-        async with IndexClient(FetchLimits(), cache=MemoryPageCache()) as client:
-            for run in range(1 + args.warm):
-                label = "cold" if run == 0 else f"warm{run}"
+        index = Index(name="bench", url=f"{base_url}/{bench_set.variant}/simple")
+        runs = [f"cold{n + 1}" for n in range(args.cold)] + [
+            f"warm{n + 1}" for n in range(args.warm)
+        ]
+        client = IndexClient(FetchLimits(), cache=MemoryPageCache())
+        try:
+            for run, label in enumerate(runs):
+                if label.startswith("cold") and run > 0:
+                    await client.aclose()
+                    client = IndexClient(FetchLimits(), cache=MemoryPageCache())
+                    # A fresh process would hold none of the shared verdicts or decoded pages.
+                    selection._shared.clear()
+                    pages._hot.clear()
                 thread = _ThreadProfile(enabled=not args.no_profile)
                 run_module._resolve_sync = thread.wrap(original)  # type: ignore[assignment]
                 request = ResolveRequest(
@@ -125,9 +149,12 @@ async def _run(args: argparse.Namespace) -> int:
                 if args.profile_loop:
                     print(f"### event loop thread ({label})")
                     print(_report(loop_profile, args.sort, args.top))
+        finally:
+            await client.aclose()
     finally:
         run_module._resolve_sync = original  # type: ignore[assignment]
-        server.close()
+        parent.send("stop")
+        server.join(timeout=30)
     return 0
 
 

@@ -324,6 +324,7 @@ class RealIndexServer:
             RealWheel(
                 link.filename,
                 link.sha256,
+                self._files[link.filename].stat().st_size,
                 self._requires_python(link.filename),
                 metadata.get(link.filename),
             )

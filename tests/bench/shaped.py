@@ -101,10 +101,11 @@ _FILES_HOST = "files"
 
 @dataclass(frozen=True)
 class RealWheel:
-    """A wheel on disk: its name, sha256, and what its METADATA says of Python."""
+    """A wheel on disk: its name, sha256, size, and what its METADATA says of Python."""
 
     filename: str
     sha256: str
+    size: int
     requires_python: str | None
     metadata_sha256: str | None
 
@@ -311,7 +312,7 @@ def make_shaped_page(
                     f"{real_files_url}/{wheel.filename}",
                     sha256=wheel.sha256,
                     requires_python=requires_python,
-                    size=rng.randint(20_000, 40_000_000),
+                    size=wheel.size,
                     upload_time=uploaded,
                     metadata_sha256=wheel.metadata_sha256 if pep658 else None,
                 )

@@ -7,6 +7,7 @@ dependencies loaded, and the pages a probe may find. Every probe is logged in ``
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Collection
 
@@ -17,11 +18,13 @@ from resolvelib.structs import RequirementInformation
 
 from service.diagnostics.model import Diagnostic
 from service.index.models import DistFile, Index, ProjectPage
+from service.index.pages import MEDIA_JSON, parse_page
 from service.resolution.candidates import Candidate, ResolverRequirement, SpecifierRequirement
 from service.resolution.environment import TargetEnvironment, make_target_environment
 from service.resolution.finder import ProjectVersions, VersionEntry
 from service.resolution.request import ResolveRequest, Target
 from service.resolution.result import Reason, VersionRejection
+from service.resolution.selection import FileChoice
 
 __all__ = ["Information", "RecordedSearch", "make_candidate", "make_info"]
 
@@ -106,17 +109,20 @@ class RecordedSearch:
     ) -> None:
         """``name`` found on ``index`` (the first by default) with these versions."""
         found = self._index(index)
-        entries = [
-            VersionEntry(
-                Version(v), found, _wheel(name, v, wheel_tags), wheel_tags=tuple(wheel_tags)
-            )
-            for v in sorted(versions, key=Version, reverse=True)
-        ]
-        self.known_versions[name] = ProjectVersions(NormalizedName(name), entries, [found], [])
+        entries = []
+        for v in sorted(versions, key=Version, reverse=True):
+            wheel = _wheel(name, v, wheel_tags)
+            choice = FileChoice((wheel,), wheel_tags=tuple(wheel_tags))
+            entries.append(VersionEntry(Version(v), found, choice, wheel))
+        self.known_versions[name] = ProjectVersions.from_entries(
+            NormalizedName(name), entries, [found], []
+        )
 
     def add_missing(self, name: str) -> None:
         """``name`` on no index at all."""
-        self.known_versions[name] = ProjectVersions(NormalizedName(name), [], [], self.indexes)
+        self.known_versions[name] = ProjectVersions.from_entries(
+            NormalizedName(name), [], [], self.indexes
+        )
 
     def reject(
         self,
@@ -143,8 +149,15 @@ class RecordedSearch:
 
     def publish(self, index: str, name: str, *versions: str) -> None:
         """A page a probe of ``index`` finds for ``name``."""
-        files = tuple(_wheel(name, v) for v in versions)
-        self.pages[(index, name)] = ProjectPage(name=name, index=index, files=files)
+        stem = name.replace("-", "_")  # a wheel's name part has no dashes
+        files = [
+            {"filename": f"{stem}-{v}-py3-none-any.whl", "url": f"{stem}-{v}-py3-none-any.whl"}
+            for v in versions
+        ]
+        content = json.dumps({"meta": {"api-version": "1.1"}, "files": files}).encode()
+        url = f"https://{index}.example/simple/{name}/"
+        listing = parse_page(content, MEDIA_JSON, url=url, project=name)
+        self.pages[(index, name)] = ProjectPage(name=name, index=index, listing=listing)
 
     # -- the Search protocol -------------------------------------------------------------
 
