@@ -504,10 +504,7 @@ class RedisPageCache(PageCache):
         ]
         try:
             stored = await self._store(keys=[key, _BUDGET_KEY], args=arguments)
-        except redis.exceptions.ResponseError as exc:
-            if not str(exc).startswith("OOM"):
-                self._failed(operation, exc)
-                return
+        except redis.exceptions.OutOfMemoryError:
             stored = 0  # Redis's own maxmemory under noeviction: full, not failing
         except _REDIS_FAILURES as exc:
             self._failed(operation, exc)

@@ -1,4 +1,4 @@
-"""``python -m tests.bench [--quick] [--repeat N] [--only NAME ...]``: run the benchmark.
+"""``python -m tests.bench [--quick] [--live] [--repeat N] [--only NAME ...]``: run the benchmark.
 
 What is measured (median wall-clock seconds of up to ``--repeat`` runs, never asserted; a
 client stops repeating on a set once its runs took ``--budget`` seconds, and a run is cut at
@@ -10,15 +10,25 @@ client stops repeating on a set once its runs took ``--budget`` seconds, and a r
   cache populated; **lock**: that request with the cold job's pins as its ``lock`` (a
   re-resolution whose lock still fits); **repeat**: that request again, answered by the result
   store. Also its ``result.stats`` and peak RSS (``VmHWM``).
-- ``uv pip compile`` cold (``--no-cache``) and warm (populated ``--cache-dir``).
+- ``uv pip compile`` cold (``--no-cache``), warm (populated ``--cache-dir``) and ``--offline``
+  on that cache (nothing revalidated: what a warm resolver costs without the network).
+- CPU seconds per resolution beside wall time: resolvd's serve process during the job, and the
+  uv process.
 - ``pip install --dry-run --report --ignore-installed`` (resolves dependencies, installs nothing).
 - index requests each client made (the loopback index servers' logs), and whether resolvd's
   and pip's resolutions equal uv's (a ``DIFF`` line when not).
 - a load run on ``GET /jobs/{id}`` (``load``).
 
 ``--quick`` runs the sets marked quick with 3 runs each (under two minutes); ``--list`` names
-every set. Redis must answer there; without it (or without the ``resolvd`` command) only uv
-and pip are measured, and the output says so.
+every set. The ``*-shaped`` sets read pages shaped like pypi.org's (``tests.bench.shaped``).
+
+``--live`` runs ``LIVE_SETS`` against the real default index instead (never part of ``make
+test``): each round a ``uv pip compile --no-cache`` and then a fresh resolvd's cold and warm
+jobs, so both meet the network at the same moment. It needs the machine's network, and
+resolvd trusting its CA (``SSL_CERT_FILE``) on a TLS-inspecting one.
+
+Redis must answer there; without it (or without the ``resolvd`` command) only uv and pip are
+measured, and the output says so.
 
 All indexes are served on 127.0.0.1 by this process: the wheels under ``/opt/pypi*``
 (``realindex``) and generated ones (``synthetic`` via ``tests.indexserver``). Results go to
@@ -47,7 +57,14 @@ from tests.bench.resolvd import (
     find_resolvd_command,
     flush_redis,
 )
-from tests.bench.runner import SetResult, Workspace, measure_resolvd, measure_set
+from tests.bench.runner import (
+    LIVE_INDEX_URL,
+    SetResult,
+    Workspace,
+    measure_live,
+    measure_resolvd,
+    measure_set,
+)
 from tests.bench.sets import BenchSet, find_sets
 from tests.bench.synthetic import check_resolution, make_scaling_set
 from tests.indexserver import IndexServer
@@ -76,6 +93,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="stop repeating a client on a set once its runs took this many seconds (default 15)",
     )
     parser.add_argument("--no-load", action="store_true", help="skip the load run")
+    parser.add_argument(
+        "--live", action="store_true", help="the live sets against the real default index"
+    )
     parser.add_argument("--list", action="store_true", help="list the sets and exit")
     return parser.parse_args(argv)
 
@@ -143,12 +163,12 @@ class _Session:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.list:
-        for bench_set in find_sets(quick=False):
+        for bench_set in find_sets(quick=False, live=args.live):
             quick = " (quick)" if bench_set.quick else ""
             print(f"{bench_set.name:16} {bench_set.description}{quick}")
         return 0
     try:
-        sets = find_sets(quick=args.quick, only=tuple(args.only))
+        sets = find_sets(quick=args.quick, only=tuple(args.only), live=args.live)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -158,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     notes: list[str] = []
     shutil.rmtree(BENCH_DIR / "logs", ignore_errors=True)  # server logs of this run only
+    if args.live:
+        return _main_live(sets, workspace, repeat)
     real_server: RealIndexServer | None = None
     if any(s.source == "real" for s in sets):
         try:
@@ -188,6 +210,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     (BENCH_DIR / "bench.json").write_text(json.dumps(data, indent=2) + "\n")
     print(text)
     _log(f"wrote {BENCH_DIR / 'bench.md'} and {BENCH_DIR / 'bench.json'}")
+    return 0
+
+
+def _main_live(sets: Sequence[BenchSet], workspace: Workspace, repeat: int) -> int:
+    reason = _resolvd_unavailable_reason()
+    notes = [f"live: against {LIVE_INDEX_URL}, uv and resolvd alternating"]
+    if reason:
+        notes.append(f"resolvd skipped: {reason}")
+    results = []
+    for bench_set in sets:
+        result = SetResult(
+            bench_set.name, bench_set.description, LIVE_INDEX_URL, bench_set.requirements
+        )
+        try:
+            measure_live(result, workspace, log=_log, resolvd=reason is None)
+        except ResolvdUnavailableError as exc:
+            result.notes.append(f"resolvd unavailable: {exc}")
+        results.append(result)
+    revision = find_revision()
+    text = format_markdown(results, None, repeat=repeat, notes=notes, revision=revision)
+    BENCH_DIR.mkdir(exist_ok=True)
+    (BENCH_DIR / "bench-live.md").write_text(text)
+    data = make_json(results, None, repeat=repeat, notes=notes, revision=revision)
+    (BENCH_DIR / "bench-live.json").write_text(json.dumps(data, indent=2) + "\n")
+    print(text)
+    _log(f"wrote {BENCH_DIR / 'bench-live.md'} and {BENCH_DIR / 'bench-live.json'}")
     return 0
 
 

@@ -84,12 +84,58 @@ def _report(profile: cProfile.Profile, sort: str, top: int) -> str:
     return out.getvalue()
 
 
-async def _run(args: argparse.Namespace) -> int:
-    from service.index import Index, IndexClient, MemoryPageCache, pages  # noqa: PLC0415
+async def _one_job(
+    args: argparse.Namespace,
+    client: Any,
+    index: Any,
+    requirements: tuple[str, ...],
+    *,
+    label: str,
+    run: int,
+) -> None:
+    """One job, timed and (unless --no-profile) profiled; prints its figures."""
     from service.resolution import run as run_module  # noqa: PLC0415
-    from service.resolution import selection  # noqa: PLC0415
     from service.resolution.request import ResolveRequest, Target  # noqa: PLC0415
     from service.resolution.result import Progress, ResolutionFailed  # noqa: PLC0415
+
+    original = run_module._resolve_sync
+    thread = _ThreadProfile(enabled=not args.no_profile)
+    run_module._resolve_sync = thread.wrap(original)
+    request = ResolveRequest(
+        requirements=requirements,
+        environment=Target(python_version=PYTHON_VERSION, platform=PLATFORM),
+        deadline_seconds=300 + run,
+    )
+    loop_profile = cProfile.Profile()
+    if args.profile_loop:
+        loop_profile.enable()
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        resolution = await run_module.resolve_request(
+            request, indexes=[index], client=client, progress=Progress(), stop=threading.Event()
+        )
+        outcome = f"{len(resolution.packages)} packages"
+    except ResolutionFailed as failed:
+        outcome = f"FAILED {failed.failure.kind}: {failed.failure.message[:200]}"
+    finally:
+        run_module._resolve_sync = original
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if args.profile_loop:
+        loop_profile.disable()
+    print(
+        f"## {args.set} {label}: {outcome}; wall {wall:.3f} s, process CPU "
+        f"{cpu:.3f} s, resolver thread CPU {thread.cpu:.3f} s"
+    )
+    if not args.no_profile:
+        print(_report(thread.profile, args.sort, args.top))
+    if args.profile_loop:
+        print(f"### event loop thread ({label})")
+        print(_report(loop_profile, args.sort, args.top))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from service.index import Index, IndexClient, MemoryPageCache, pages  # noqa: PLC0415
+    from service.resolution import selection  # noqa: PLC0415
     from service.settings import FetchLimits  # noqa: PLC0415
 
     (bench_set,) = find_sets(quick=False, only=(args.set,))
@@ -100,7 +146,6 @@ async def _run(args: argparse.Namespace) -> int:
     server = multiprocessing.get_context("spawn").Process(target=_serve, args=(child,))
     server.start()
     base_url = parent.recv()
-    original = run_module._resolve_sync
     try:
         index = Index(name="bench", url=f"{base_url}/{bench_set.variant}/simple")
         runs = [f"cold{n + 1}" for n in range(args.cold)] + [
@@ -115,44 +160,10 @@ async def _run(args: argparse.Namespace) -> int:
                     # A fresh process would hold none of the shared verdicts or decoded pages.
                     selection._shared.clear()
                     pages._hot.clear()
-                thread = _ThreadProfile(enabled=not args.no_profile)
-                run_module._resolve_sync = thread.wrap(original)  # type: ignore[assignment]
-                request = ResolveRequest(
-                    requirements=bench_set.requirements,
-                    environment=Target(python_version=PYTHON_VERSION, platform=PLATFORM),
-                    deadline_seconds=300 + run,
-                )
-                loop_profile = cProfile.Profile()
-                if args.profile_loop:
-                    loop_profile.enable()
-                wall, cpu = time.perf_counter(), time.process_time()
-                try:
-                    resolution = await run_module.resolve_request(
-                        request,
-                        indexes=[index],
-                        client=client,
-                        progress=Progress(),
-                        stop=threading.Event(),
-                    )
-                    outcome = f"{len(resolution.packages)} packages"
-                except ResolutionFailed as failed:
-                    outcome = f"FAILED {failed.failure.kind}: {failed.failure.message[:200]}"
-                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                if args.profile_loop:
-                    loop_profile.disable()
-                print(
-                    f"## {args.set} {label}: {outcome}; wall {wall:.3f} s, process CPU "
-                    f"{cpu:.3f} s, resolver thread CPU {thread.cpu:.3f} s"
-                )
-                if not args.no_profile:
-                    print(_report(thread.profile, args.sort, args.top))
-                if args.profile_loop:
-                    print(f"### event loop thread ({label})")
-                    print(_report(loop_profile, args.sort, args.top))
+                await _one_job(args, client, index, bench_set.requirements, label=label, run=run)
         finally:
             await client.aclose()
     finally:
-        run_module._resolve_sync = original  # type: ignore[assignment]
         parent.send("stop")
         server.join(timeout=30)
     return 0

@@ -24,7 +24,15 @@ _TIMING_COLUMNS = (
     ("repeat", "resolvd_repeat"),
     ("uv cold", "uv_cold"),
     ("uv warm", "uv_warm"),
+    ("uv offline", "uv_offline"),
     ("pip", "pip"),
+)
+_CPU_COLUMNS = (
+    ("resolvd cold", "resolvd_cold"),
+    ("warm", "resolvd_warm"),
+    ("uv cold", "uv_cold"),
+    ("uv warm", "uv_warm"),
+    ("uv offline", "uv_offline"),
 )
 _REQUEST_COLUMNS = (
     ("resolvd cold", "resolvd_cold"),
@@ -52,11 +60,20 @@ def _seconds(measurement: Measurement, repeat: int) -> str:
     return text + ("*" if measurement.failures else "") + (f" n={runs}" if runs < repeat else "")
 
 
-def _ratio(numerator: Measurement, denominator: Measurement) -> str:
-    top, bottom = numerator.median, denominator.median
+def _ratio(numerator: Measurement, denominator: Measurement, *, cpu: bool = False) -> str:
+    top, bottom = (
+        (numerator.median_cpu, denominator.median_cpu)
+        if cpu
+        else (numerator.median, denominator.median)
+    )
     if top is None or bottom is None or bottom == 0:
         return "-"
     return f"{top / bottom:.1f}x"
+
+
+def _cpu(measurement: Measurement) -> str:
+    median = measurement.median_cpu
+    return "-" if median is None else f"{median:.3f}" if median < 1 else f"{median:.2f}"
 
 
 def _requests(measurement: Measurement) -> str:
@@ -116,7 +133,8 @@ def format_markdown(
         "resolvd: POST /resolve to terminal job document; cold = fresh process, flushed Redis;"
         " warm = new request, cache populated; lock = that request with the cold job's pins as"
         " its `lock` (all still fit); repeat = identical request (result store)."
-        " uv: `uv pip compile` (cold `--no-cache`, warm populated `--cache-dir`)."
+        " uv: `uv pip compile` (cold `--no-cache`, warm populated `--cache-dir`, offline the"
+        " same with `--offline`: nothing revalidated)."
         " pip: `pip install --dry-run --report`. `*` = some runs failed; `n=` = median of"
         " fewer runs (time budget or timeout); ratios are resolvd/uv and resolvd/pip (lower is"
         " better for resolvd). RSS = resolvd serve's peak (VmHWM).",
@@ -125,7 +143,7 @@ def format_markdown(
     rows = []
     for r in results:
         if r.error:
-            rows.append([r.name, "-", r.error[:60], *[""] * (len(_TIMING_COLUMNS) + 3)])
+            rows.append([r.name, "-", r.error[:60], *[""] * (len(_TIMING_COLUMNS) + 4)])
             continue
         rss = f"{r.peak_rss_kib / 1024:.0f}" if r.peak_rss_kib else "-"
         rows.append(
@@ -135,13 +153,32 @@ def format_markdown(
                 *(_seconds(r.runs[key], repeat) for _, key in _TIMING_COLUMNS),
                 _ratio(r.runs["resolvd_cold"], r.runs["uv_cold"]),
                 _ratio(r.runs["resolvd_warm"], r.runs["uv_warm"]),
+                _ratio(r.runs["resolvd_warm"], r.runs["uv_offline"]),
                 _ratio(r.runs["resolvd_cold"], r.runs["pip"]),
                 rss,
             ]
         )
     header = ["set", "pkgs", *(label for label, _ in _TIMING_COLUMNS)]
-    header += ["r/uv cold", "r/uv warm", "r/pip", "RSS MiB"]
+    header += ["r/uv cold", "r/uv warm", "r/uv off", "r/pip", "RSS MiB"]
     out += _table(header, rows)
+
+    out += [
+        "",
+        "### CPU seconds per resolution (median; resolvd: the serve process during the job,"
+        " uv: the uv process); r/uv = resolvd cold / uv cold, warm / uv offline",
+        "",
+    ]
+    cpu_rows = [
+        [
+            r.name,
+            *(_cpu(r.runs[key]) for _, key in _CPU_COLUMNS),
+            _ratio(r.runs["resolvd_cold"], r.runs["uv_cold"], cpu=True),
+            _ratio(r.runs["resolvd_warm"], r.runs["uv_offline"], cpu=True),
+        ]
+        for r in results
+        if not r.error
+    ]
+    out += _table(["set", *(label for label, _ in _CPU_COLUMNS), "r/uv cold", "r/uv off"], cpu_rows)
 
     out += [
         "",
@@ -241,6 +278,8 @@ def make_json(
         return {
             "median_seconds": m.median,
             "seconds": m.seconds,
+            "median_cpu_seconds": m.median_cpu,
+            "cpu_seconds": m.cpu,
             "failures": m.failures,
             "median_requests": m.median_requests,
             "median_bytes_sent": m.median_bytes,

@@ -2,7 +2,8 @@
 
 Order per set, so that no client pays for another's cold disk: an untimed ``uv pip compile``
 first (it warms the OS page cache and the PEP 658 sidecars, and its output is the reference
-resolution), then ``uv`` cold and warm, ``pip``, and ``repeat`` cycles of resolvd — each cycle a
+resolution), then ``uv`` cold, warm and ``--offline`` (the warm cache, nothing revalidated),
+``pip``, and ``repeat`` cycles of resolvd — each cycle a
 fresh ``resolvd serve`` on a flushed Redis db timing a cold job, a warm job (a new request: only
 ``deadline_seconds`` differs, so the result store cannot answer it) and the warm job again (the
 result store's answer). A client that times out is not run again on that set.
@@ -10,6 +11,9 @@ result store's answer). A client that times out is not run again on that set.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import shutil
 import statistics
 from collections import Counter
@@ -36,6 +40,7 @@ __all__ = [
     "SetResult",
     "Workspace",
     "describe_diff",
+    "measure_live",
     "measure_resolvd",
     "measure_set",
     "summarize_requests",
@@ -49,8 +54,10 @@ TOOLS = (
     "resolvd_repeat",
     "uv_cold",
     "uv_warm",
+    "uv_offline",
     "pip",
 )
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class _Logged(Protocol):
@@ -88,17 +95,20 @@ class Workspace:
 
 @dataclass
 class Measurement:
-    """Wall seconds of the successful runs, what failed, and index requests per run."""
+    """Wall and CPU seconds of the successful runs, what failed, and index requests per run."""
 
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     requests: list[Counter[str]] = field(default_factory=list)
     # Body bytes the index sent per run (only the /opt server counts them).
     bytes_sent: list[int] = field(default_factory=list)
 
-    def add(self, seconds: float, log: Sequence[_Logged]) -> None:
-        """Record one successful run that made the requests in ``log``."""
+    def add(self, seconds: float, log: Sequence[_Logged], cpu: float | None = None) -> None:
+        """Record one successful run that made the requests in ``log`` (and took ``cpu``)."""
         self.seconds.append(seconds)
+        if cpu is not None:
+            self.cpu.append(cpu)
         self.requests.append(summarize_requests(log))
         if log and all(isinstance(entry, Hit) for entry in log):
             self.bytes_sent.append(sum(entry.sent for entry in log if isinstance(entry, Hit)))
@@ -110,6 +120,10 @@ class Measurement:
     @property
     def median(self) -> float | None:
         return statistics.median(self.seconds) if self.seconds else None
+
+    @property
+    def median_cpu(self) -> float | None:
+        return statistics.median(self.cpu) if self.cpu else None
 
     @property
     def median_requests(self) -> dict[str, int]:
@@ -146,6 +160,21 @@ class SetResult:
     # For generated sets: why a resolution is not a solution (empty: it is one).
     validator: Callable[[Mapping[str, str]], list[str]] | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live children (uvicorn may fork)."""
+    total = 0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for each in pids:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / _CLOCK_TICKS
 
 
 def summarize_requests(log: Iterable[_Logged]) -> Counter[str]:
@@ -204,7 +233,7 @@ def _timed(measurement: Measurement, index: RequestLog, run: Callable[[], ToolRu
     index.clear_requests()
     outcome = run()
     if outcome.ok:
-        measurement.add(outcome.seconds, index.requests)
+        measurement.add(outcome.seconds, index.requests, outcome.cpu_seconds)
     else:
         measurement.failures.append(outcome.error.splitlines()[-1] if outcome.error else "failed")
     return outcome
@@ -230,11 +259,14 @@ def _record_job(
     client: httpx.Client,
     body: dict[str, object],
     timeout: float,
+    *,
+    pid: int,
 ) -> JobOutcome:
     index.clear_requests()
+    cpu = process_cpu_seconds(pid)
     outcome = submit_and_wait(client, body, timeout)
     if outcome.ok:
-        measurement.add(outcome.seconds, index.requests)
+        measurement.add(outcome.seconds, index.requests, process_cpu_seconds(pid) - cpu)
     else:
         detail = outcome.failure_kind or outcome.status
         message = outcome.failure_message.strip().splitlines()
@@ -301,6 +333,21 @@ def measure_set(
         ),
     )
 
+    log(f"[{result.name}] uv --offline x{repeat}")
+    _repeat_tool(
+        result.runs["uv_offline"],
+        index,
+        workspace,
+        lambda: run_uv(
+            requirements_file,
+            result.index_url,
+            home=home,
+            cache_dir=cache_dir,
+            timeout=timeout,
+            offline=True,
+        ),
+    )
+
     log(f"[{result.name}] pip x{repeat}")
     pip_report = workspace.path("pip", f"{result.name}.json")
     pip_run = _repeat_tool(
@@ -358,7 +405,9 @@ def measure_resolvd(
                 cold_body = make_resolve_body(
                     result.requirements, result.index_url, deadline_seconds=base
                 )
-                cold = _record_job(result.runs["resolvd_cold"], index, client, cold_body, base + 15)
+                cold = _record_job(
+                    result.runs["resolvd_cold"], index, client, cold_body, base + 15, pid=server.pid
+                )
                 cold_outcomes.append(cold)
                 spent += cold.seconds
                 if cycle == 0 and cold.ok:
@@ -371,20 +420,35 @@ def measure_resolvd(
                         result.requirements, result.index_url, deadline_seconds=base + 1
                     )
                     warm = _record_job(
-                        result.runs["resolvd_warm"], index, client, warm_body, base + 16
+                        result.runs["resolvd_warm"],
+                        index,
+                        client,
+                        warm_body,
+                        base + 16,
+                        pid=server.pid,
                     )
                     warm_outcomes.append(warm)
                     if warm.http_status == 200:
                         result.notes.append("a warm job was answered by the result store")
                     again = _record_job(
-                        result.runs["resolvd_repeat"], index, client, warm_body, base + 16
+                        result.runs["resolvd_repeat"],
+                        index,
+                        client,
+                        warm_body,
+                        base + 16,
+                        pid=server.pid,
                     )
                     # Re-resolved against the cold job's pins, a lock that still fits: it
                     # should cost no more than the warm job.
                     pinned = "".join(f"{name}=={v}\n" for name, v in cold.resolution.items())
                     lock_body = {**warm_body, "lock": {"format": "requirements", "content": pinned}}
                     relock = _record_job(
-                        result.runs["resolvd_lock"], index, client, lock_body, base + 16
+                        result.runs["resolvd_lock"],
+                        index,
+                        client,
+                        lock_body,
+                        base + 16,
+                        pid=server.pid,
                     )
                     if relock.ok and relock.resolution != cold.resolution:
                         result.notes.append("the re-resolution against the lock moved pins")
@@ -405,3 +469,103 @@ def measure_resolvd(
         "warm": _median_stats([o for o in warm_outcomes if o.ok]),
     }
     result.peak_rss_kib = max(rss) if rss else None
+
+
+class _NoLog:
+    """The real index keeps no log for us: no request counts in ``--live``."""
+
+    @property
+    def requests(self) -> list[Hit]:
+        return []
+
+    def clear_requests(self) -> None:
+        """Nothing to clear."""
+
+
+LIVE_INDEX_URL = "https://pypi.org/simple"
+
+
+def measure_live(
+    result: SetResult, workspace: Workspace, *, log: Callable[[str], None], resolvd: bool
+) -> None:
+    """The set against the real default index: ``repeat`` rounds, each a ``uv pip compile
+    --no-cache`` then a fresh ``resolvd serve`` (flushed Redis) timing a cold and a warm job,
+    so both meet the network at the same moment; then uv warm and ``--offline`` once filled.
+
+    resolvd reads the real index through its configured default (``pypi``); the machine's TLS
+    trust must be set for it by hand until resolvd reads ``SSL_CERT_FILE`` itself.
+    """
+    requirements_file = workspace.path("requirements", f"{result.name}.txt")
+    requirements_file.write_text("\n".join(result.requirements) + "\n")
+    home = workspace.path("home", "x").parent
+    nothing = _NoLog()
+    reference_file = workspace.path("reference", f"{result.name}.txt")
+    timeout = workspace.timeout
+    for cycle in range(workspace.repeat):
+        log(f"[{result.name}] round {cycle + 1}: uv --no-cache, then resolvd cold and warm")
+        uv = _timed(
+            result.runs["uv_cold"],
+            nothing,
+            lambda: run_uv(
+                requirements_file,
+                LIVE_INDEX_URL,
+                home=home,
+                cache_dir=None,
+                timeout=timeout,
+                output=reference_file,
+                live=True,
+            ),
+        )
+        if cycle == 0:
+            if not uv.ok:
+                result.error = f"uv could not resolve it: {uv.error.splitlines()[-1:]}"
+                return
+            result.reference, result.packages = uv.resolution, len(uv.resolution)
+        if resolvd:
+            _live_resolvd_cycle(result, workspace, cycle)
+    cache_dir = workspace.root / "uv-cache" / result.name
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    run_uv(
+        requirements_file,
+        LIVE_INDEX_URL,
+        home=home,
+        cache_dir=cache_dir,
+        timeout=timeout,
+        live=True,
+    )
+    for key, offline in (("uv_warm", False), ("uv_offline", True)):
+        run = functools.partial(
+            run_uv,
+            requirements_file,
+            LIVE_INDEX_URL,
+            home=home,
+            cache_dir=cache_dir,
+            timeout=timeout,
+            offline=offline,
+            live=True,
+        )
+        _repeat_tool(result.runs[key], nothing, workspace, run)
+
+
+def _live_resolvd_cycle(result: SetResult, workspace: Workspace, cycle: int) -> None:
+    nothing = _NoLog()
+    timeout = workspace.timeout
+    flush_redis()
+    with (
+        ResolvdProcess([], log_path=workspace.path("logs", "resolvd-live.log")) as server,
+        httpx.Client(base_url=server.base_url, trust_env=False, timeout=timeout + 60) as client,
+    ):
+        base = int(timeout) + 2 * cycle
+        for key, deadline in (("resolvd_cold", base), ("resolvd_warm", base + 1)):
+            body = make_resolve_body(result.requirements, LIVE_INDEX_URL, deadline_seconds=deadline)
+            body["indexes"] = [{"name": "pypi"}]
+            outcome = _record_job(
+                result.runs[key], nothing, client, body, deadline + 15, pid=server.pid
+            )
+            if key == "resolvd_cold" and cycle == 0 and outcome.ok:
+                diff = describe_diff("resolvd", result.reference, outcome.resolution)
+                result.diffs += [diff] if diff else []
+            if not outcome.ok:
+                break
+        if peak := server.peak_rss_kib():
+            result.peak_rss_kib = max(result.peak_rss_kib or 0, peak)

@@ -17,7 +17,7 @@ from typing import Literal
 
 from tests.bench.synthetic import SyntheticSet, make_backtracking_set, make_scaling_set
 
-__all__ = ["SETS", "STACK", "BenchSet", "find_sets"]
+__all__ = ["LIVE_SETS", "SETS", "STACK", "BenchSet", "find_sets"]
 
 STACK = (
     "jupyter",
@@ -48,7 +48,7 @@ class BenchSet:
 
     name: str
     description: str
-    source: Literal["real", "synthetic"]
+    source: Literal["real", "synthetic", "live"]
     requirements: tuple[str, ...] = ()
     variant: str = "pep658"
     make: Callable[[], SyntheticSet] | None = None
@@ -132,11 +132,31 @@ SETS: tuple[BenchSet, ...] = (
 )
 
 
-def find_sets(*, quick: bool, only: tuple[str, ...] = ()) -> list[BenchSet]:
-    """The sets to run: ``only`` names them (any order kept as in ``SETS``), else all or quick."""
+# ``--live``: the same kinds of sets against the real default index (what the issue measured).
+LIVE_SETS: tuple[BenchSet, ...] = (
+    BenchSet("live-flask", "flask", "live", ("flask",), quick=True),
+    BenchSet("live-jupyter", "jupyter", "live", ("jupyter",), quick=True),
+    BenchSet(
+        "live-data",
+        "pandas, scikit-learn, matplotlib, scipy",
+        "live",
+        ("pandas", "scikit-learn", "matplotlib", "scipy"),
+    ),
+    BenchSet("live-fastapi", "fastapi[all]", "live", ("fastapi[all]",)),
+    BenchSet("live-dagster", "dagster (about 50 packages, ~20 MB of pages)", "live", ("dagster",)),
+    BenchSet("live-stack", "the STACK set", "live", STACK),
+)
+
+
+def find_sets(*, quick: bool, only: tuple[str, ...] = (), live: bool = False) -> list[BenchSet]:
+    """The sets to run: ``only`` names them (any order kept as in ``SETS``), else all or quick.
+
+    ``live`` picks from ``LIVE_SETS`` instead.
+    """
+    sets = LIVE_SETS if live else SETS
     if only:
-        unknown = set(only) - {s.name for s in SETS}
+        unknown = set(only) - {s.name for s in sets}
         if unknown:
-            raise ValueError(f"unknown set(s) {sorted(unknown)}; known: {[s.name for s in SETS]}")
-        return [s for s in SETS if s.name in only]
-    return [s for s in SETS if s.quick or not quick]
+            raise ValueError(f"unknown set(s) {sorted(unknown)}; known: {[s.name for s in sets]}")
+        return [s for s in sets if s.name in only]
+    return [s for s in sets if s.quick or not quick]

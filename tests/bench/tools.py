@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -45,13 +46,15 @@ _UV_PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(?:\[[^\]]*\])?==(?P<version>\S
 
 @dataclass(frozen=True)
 class ToolRun:
-    """How one client run went: wall seconds, and the resolution when it printed one."""
+    """How one client run went: wall seconds, CPU seconds (user + system, children included),
+    and the resolution when it printed one."""
 
     seconds: float
     ok: bool
     error: str = ""
     timed_out: bool = False
     resolution: dict[str, str] = field(default_factory=dict)
+    cpu_seconds: float | None = None
 
 
 def pip_platform_tags(platform: str = PLATFORM) -> list[str]:
@@ -69,8 +72,12 @@ def pip_platform_tags(platform: str = PLATFORM) -> list[str]:
     return tags + [f"{alias}_{arch}" for floor, alias in legacy if minor >= floor]
 
 
-def make_tool_env(home: Path) -> dict[str, str]:
-    """A clean environment for a client: loopback only, no inherited pip/uv configuration."""
+def make_tool_env(home: Path, *, live: bool = False) -> dict[str, str]:
+    """A clean environment for a client: loopback only, no inherited pip/uv configuration.
+
+    ``live``: the real index may be reached (no dead proxy), trusting the machine's CA bundle
+    (``SSL_CERT_FILE``) as uv does when told to.
+    """
     home.mkdir(parents=True, exist_ok=True)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -87,23 +94,39 @@ def make_tool_env(home: Path) -> dict[str, str]:
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
+    if live:
+        for variable in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+            if variable in os.environ:
+                env[variable] = os.environ[variable]
+        return env
     for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         env[variable] = env[variable.lower()] = _DEAD_PROXY
     return env
 
 
-def _run(command: Sequence[str], env: dict[str, str], timeout: float) -> tuple[float, str, bool]:
-    """Run ``command``; ``(wall seconds, error text or "", timed out)``."""
-    started = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(
+    command: Sequence[str], env: dict[str, str], timeout: float
+) -> tuple[float, str, bool, float | None]:
+    """Run ``command``; ``(wall seconds, error text or "", timed out, CPU seconds)``.
+
+    CPU is the growth of this process's reaped-children usage: the benchmark runs one client
+    at a time from one thread, so it is the client's (its own children included).
+    """
+    started, cpu = time.perf_counter(), _children_cpu()
     try:
         done = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
-        return time.perf_counter() - started, f"timed out after {timeout:.0f}s", True
+        return time.perf_counter() - started, f"timed out after {timeout:.0f}s", True, None
     elapsed = time.perf_counter() - started
     error = "" if done.returncode == 0 else (done.stderr.strip() or done.stdout.strip())
-    return elapsed, error[-2000:], False
+    return elapsed, error[-2000:], False, _children_cpu() - cpu
 
 
 def run_uv(
@@ -114,8 +137,11 @@ def run_uv(
     cache_dir: Path | None,
     timeout: float,
     output: Path | None = None,
+    offline: bool = False,
+    live: bool = False,
 ) -> ToolRun:
-    """``uv pip compile``: ``cache_dir=None`` means ``--no-cache`` (cold)."""
+    """``uv pip compile``: ``cache_dir=None`` means ``--no-cache`` (cold); ``offline`` adds
+    ``--offline`` (the warm cache only, nothing revalidated); ``live`` may reach a real index."""
     uv = Path(sys.executable).with_name("uv")
     command = [
         str(uv),
@@ -137,12 +163,14 @@ def run_uv(
         str(output) if output else os.devnull,
     ]
     command += ["--no-cache"] if cache_dir is None else ["--cache-dir", str(cache_dir)]
+    command += ["--offline"] if offline else []
+    command += ["--native-tls"] if live else []
     command.append(str(requirements))
     if output is not None:
         output.unlink(missing_ok=True)
-    seconds, error, timed_out = _run(command, make_tool_env(home), timeout)
+    seconds, error, timed_out, cpu = _run(command, make_tool_env(home, live=live), timeout)
     resolution = _read_uv_output(output) if output is not None and not error else {}
-    return ToolRun(seconds, not error, error, timed_out, resolution)
+    return ToolRun(seconds, not error, error, timed_out, resolution, cpu)
 
 
 def run_pip(
@@ -175,9 +203,9 @@ def run_pip(
         command += ["--platform", tag]
     command += ["-r", str(requirements)]
     report.unlink(missing_ok=True)
-    seconds, error, timed_out = _run(command, make_tool_env(home), timeout)
+    seconds, error, timed_out, cpu = _run(command, make_tool_env(home), timeout)
     resolution = _read_pip_report(report) if not error else {}
-    return ToolRun(seconds, not error, error, timed_out, resolution)
+    return ToolRun(seconds, not error, error, timed_out, resolution, cpu)
 
 
 def _read_uv_output(path: Path) -> dict[str, str]:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import socket
-from collections.abc import AsyncIterator
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import cast
 
 import pytest
+import redis
 import redis.asyncio
 
 from service.index import (
@@ -287,3 +291,130 @@ class TestMakeIndexClient:
         ]
         assert "unreachable" in caplog.text
         assert SECRET not in caplog.text
+
+
+@pytest.fixture
+def own_redis() -> Iterator[str]:
+    """A throwaway redis-server of this test's own (its memory limits are the test's to set)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        probe = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                probe.ping()
+                break
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    pytest.fail("the throwaway redis-server did not start")
+                time.sleep(0.05)
+        probe.close()
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def big_metadata(n: int) -> CoreMetadata:
+    """Metadata of about 40 kB that does not compress away (msgpack stores it as is)."""
+    return CoreMetadata(
+        name="demo", version="1.0", requires_dist=tuple(f"dep{n}-{i}>={i}" for i in range(2500))
+    )
+
+
+class TestWhenFull:
+    """The cache never fills its Redis: a full cache stores nothing more, and jobs go on."""
+
+    async def test_the_byte_budget_stops_new_writes_and_reads_go_on(
+        self, own_redis: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Past cache.max_bytes nothing is stored (one warning); what was stored still reads."""
+        settings = CacheSettings(max_bytes=200_000)
+        cache = RedisPageCache.from_url(own_redis, settings=settings)
+        files = [dist_file(sha=f"{n:064x}") for n in range(10)]
+        try:
+            for n, file in enumerate(files):
+                await cache.set_metadata(INDEX, file, big_metadata(n))
+            await cache.flush()
+            reader = RedisPageCache.from_url(own_redis, settings=settings)
+            found = await reader.get_many_metadata(INDEX, files)
+            await reader.aclose()
+        finally:
+            await cache.aclose()
+        stored = [metadata is not None for metadata in found]
+        assert 2 <= sum(stored) < len(files)
+        assert cache.skipped == len(files) - sum(stored)
+        assert cache.errors == 0
+        assert [r.getMessage() for r in caplog.records if "is full" in r.getMessage()] != []
+        assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+
+    async def test_values_over_the_cap_are_not_stored(self, own_redis: str) -> None:
+        """A value above cache.max_value_bytes is left out; smaller ones are stored."""
+        cache = RedisPageCache.from_url(own_redis, settings=CacheSettings(max_value_bytes=10_000))
+        small, big = dist_file(sha="01" * 32), dist_file(sha="02" * 32)
+        try:
+            await cache.set_metadata(INDEX, small, METADATA)
+            await cache.set_metadata(INDEX, big, big_metadata(0))
+            await cache.flush()
+            connection = redis.asyncio.Redis.from_url(own_redis)
+            sizes = [await connection.strlen(key) for key in await connection.keys("*:meta:*")]
+            await connection.aclose()
+        finally:
+            await cache.aclose()
+        assert len(sizes) == 1
+        assert max(sizes) <= 10_000
+        assert cache.skipped == 1
+
+    async def test_redis_refusing_writes_under_noeviction_is_full_not_down(
+        self, own_redis: str
+    ) -> None:
+        """Redis's own maxmemory (OOM errors) stops writes as the budget does; reads go on."""
+        connection = redis.asyncio.Redis.from_url(own_redis)
+        used = int((await connection.info("memory"))["used_memory"])
+        await connection.config_set("maxmemory-policy", "noeviction")
+        await connection.config_set("maxmemory", str(used + 2_000_000))
+        cache = RedisPageCache.from_url(own_redis, settings=CacheSettings(max_bytes=0))
+        files = [dist_file(sha=f"{n:064x}") for n in range(80)]
+        try:
+            for n, file in enumerate(files):
+                await cache.set_metadata(INDEX, file, big_metadata(n))
+                await cache.flush()  # one at a time: 80 writes at once are 80 input buffers
+            stored = await connection.keys("*:meta:*")
+            reader = RedisPageCache.from_url(own_redis)
+            found = await reader.get_many_metadata(INDEX, files)
+            await reader.aclose()
+        finally:
+            await cache.aclose()
+            await connection.aclose()
+        assert 0 < len(stored) < len(files)
+        assert sum(metadata is not None for metadata in found) == len(stored)
+        assert cache.skipped == len(files) - len(stored)
+        assert cache.errors == 0
+
+    async def test_a_fetch_does_not_wait_for_redis_to_store_its_page(self, own_redis: str) -> None:
+        """set_page returns once this process holds the page, while Redis is paused."""
+        cache = RedisPageCache.from_url(own_redis)
+        connection = redis.asyncio.Redis.from_url(own_redis)
+        try:
+            await connection.client_pause(800, all=False)
+            started = time.monotonic()
+            await cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
+            returned = time.monotonic() - started
+            assert same(cache.peek_page(INDEX, "demo"), ENTRY)
+            await cache.flush()
+            assert await connection.exists(f"resolvd:cache:v2:page:{INDEX.identity}:demo")
+        finally:
+            await cache.aclose()
+            await connection.aclose()
+        assert returned < 0.5

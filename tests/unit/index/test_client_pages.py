@@ -19,6 +19,7 @@ from service.index import (
     IndexUnreachableError,
     MemoryPageCache,
     RedisPageCache,
+    ResponseTooLargeError,
 )
 from service.settings import FetchLimits
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
@@ -436,3 +437,28 @@ class TestCaching:
             await client.find_project_page(Index(name="one", url=url), "flask")
             page = await client.find_project_page(Index(name="two", url=url), "flask")
         assert page.index == "two"
+
+
+class TestBigPages:
+    async def test_a_page_listing_more_files_than_the_cap_is_too_large(
+        self, index_server: IndexServer
+    ) -> None:
+        """fetch.max_page_files ends the fetch in ResponseTooLargeError naming the setting."""
+        index = corp(index_server)
+        async with IndexClient(FetchLimits(max_page_files=3), cache=MemoryPageCache()) as client:
+            with pytest.raises(ResponseTooLargeError) as caught:
+                await client.find_project_page(index, "flask")
+            assert client.peek_project_page(index, "flask") is None
+        assert caught.value.setting == "fetch.max_page_files"
+        assert "more than 3 files" in caught.value.message
+
+    async def test_the_cached_page_parses_versions_not_files(
+        self, index_server: IndexServer, limits: FetchLimits
+    ) -> None:
+        """A fetched page knows its versions; no version's files are made until asked for."""
+        async with IndexClient(limits, cache=MemoryPageCache()) as client:
+            page = await client.find_project_page(corp(index_server), "flask")
+        assert [str(v) for v in page.versions] == ["3.1.0", "3.0.0", "2.0.0"]
+        assert [f.filename for f in page.files_of(page.versions[1])] == [
+            "flask-3.0.0-py3-none-any.whl"
+        ]

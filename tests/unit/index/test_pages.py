@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
+from service.index import pages
 from service.index.models import DistFile
 from service.index.pages import (
     ACCEPT_PROJECT_PAGE,
@@ -14,6 +16,7 @@ from service.index.pages import (
     MEDIA_JSON,
     MEDIA_TEXT_HTML,
     PageParseError,
+    PageTooLargeError,
     negotiate,
     parse_dist_filename,
     parse_page,
@@ -384,3 +387,86 @@ class TestHtmlPages:
         """Anchors without href, and links to other projects, are not files of this page."""
         page = html_page('<a name="top">x</a>', '<a href="other-1.0.tar.gz">o</a>')
         assert parse_files(page, MEDIA_HTML, url=PAGE_URL, project="demo") == ()
+
+
+class TestListing:
+    """What ``parse_page`` gives: versions at once, each version's files when asked."""
+
+    def test_versions_come_from_filenames_newest_first_spellings_merged(self) -> None:
+        """``1.0`` and ``1.0.0`` are one version; foreign and unparsable names are no version."""
+        listing = parse_page(
+            json_page(
+                json_file("demo-1.0.0-py3-none-any.whl"),
+                json_file("demo-2.0rc1.tar.gz"),
+                json_file("demo-1.0.tar.gz"),
+                json_file("demo-10.0-py3-none-any.whl"),
+                json_file("other-3.0.tar.gz"),
+                json_file("demo-x.y.tar.gz"),
+            ),
+            MEDIA_JSON,
+            url=PAGE_URL,
+            project="demo",
+        )
+        assert [str(v) for v in listing.versions] == ["10.0", "2.0rc1", "1.0.0"]
+        assert [f.filename for f in listing.files_of(listing.versions[-1])] == [
+            "demo-1.0.0-py3-none-any.whl",
+            "demo-1.0.tar.gz",
+        ]
+        assert listing.file_count == 6
+
+    def test_a_version_s_files_are_made_once_and_shared(self) -> None:
+        """Asking twice gives the same records; a version the page does not list has none."""
+        listing = parse_page(json_page(json_file()), MEDIA_JSON, url=PAGE_URL, project="demo")
+        (version,) = listing.versions
+        assert listing.files_of(version) is listing.files_of(version)
+        assert listing.files_of(Version("9")) == ()
+        assert not listing.lists(Version("9"))
+
+    def test_a_wheel_whose_tags_do_not_parse_is_dropped_when_its_version_is_made(self) -> None:
+        """The first pass only splits names; the full parse still refuses a malformed wheel."""
+        listing = parse_page(
+            json_page(json_file("demo-1.0-py3-none-any.whl"), json_file("demo-1.0-x-y-.whl")),
+            MEDIA_JSON,
+            url=PAGE_URL,
+            project="demo",
+        )
+        assert [f.filename for f in listing.files_of(Version("1.0"))] == [
+            "demo-1.0-py3-none-any.whl"
+        ]
+
+    @pytest.mark.parametrize("page_format", ["json", "html"])
+    def test_files_are_made_again_from_the_compressed_body(self, page_format: str) -> None:
+        """Once the decoded page is forgotten (or read back from a cache), the body suffices."""
+        files = [json_file(f"demo-{n}.0-py3-none-any.whl") for n in range(3)]
+        content, media = (
+            (json_page(*files), MEDIA_JSON)
+            if page_format == "json"
+            else (html_page(*(f'<a href="{f["url"]}">x</a>' for f in files)), MEDIA_HTML)
+        )
+        listing = parse_page(content, media, url=PAGE_URL, project="demo")
+        expected = listing.files
+        pages._hot.clear()  # as if every other page had been parsed since
+        again = parse_page(
+            listing.body.content(), media, url=PAGE_URL, project="demo", body=listing.body
+        )
+        assert again.digest == listing.digest
+        assert [again.files_of(v) for v in again.versions] == [
+            listing.files_of(v) for v in listing.versions
+        ]
+        assert listing.files == expected
+        assert listing.body.size == len(content) > len(listing.body.data)
+
+    @pytest.mark.parametrize("page_format", ["json", "html"])
+    def test_more_files_than_the_cap_is_page_too_large(self, page_format: str) -> None:
+        """fetch.max_page_files bounds what a page may list, foreign files included."""
+        names = [f"other{n}-1.0.tar.gz" for n in range(5)]
+        content, media = (
+            (json_page(*(json_file(n) for n in names)), MEDIA_JSON)
+            if page_format == "json"
+            else (html_page(*(f'<a href="{n}">{n}</a>' for n in names)), MEDIA_HTML)
+        )
+        assert parse_page(content, media, url=PAGE_URL, project="demo", max_files=5).versions == ()
+        with pytest.raises(PageTooLargeError) as caught:
+            parse_page(content, media, url=PAGE_URL, project="demo", max_files=4)
+        assert caught.value.limit == 4
+        assert caught.value.files > 4
