@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from service.settings import CacheSettings
-from tests.e2e.conftest import Cluster, assert_not_internal
+from tests.support.cluster import Cluster, assert_not_internal
 from tests.unit.index.loopback import StaticServer
 
 LINKS = 600_000
