@@ -412,9 +412,11 @@ class TestKillStorm:
 # goes past its cgroup's limit. Tests cannot make cgroups, so the test does what the kernel
 # would, from the worker's real resident memory. An idle worker holds about 50 MB.
 MEMORY_LIMIT_MB = 200
-# hog's page lists this many (fake, older) files besides its real 1.0: about 40 MB of PEP 691
-# JSON, within fetch.max_page_bytes (64 MiB), which a worker holds as several hundred MB of
-# parsed files and versions. Without the limit the job succeeds (hog 1.0), slowly.
+# hog's page lists this many (fake, newer) files besides its real 1.0: about 40 MB of PEP 691
+# JSON, within fetch.max_page_bytes (64 MiB) and, in this test, fetch.max_page_files. Each
+# needs a Python hog has not, so the finder judges every one of them before it reaches 1.0,
+# and a worker holds several hundred MB of files, verdicts and rejections. Without the limit
+# the job succeeds (hog 1.0), slowly.
 HOG_EXTRA_FILES = 150_000
 MAX_TRIES = 3
 
@@ -426,17 +428,17 @@ def make_hog_page(index_server: IndexServer) -> bytes:
     ).json()
     files = [
         {
-            "filename": f"hog-0.{n}-py3-none-any.whl",
-            "url": f"{index_server.base_url}/corp/files/hog-0.{n}-py3-none-any.whl",
+            "filename": f"hog-9.{n}-py3-none-any.whl",
+            "url": f"{index_server.base_url}/corp/files/hog-9.{n}-py3-none-any.whl",
             "hashes": {"sha256": hashlib.sha256(b"%d" % n).hexdigest()},
-            "requires-python": None,
+            "requires-python": ">=4",
             "yanked": False,
             "size": 1000,
         }
         for n in range(HOG_EXTRA_FILES)
     ]
     page["files"] = files + page["files"]
-    page["versions"] = [f"0.{n}" for n in range(HOG_EXTRA_FILES)] + page["versions"]
+    page["versions"] = [f"9.{n}" for n in range(HOG_EXTRA_FILES)] + page["versions"]
     return json.dumps(page, separators=(",", ":")).encode()
 
 
@@ -448,6 +450,7 @@ class TestPoisonJob:
         after jobs.max_tries kills it fails (internal, saying so) and is never run again,
         while other jobs keep succeeding on the other (and replacement) workers."""
         cluster.env["RESOLVD_JOBS_MAX_TRIES"] = str(MAX_TRIES)
+        cluster.env["RESOLVD_FETCH_MAX_PAGE_FILES"] = str(2 * HOG_EXTRA_FILES)
         index_server.inject(
             "/corp/simple/hog/",
             status=200,
