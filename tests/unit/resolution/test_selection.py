@@ -12,9 +12,10 @@ from packaging.version import Version
 from service.index.models import DistFile, Index, ProjectPage
 from service.index.pages import MEDIA_JSON, parse_page
 from service.resolution.environment import make_target_environment
+from service.resolution.scope import TargetScope
 from service.resolution.selection import FileChoice, FileJudge, find_page_versions
 
-TARGET = make_target_environment("3.11", "x86_64-manylinux_2_28")
+TARGET = TargetScope(make_target_environment("3.11", "x86_64-manylinux_2_28"))
 INDEX = Index(name="corp", url="https://corp.example/simple")
 
 
@@ -108,7 +109,7 @@ class TestFileJudge:
 
     def test_the_key_names_what_verdicts_depend_on(self) -> None:
         """Equal targets and options, equal keys; another option, another key."""
-        same_target = make_target_environment("3.11", "x86_64-manylinux_2_28")
+        same_target = TargetScope(make_target_environment("3.11", "x86_64-manylinux_2_28"))
         assert FileJudge(same_target).key == FileJudge(TARGET).key
         assert FileJudge(TARGET, no_binary=True).key != FileJudge(TARGET).key
 
@@ -134,7 +135,8 @@ class TestPageVersions:
         renamed = Index(name="other-name", url=INDEX.url)
         again = find_page_versions(renamed, page_of(*listed), FileJudge(TARGET))
         assert again is first
-        other_target = FileJudge(make_target_environment("3.12", "x86_64-manylinux_2_28"))
+        other_scope = TargetScope(make_target_environment("3.12", "x86_64-manylinux_2_28"))
+        other_target = FileJudge(other_scope)
         assert find_page_versions(INDEX, page_of(*listed), other_target) is not first
         changed = page_of(*listed, entry("demo-2.0-py3-none-any.whl"))
         assert find_page_versions(INDEX, changed, FileJudge(TARGET)) is not first
