@@ -28,6 +28,7 @@ from service.resolution.finder import Finder
 from service.resolution.preferences import Preferences
 from service.resolution.provider import Provider
 from service.resolution.request import ResolveRequest
+from service.resolution.resolver import MemoResolver
 from service.resolution.result import Failure, Reason, ResolutionFailed, ResolvedPackage
 from service.resolution.scope import Scope
 
@@ -180,7 +181,7 @@ def run_resolver(
     explain: Callable[[ResolutionImpossible[ResolverRequirement, Candidate]], Failure],
 ) -> Result[ResolverRequirement, Candidate, str]:
     """One resolvelib search; every way it can fail becomes a ``ResolutionFailed``."""
-    resolver: Resolver[ResolverRequirement, Candidate, str] = Resolver(provider, reporter)
+    resolver: Resolver[ResolverRequirement, Candidate, str] = MemoResolver(provider, reporter)
     try:
         return resolver.resolve(roots, max_rounds=max_rounds)
     except StoppedError as stopped:

@@ -55,21 +55,25 @@ class Scope(Protocol):
     def applies(self, marker: Marker | None, extras: frozenset[str]) -> BaseMarker | None: ...
 
 
+# Marker answers per target, shared by every job of the process: markers belong to the cached
+# (shared) requirements, so jobs meet the same marker objects again and again. An entry keeps
+# its marker alive, so that its id is never reused while the entry exists.
+_EVALUATED: dict[tuple[str, int, str], tuple[bool, Marker]] = {}
+_MAX_EVALUATED = 200_000
+
+
 class TargetScope:
     """One target environment: markers evaluate to true or false, wheels rank by tag priority."""
 
-    __slots__ = ("_memo", "target")
+    __slots__ = ("_key", "target")
 
     def __init__(self, target: TargetEnvironment) -> None:
         self.target = target
-        # Markers are shared by the cached requirements, so one job meets each marker object
-        # many times; the answer is fixed for the target. The memo keeps the marker alive, so
-        # its id is never reused while the entry exists.
-        self._memo: dict[tuple[int, str], tuple[bool, Marker]] = {}
+        self._key = f"target:{target.platform_name}:{target.python_full_version}"
 
     @property
     def key(self) -> str:
-        return f"target:{self.target.platform_name}:{self.target.python_full_version}"
+        return self._key
 
     @property
     def required_environment(self) -> str | None:
@@ -84,12 +88,14 @@ class TargetScope:
     def evaluate(self, marker: Marker | None, extra: str) -> bool:
         if marker is None:
             return True
-        key = (id(marker), extra)
-        memo = self._memo.get(key)
+        key = (self._key, id(marker), extra)
+        memo = _EVALUATED.get(key)
         if memo is not None:
             return memo[0]
         result = marker.evaluate({**self.target.markers, "extra": extra})
-        self._memo[key] = (result, marker)
+        if len(_EVALUATED) > _MAX_EVALUATED:
+            _EVALUATED.clear()
+        _EVALUATED[key] = (result, marker)
         return result
 
     def applies(self, marker: Marker | None, extras: frozenset[str]) -> BaseMarker | None:
