@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 
 from service.index import FetchStats, Index, IndexClient, IndexUnreachableError
@@ -217,6 +218,52 @@ class TestDNSCache:
         async with IndexClient(LIMITS, transport=transport) as client:
             page = await client.find_project_page(index, "demo")
         assert page.files and answers == []
+
+
+class TestConnectionPool:
+    """The pool places requests in linear time (``_LeanAssignment``) with httpcore's rules."""
+
+    async def test_sequential_requests_reuse_one_connection(
+        self, static_server: StaticServer
+    ) -> None:
+        """Keep-alive: five requests in a row dial once (dns_ttl=0: one lookup per dial)."""
+        static_server.add("/simple/demo/", PAGE, content_type=MEDIA_JSON)
+        dns = ScriptedDNS(["127.0.0.1"])
+        url = f"http://mirror.invalid:{_port(static_server)}/simple"
+        async with _client(dns, dns_ttl=0) as client:
+            for number in range(5):
+                await client.find_project_page(Index(name=f"m{number}", url=url), "demo")
+        assert len(static_server.served) == 5
+        assert len(dns.lookups) == 1
+
+    async def test_a_connection_the_server_closed_is_not_reused(
+        self, static_server: StaticServer
+    ) -> None:
+        """An idle connection the server hung up on is dropped and a new one dialled."""
+        static_server.add(
+            "/simple/demo/", PAGE, content_type=MEDIA_JSON, headers={"Connection": "close"}
+        )
+        dns = ScriptedDNS(["127.0.0.1"])
+        url = f"http://mirror.invalid:{_port(static_server)}/simple"
+        async with _client(dns, dns_ttl=0) as client:
+            for number in range(3):
+                page = await client.find_project_page(Index(name=f"m{number}", url=url), "demo")
+                assert page.files
+        assert len(dns.lookups) == 3
+
+    async def test_idle_connections_are_bounded(self, static_server: StaticServer) -> None:
+        """After a burst wider than the idle bound, no more than the bound stay pooled."""
+        for number in range(48):
+            static_server.add(f"/simple/p{number}/", PAGE, content_type=MEDIA_JSON)
+        dns = ScriptedDNS(["127.0.0.1"])
+        transport = make_guarded_transport(LIMITS.blocked_networks, resolve=dns)
+        index = Index(name="mirror", url=f"http://mirror.invalid:{_port(static_server)}/simple")
+        limits = msgspec.structs.replace(LIMITS, max_connections_per_index=48)
+        async with IndexClient(limits, transport=transport) as client:
+            await asyncio.gather(*(client.find_project_page(index, f"p{n}") for n in range(48)))
+            await client.find_project_page(Index(name="again", url=index.url), "p0")
+            pools = [route._pool for route in transport._routes.values()]  # type: ignore[attr-defined]
+            assert pools and all(len(pool.connections) <= 32 for pool in pools)
 
 
 def _redirect(index_server: StaticServer, cdn: StaticServer) -> None:
