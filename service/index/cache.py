@@ -305,6 +305,10 @@ class RedisPageCache(PageCache):
         self._retry_seconds = retry_seconds
         self._failing = False
         self._full = False
+        # Writes run concurrently and their answers arrive in any order: a store answered after
+        # "full" clears it only when the write began after "full" was seen (space was freed).
+        self._writes_begun = 0
+        self._full_seen_at = 0
         self._next_try = 0.0
         self._outage_errors = 0
         self._store = client.register_script(_STORE_SCRIPT)
@@ -482,6 +486,8 @@ class RedisPageCache(PageCache):
         task.add_done_callback(self._writes.discard)
 
     async def _write(self, operation: str, key: str, value: Any, keep_seconds: float) -> None:
+        self._writes_begun += 1
+        begun = self._writes_begun
         data = _encoder.encode(value)
         settings = self._settings
         if len(data) > settings.max_value_bytes:
@@ -511,8 +517,10 @@ class RedisPageCache(PageCache):
             return
         self._recovered()
         if stored:
-            self._full = False
+            if begun > self._full_seen_at:
+                self._full = False
         else:
+            self._full_seen_at = self._writes_begun
             self._skip("full")
 
     async def flush(self) -> None:
