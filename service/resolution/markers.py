@@ -16,6 +16,14 @@ Conventions (uv's):
   base candidate where it holds with no extra, and to an extras candidate where it holds with
   one of its extras but not without (the base candidate, which every extras candidate depends
   on, already brings the rest).
+* Some platform markers exclude each other although PEP 508 does not say so: ``os_name == 'nt'``
+  never holds with ``sys_platform == 'linux'``, ``platform_system == 'FreeBSD'`` never with
+  ``sys_platform == 'win32'`` (uv's list, ``_NEVER_TOGETHER``). Every emptiness test here knows
+  them, so ``pywinpty; os_name == 'nt'`` is dropped from a lock whose environments are Linux.
+* ``platform_system`` values that name exactly one ``sys_platform`` are read as it
+  (``platform_system == 'Darwin'`` is ``sys_platform == 'darwin'``), as uv does, so the two
+  spellings meet in one variable; ``FreeBSD`` and the like are not (their ``sys.platform``
+  carries a version).
 * A wheel's tags become the marker of the environments that could install it (interpreter and
   ABI → Python version and implementation; platform → ``sys_platform`` and
   ``platform_machine``), so "is this file usable anywhere in the lock's domain?" is an
@@ -35,8 +43,8 @@ from dep_logic.markers import (
     InvalidMarker,
     MarkerUnion,
     MultiMarker,
-    parse_marker,
 )
+from dep_logic.markers import parse_marker as _parse_marker
 from dep_logic.markers.single import MarkerExpression
 from dep_logic.specifiers import RangeSpecifier, UnionSpecifier
 from dep_logic.specifiers.base import BaseSpecifier
@@ -54,6 +62,7 @@ __all__ = [
     "covers",
     "disjoint",
     "format_marker",
+    "is_empty",
     "lower_python_bound",
     "parse_marker",
     "python_range_marker",
@@ -69,16 +78,105 @@ _PYTHON_NAMES = ("python_version", "python_full_version")
 _TRAILING_ZEROS = re.compile(r"(python_full_version (?:<|<=|>|>=|==|!=) '\d+\.\d+)(?:\.0)+'")
 
 
+# Values of one marker that never hold with these values of ``sys_platform`` (uv's list of
+# known incompatibilities: what real interpreters report, beyond PEP 508's grammar).
+_SYS_PLATFORMS = (
+    "aix",
+    "android",
+    "emscripten",
+    "ios",
+    "linux",
+    "darwin",
+    "win32",
+    "cygwin",
+    "wasi",
+)
+_NEVER_TOGETHER: dict[tuple[str, str], tuple[str, ...]] = {
+    ("os_name", "nt"): ("linux", "darwin", "ios"),
+    ("os_name", "posix"): ("win32",),
+    **{
+        ("platform_system", system): tuple(
+            p for p in _SYS_PLATFORMS if not (p == "ios" and system in {"iOS", "iPadOS"})
+        )
+        for system in ("FreeBSD", "NetBSD", "OpenBSD", "SunOS", "iOS", "iPadOS")
+    },
+}
+
+
+@functools.cache
+def _any_of(name: str, values: tuple[str, ...]) -> BaseMarker:
+    marker = EMPTY
+    for value in values:
+        marker = marker | parse_marker(f"{name} == '{value}'")
+    return marker
+
+
+_SYSTEM_PLATFORMS = {
+    "Windows": "win32",
+    "Darwin": "darwin",
+    "Linux": "linux",
+    "AIX": "aix",
+    "Emscripten": "emscripten",
+    "Android": "android",
+}
+_SYSTEM_NAMES = "|".join(_SYSTEM_PLATFORMS)
+_PLATFORM_SYSTEM = re.compile(rf"""\bplatform_system\s*(==|!=)\s*(["'])({_SYSTEM_NAMES})\2""")
+
+
+def parse_marker(text: str) -> BaseMarker:
+    """dep-logic's marker of ``text``, ``platform_system`` read as ``sys_platform`` where the
+    two name the same platforms."""
+    if "platform_system" in text:
+        text = _PLATFORM_SYSTEM.sub(
+            lambda m: f"sys_platform {m[1]} '{_SYSTEM_PLATFORMS[m[3]]}'", text
+        )
+    return _parse_marker(text)
+
+
+def _implies(conjunct: BaseMarker, implied: BaseMarker) -> bool:
+    return (conjunct & ~implied).is_empty()
+
+
+def _impossible(conjunct: BaseMarker) -> bool:
+    """Whether a conjunction pins a platform pair that ``_NEVER_TOGETHER`` rules out."""
+    return any(
+        _implies(conjunct, _any_of(name, (value,)))
+        and _implies(conjunct, _any_of("sys_platform", platforms))
+        for (name, value), platforms in _NEVER_TOGETHER.items()
+    )
+
+
+@functools.lru_cache(maxsize=16384)
+def _is_empty(text: str) -> bool:
+    for conjunct in _conjuncts(parse_marker(text)):
+        joined = _join([conjunct])
+        if not joined.is_empty() and not _impossible(joined):
+            return False
+    return True
+
+
+def is_empty(marker: BaseMarker) -> bool:
+    """Whether ``marker`` holds in no environment (``_NEVER_TOGETHER`` included)."""
+    if marker.is_empty():
+        return True
+    if marker.is_any():
+        return False
+    text = str(marker)
+    if "sys_platform" not in text or ("os_name" not in text and "platform_system" not in text):
+        return False
+    return _is_empty(text)
+
+
 def covers(region: BaseMarker, marker: BaseMarker) -> bool:
     """Whether ``marker`` holds in every environment of ``region``."""
     if marker.is_any():
         return True
-    return (region & ~marker).is_empty()
+    return is_empty(region & ~marker)
 
 
 def disjoint(region: BaseMarker, marker: BaseMarker) -> bool:
     """Whether ``marker`` holds in no environment of ``region``."""
-    return (region & marker).is_empty()
+    return is_empty(region & marker)
 
 
 # -- from PEP 508 requirement markers ----------------------------------------------------------
@@ -358,7 +456,7 @@ def _join(conjuncts: Sequence[Sequence[BaseMarker]]) -> BaseMarker:
 
 
 def _equivalent(a: BaseMarker, b: BaseMarker, domain: BaseMarker) -> bool:
-    return (domain & a & ~b).is_empty() and (domain & b & ~a).is_empty()
+    return is_empty(domain & a & ~b) and is_empty(domain & b & ~a)
 
 
 @functools.lru_cache(maxsize=8192)

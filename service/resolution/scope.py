@@ -26,6 +26,7 @@ from service.resolution.markers import (
     covers,
     disjoint,
     format_marker,
+    is_empty,
     requirement_marker,
     requires_python_marker,
     wheel_marker,
@@ -154,7 +155,7 @@ class RegionScope:
             return self._applies[key]
         where = requirement_marker(marker, extras)
         answer: BaseMarker | None
-        if where.is_empty() or disjoint(self.region, where):
+        if is_empty(where) or disjoint(self.region, where):
             answer = None
         elif covers(self.region, where):
             answer = ANY

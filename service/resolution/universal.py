@@ -62,6 +62,7 @@ from service.resolution.markers import (
     covers,
     disjoint,
     format_marker,
+    is_empty,
     lower_python_bound,
     parse_marker,
     python_range_marker,
@@ -302,7 +303,7 @@ class _ForkingProvider(Provider):
             return
         bound = requires_python_marker(best.detail)
         upper, lower = self._region & bound, self._region & ~bound
-        if not upper.is_empty() and not lower.is_empty():
+        if not is_empty(upper) and not is_empty(lower):
             raise ForkRequired(
                 [Fork(lower), Fork(upper)], f"{name} {best.version} requires Python {best.detail}"
             )
@@ -325,7 +326,7 @@ class _ForkingProvider(Provider):
             if disjoint(self._region, environment) or not disjoint(covered, environment):
                 continue
             outside = self._region & ~environment
-            if not outside.is_empty():
+            if not is_empty(outside):
                 raise ForkRequired(
                     [Fork(outside), Fork(self._region & environment)],
                     f"{candidate.format_for_error()} has no wheel for a required environment",
@@ -339,7 +340,7 @@ def _reach(result: _ForkResult) -> dict[str, BaseMarker]:
     pending: list[str] = []
 
     def widen(identifier: str, marker: BaseMarker) -> None:
-        if identifier not in result.mapping or marker.is_empty():
+        if identifier not in result.mapping or is_empty(marker):
             return
         known = reach.get(identifier, EMPTY)
         if covers(marker, known):  # nothing new: marker lies within what is known
@@ -404,7 +405,7 @@ def merge_forks(
                         entries[child_key].required_by.add(candidate.name)
     packages = []
     for (name, version, _), entry in sorted(entries.items(), key=lambda item: item[0][:2]):
-        if entry.marker.is_empty():
+        if is_empty(entry.marker):
             continue
         packages.append(
             ResolvedPackage(

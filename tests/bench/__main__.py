@@ -202,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if real_server is not None:
                 real_server.close()
 
+    notes += universal_ratios(results)
     revision = find_revision()
     text = format_markdown(results, load, repeat=repeat, notes=notes, revision=revision)
     BENCH_DIR.mkdir(exist_ok=True)
@@ -239,6 +240,26 @@ def _main_live(sets: Sequence[BenchSet], workspace: Workspace, repeat: int) -> i
     return 0
 
 
+def universal_ratios(results: Sequence[SetResult]) -> list[str]:
+    """What one lock for every platform costs beside the single-target lock of the same set
+    (``X-univ`` beside ``X``), warm and cold, for resolvd and for uv."""
+    by_name = {r.name: r for r in results}
+    lines = []
+    for universal in results:
+        single = by_name.get(universal.name.removesuffix("-univ"))
+        if not universal.universal or single is None:
+            continue
+        parts = []
+        for kind in ("cold", "warm"):
+            for tool in ("resolvd", "uv"):
+                both = [r.runs[f"{tool}_{kind}"].median for r in (universal, single)]
+                if both[0] is not None and both[1]:
+                    parts.append(f"{tool} {kind} {both[0] / both[1]:.2f}x")
+        if parts:
+            lines.append(f"universal/single-target, {universal.name}: {', '.join(parts)}")
+    return lines
+
+
 def _measure(
     bench_set: BenchSet,
     real_server: RealIndexServer | None,
@@ -256,6 +277,7 @@ def _measure(
             bench_set.description,
             real_server.url(bench_set.variant),
             bench_set.requirements,
+            universal=bench_set.universal,
         )
     else:
         assert bench_set.make is not None

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from packaging.utils import canonicalize_name
 
-from tests.bench.tools import PLATFORM, PYTHON_VERSION
+from tests.bench.tools import PLATFORM, PYTHON_VERSION, UNIVERSAL_DOMAIN, merge_pins
 from tests.support.processes import StartError, make_service_env, resolvd_command, start_serve
 from tests.support.redis import configured_redis_url, flush_db
 
@@ -158,14 +157,29 @@ def _children(pid: int) -> list[int]:
 
 
 def make_resolve_body(
-    requirements: Sequence[str], index_url: str, *, deadline_seconds: float
+    requirements: Sequence[str],
+    index_url: str,
+    *,
+    deadline_seconds: float,
+    universal: bool = False,
 ) -> dict[str, Any]:
-    """The ``POST /resolve`` body; ``deadline_seconds`` also makes otherwise-equal bodies differ."""
+    """The ``POST /resolve`` body; ``deadline_seconds`` also makes otherwise-equal bodies differ.
+    ``universal``: one lock over ``UNIVERSAL_DOMAIN``."""
+    requires_python, environments = UNIVERSAL_DOMAIN
     return {
         "requirements": list(requirements),
         "indexes": [{"url": index_url}],
         "environment": {"python_version": PYTHON_VERSION, "platform": PLATFORM},
         "deadline_seconds": deadline_seconds,
+        **(
+            {
+                "universal": True,
+                "requires_python": requires_python,
+                "environments": list(environments),
+            }
+            if universal
+            else {}
+        ),
     }
 
 
@@ -203,10 +217,9 @@ def submit_and_wait(client: httpx.Client, body: Mapping[str, Any], timeout: floa
     elapsed = time.perf_counter() - started
     result = document.get("result") or {}
     failure = document.get("failure") or {}
-    resolution = {
-        str(canonicalize_name(package["name"])): package["version"]
-        for package in result.get("packages", [])
-    }
+    resolution = merge_pins(
+        (package["name"], package["version"]) for package in result.get("packages", [])
+    )
     return JobOutcome(
         elapsed,
         document["status"],

@@ -160,6 +160,8 @@ class SetResult:
     # For generated sets: why a resolution is not a solution (empty: it is one).
     validator: Callable[[Mapping[str, str]], list[str]] | None = None
     notes: list[str] = field(default_factory=list)
+    # One lock for every platform (``uv pip compile --universal``, resolvd's ``universal``).
+    universal: bool = False
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -304,6 +306,7 @@ def measure_set(
         cache_dir=None,
         timeout=timeout,
         output=reference_file,
+        universal=result.universal,
     )
     if not reference.ok:
         result.error = f"uv could not resolve it: {reference.error.splitlines()[-1:]}"
@@ -317,19 +320,36 @@ def measure_set(
         index,
         workspace,
         lambda: run_uv(
-            requirements_file, result.index_url, home=home, cache_dir=None, timeout=timeout
+            requirements_file,
+            result.index_url,
+            home=home,
+            cache_dir=None,
+            timeout=timeout,
+            universal=result.universal,
         ),
     )
     cache_dir = workspace.root / "uv-cache" / result.name
     shutil.rmtree(cache_dir, ignore_errors=True)
-    run_uv(requirements_file, result.index_url, home=home, cache_dir=cache_dir, timeout=timeout)
+    run_uv(
+        requirements_file,
+        result.index_url,
+        home=home,
+        cache_dir=cache_dir,
+        timeout=timeout,
+        universal=result.universal,
+    )
     log(f"[{result.name}] uv warm x{repeat}")
     _repeat_tool(
         result.runs["uv_warm"],
         index,
         workspace,
         lambda: run_uv(
-            requirements_file, result.index_url, home=home, cache_dir=cache_dir, timeout=timeout
+            requirements_file,
+            result.index_url,
+            home=home,
+            cache_dir=cache_dir,
+            timeout=timeout,
+            universal=result.universal,
         ),
     )
 
@@ -345,9 +365,12 @@ def measure_set(
             cache_dir=cache_dir,
             timeout=timeout,
             offline=True,
+            universal=result.universal,
         ),
     )
 
+    if result.universal:
+        return  # pip has no universal mode
     log(f"[{result.name}] pip x{repeat}")
     pip_report = workspace.path("pip", f"{result.name}.json")
     pip_run = _repeat_tool(
@@ -403,7 +426,10 @@ def measure_resolvd(
                 # result store. The client waits past the deadline to see the server end it.
                 base = int(timeout) + 2 * cycle
                 cold_body = make_resolve_body(
-                    result.requirements, result.index_url, deadline_seconds=base
+                    result.requirements,
+                    result.index_url,
+                    deadline_seconds=base,
+                    universal=result.universal,
                 )
                 cold = _record_job(
                     result.runs["resolvd_cold"], index, client, cold_body, base + 15, pid=server.pid
@@ -416,44 +442,12 @@ def measure_resolvd(
                     )
                     result.diffs += [diff] if diff else []
                 if cold.ok:
-                    warm_body = make_resolve_body(
-                        result.requirements, result.index_url, deadline_seconds=base + 1
-                    )
-                    warm = _record_job(
-                        result.runs["resolvd_warm"],
-                        index,
-                        client,
-                        warm_body,
-                        base + 16,
-                        pid=server.pid,
+                    warm, seconds, lost_reads = _measure_warm(
+                        result, index, client, cold, server=server, base=base
                     )
                     warm_outcomes.append(warm)
-                    if warm.http_status == 200:
-                        result.notes.append("a warm job was answered by the result store")
-                    again = _record_job(
-                        result.runs["resolvd_repeat"],
-                        index,
-                        client,
-                        warm_body,
-                        base + 16,
-                        pid=server.pid,
-                    )
-                    # Re-resolved against the cold job's pins, a lock that still fits: it
-                    # should cost no more than the warm job.
-                    pinned = "".join(f"{name}=={v}\n" for name, v in cold.resolution.items())
-                    lock_body = {**warm_body, "lock": {"format": "requirements", "content": pinned}}
-                    relock = _record_job(
-                        result.runs["resolvd_lock"],
-                        index,
-                        client,
-                        lock_body,
-                        base + 16,
-                        pid=server.pid,
-                    )
-                    if relock.ok and relock.resolution != cold.resolution:
-                        result.notes.append("the re-resolution against the lock moved pins")
-                    spent += warm.seconds + again.seconds + relock.seconds
-                    result.lost_reads += warm.lost_reads + again.lost_reads + relock.lost_reads
+                    spent += seconds
+                    result.lost_reads += lost_reads
                 result.lost_reads += cold.lost_reads
             if peak := server.peak_rss_kib():
                 rss.append(peak)
@@ -469,6 +463,41 @@ def measure_resolvd(
         "warm": _median_stats([o for o in warm_outcomes if o.ok]),
     }
     result.peak_rss_kib = max(rss) if rss else None
+
+
+def _measure_warm(
+    result: SetResult,
+    index: RequestLog,
+    client: httpx.Client,
+    cold: JobOutcome,
+    *,
+    server: ResolvdProcess,
+    base: int,
+) -> tuple[JobOutcome, float, int]:
+    """After a cold job: a warm one, the same again (the result store answers), and (single
+    target) the warm one against the cold job's pins as its ``lock``, a lock that still fits,
+    which should cost no more than the warm job and move nothing. The warm outcome, and the
+    seconds and lost reads of all three."""
+    body = make_resolve_body(
+        result.requirements, result.index_url, deadline_seconds=base + 1, universal=result.universal
+    )
+    jobs = [result.runs["resolvd_warm"], result.runs["resolvd_repeat"]]
+    if not result.universal:  # a universal lock is no name==version list
+        pinned = "".join(f"{name}=={v}\n" for name, v in cold.resolution.items())
+        bodies = [body, body, {**body, "lock": {"format": "requirements", "content": pinned}}]
+        jobs.append(result.runs["resolvd_lock"])
+    else:
+        bodies = [body, body]
+    warm, *others = [
+        _record_job(measurement, index, client, job_body, base + 16, pid=server.pid)
+        for measurement, job_body in zip(jobs, bodies, strict=True)
+    ]
+    if warm.http_status == 200:
+        result.notes.append("a warm job was answered by the result store")
+    if len(others) == 2 and others[1].ok and others[1].resolution != cold.resolution:
+        result.notes.append("the re-resolution against the lock moved pins")
+    every = [warm, *others]
+    return warm, sum(o.seconds for o in every), sum(o.lost_reads for o in every)
 
 
 class _NoLog:

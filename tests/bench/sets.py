@@ -53,6 +53,9 @@ class BenchSet:
     variant: str = "pep658"
     make: Callable[[], SyntheticSet] | None = None
     quick: bool = False
+    # One lock over tools.UNIVERSAL_DOMAIN, beside ``uv lock`` there
+    # (no pip run: pip has no universal mode).
+    universal: bool = False
 
 
 SETS: tuple[BenchSet, ...] = (
@@ -104,6 +107,20 @@ SETS: tuple[BenchSet, ...] = (
         "real",
         STACK,
         variant="shaped",
+    ),
+    BenchSet(
+        "jupyter-univ",
+        "jupyter as one universal lock (Linux, CPython 3.11.*: uv lock), PEP 658 index",
+        "real",
+        ("jupyter",),
+        universal=True,
+    ),
+    BenchSet(
+        "stack244-univ",
+        "stack244 as one universal lock (Linux, CPython 3.11.*: uv lock), PEP 658 index",
+        "real",
+        STACK,
+        universal=True,
     ),
     BenchSet("synth10", "10 synthetic projects", "synthetic", make=partial(make_scaling_set, 10)),
     BenchSet(

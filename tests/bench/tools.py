@@ -17,7 +17,8 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,14 +27,19 @@ from packaging.utils import canonicalize_name
 __all__ = [
     "PLATFORM",
     "PYTHON_VERSION",
+    "UNIVERSAL_DOMAIN",
     "ToolRun",
     "make_tool_env",
+    "merge_pins",
     "pip_platform_tags",
     "run_pip",
     "run_uv",
 ]
 
 PYTHON_VERSION = "3.11"
+# The universal rows' domain (``requires_python``, ``environments``): every Linux machine and
+# interpreter of CPython 3.11's line, what the /opt wheels can serve.
+UNIVERSAL_DOMAIN = (">=3.11, <3.12", ("sys_platform == 'linux'",))
 # uv's ``--python-platform`` spelling, also what resolvd's ``environment.platform`` takes. Not
 # 2_28: the wheels under /opt were fetched for this glibc 2.36 host and a few that jupyter needs
 # (debugpy 1.8.22, cryptography 50) only ship manylinux_2_34, so 2_28 leaves jupyter unsolvable.
@@ -139,9 +145,21 @@ def run_uv(
     output: Path | None = None,
     offline: bool = False,
     live: bool = False,
+    universal: bool = False,
 ) -> ToolRun:
     """``uv pip compile``: ``cache_dir=None`` means ``--no-cache`` (cold); ``offline`` adds
-    ``--offline`` (the warm cache only, nothing revalidated); ``live`` may reach a real index."""
+    ``--offline`` (the warm cache only, nothing revalidated); ``live`` may reach a real index;
+    ``universal``: ``uv lock`` over ``UNIVERSAL_DOMAIN`` instead (see ``run_uv_lock``)."""
+    if universal:
+        return run_uv_lock(
+            requirements,
+            index_url,
+            home=home,
+            cache_dir=cache_dir,
+            timeout=timeout,
+            output=output,
+            offline=offline,
+        )
     uv = Path(sys.executable).with_name("uv")
     command = [
         str(uv),
@@ -152,8 +170,7 @@ def run_uv(
         sys.executable,
         "--python-version",
         PYTHON_VERSION,
-        "--python-platform",
-        PLATFORM,
+        *(("--universal",) if universal else ("--python-platform", PLATFORM)),
         "--index-url",
         index_url,
         "--no-header",
@@ -170,6 +187,58 @@ def run_uv(
         output.unlink(missing_ok=True)
     seconds, error, timed_out, cpu = _run(command, make_tool_env(home, live=live), timeout)
     resolution = _read_uv_output(output) if output is not None and not error else {}
+    return ToolRun(seconds, not error, error, timed_out, resolution, cpu)
+
+
+def run_uv_lock(
+    requirements: Path,
+    index_url: str,
+    *,
+    home: Path,
+    cache_dir: Path | None,
+    timeout: float,
+    output: Path | None = None,
+    offline: bool = False,
+) -> ToolRun:
+    """``uv lock`` of a project whose dependencies are ``requirements``' lines, over
+    ``UNIVERSAL_DOMAIN`` (``uv pip compile --universal`` takes no ``environments``, and the
+    /opt indexes hold Linux wheels only). The lock is removed first: every run resolves anew.
+    ``output`` receives the lock's pins as ``name==version`` lines."""
+    project = requirements.with_suffix("")
+    project.mkdir(parents=True, exist_ok=True)
+    dependencies = [line for line in requirements.read_text().splitlines() if line.strip()]
+    requires_python, environments = UNIVERSAL_DOMAIN
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "bench-project"\nversion = "0"\n'
+        f"requires-python = {json.dumps(requires_python)}\n"
+        f"dependencies = {json.dumps(dependencies)}\n"
+        f"[tool.uv]\npackage = false\nenvironments = {json.dumps(list(environments))}\n"
+    )
+    lock = project / "uv.lock"
+    lock.unlink(missing_ok=True)
+    uv = Path(sys.executable).with_name("uv")
+    command = [
+        str(uv),
+        "lock",
+        "--quiet",
+        "--directory",
+        str(project),
+        "--python",
+        sys.executable,
+        "--default-index",
+        index_url,
+    ]
+    command += ["--no-cache"] if cache_dir is None else ["--cache-dir", str(cache_dir)]
+    command += ["--offline"] if offline else []
+    seconds, error, timed_out, cpu = _run(command, make_tool_env(home), timeout)
+    resolution: dict[str, str] = {}
+    if not error:
+        packages = tomllib.loads(lock.read_text()).get("package", [])
+        resolution = merge_pins(
+            (p["name"], p["version"]) for p in packages if p["name"] != "bench-project"
+        )
+    if output is not None:
+        output.write_text("".join(f"{name}=={v}\n" for name, v in resolution.items()))
     return ToolRun(seconds, not error, error, timed_out, resolution, cpu)
 
 
@@ -209,11 +278,21 @@ def run_pip(
 
 
 def _read_uv_output(path: Path) -> dict[str, str]:
-    pins = {}
-    for line in path.read_text().splitlines():
-        if match := _UV_PIN.match(line.strip()):
-            pins[str(canonicalize_name(match["name"]))] = match["version"]
-    return pins
+    pins = (
+        (match["name"], match["version"])
+        for line in path.read_text().splitlines()
+        if (match := _UV_PIN.match(line.strip()))
+    )
+    return merge_pins(pins)
+
+
+def merge_pins(pins: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Normalized name -> version; a universal lock's several versions of one name (under
+    disjoint markers) become one sorted, comma-joined value, so locks compare as dicts."""
+    versions: dict[str, set[str]] = {}
+    for name, version in pins:
+        versions.setdefault(str(canonicalize_name(name)), set()).add(version)
+    return {name: ",".join(sorted(found)) for name, found in versions.items()}
 
 
 def _read_pip_report(path: Path) -> dict[str, str]:

@@ -37,6 +37,46 @@ class TestSetQuestions:
         assert not covers(PY312, LINUX)
         assert covers(LINUX, ANY)
 
+    @pytest.mark.parametrize(
+        ("region", "marker"),
+        [
+            ("sys_platform == 'linux'", "os_name == 'nt'"),
+            ("sys_platform == 'darwin' and python_version >= '3.11'", "os_name == 'nt'"),
+            ("sys_platform == 'win32'", "os_name == 'posix'"),
+            ("sys_platform == 'win32'", "platform_system == 'FreeBSD'"),
+            ("sys_platform == 'linux' or sys_platform == 'darwin'", "os_name == 'nt'"),
+        ],
+    )
+    def test_platform_markers_real_interpreters_never_combine(
+        self, region: str, marker: str
+    ) -> None:
+        """uv's known incompatibilities: no interpreter reports both (``pywinpty; os_name ==
+        'nt'`` is no dependency on Linux), though PEP 508 alone allows it."""
+        assert disjoint(parse_marker(region), parse_marker(marker))
+        assert covers(parse_marker(region), ~parse_marker(marker))
+
+    def test_platform_system_reads_as_the_sys_platform_it_names(self) -> None:
+        """uv's normalization: ``appnope; platform_system == 'Darwin'`` is no Linux dependency,
+        and is written with ``sys_platform``; ``FreeBSD`` keeps its own variable."""
+        darwin = requirement_marker(Requirement("appnope; platform_system == 'Darwin'").marker)
+        assert disjoint(LINUX, darwin)
+        assert format_marker(darwin) == "sys_platform == 'darwin'"
+        assert covers(LINUX, parse_marker("platform_system != 'Windows'"))
+        assert format_marker(parse_marker("platform_system == 'FreeBSD'")) == (
+            "platform_system == 'FreeBSD'"
+        )
+
+    @pytest.mark.parametrize(
+        ("region", "marker"),
+        [
+            ("sys_platform == 'linux'", "platform_system == 'Java'"),
+            ("sys_platform != 'win32'", "os_name == 'nt'"),  # cygwin, say
+            ("sys_platform == 'ios'", "platform_system == 'iOS'"),
+        ],
+    )
+    def test_other_platform_pairs_stay_possible(self, region: str, marker: str) -> None:
+        assert not disjoint(parse_marker(region), parse_marker(marker))
+
 
 class TestRequirementMarkers:
     def test_base_candidate_sees_lines_without_extras(self) -> None:
