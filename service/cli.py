@@ -54,6 +54,9 @@ def _configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every upstream request at INFO: hundreds of lines a job, with URLs. What a
+    # job fetched is in its result (stats, fetch_errors) and in /metrics; failures still log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def make_serve_app() -> Litestar:

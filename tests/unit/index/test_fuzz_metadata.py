@@ -8,15 +8,19 @@ document generated here parses back to the fields it was written with.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from packaging.metadata import parse_email
 from packaging.version import Version as PackagingVersion
 
 from service.index.metadata import (
     MetadataError,
     MetadataMismatchError,
     UnusableSdistMetadataError,
+    _plain_headers,
     check_metadata_matches,
     check_sdist_metadata,
     parse_core_metadata,
@@ -177,3 +181,43 @@ class TestRoundTrip:
             assert dist_name is not None
             assert dist_name.project == canonical(name)
             check_metadata_matches(parse_core_metadata(document), dist_name)
+
+
+_READ_FIELDS = (
+    "name",
+    "version",
+    "metadata_version",
+    "requires_python",
+    "requires_dist",
+    "provides_extra",
+    "dynamic",
+)
+
+
+def _fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: raw.get(key) for key in _READ_FIELDS}
+
+
+class TestFastPath:
+    """``parse_core_metadata`` reads plain documents without ``email``; where it does, the
+    fields it reads are exactly what ``packaging.metadata.parse_email`` makes of them."""
+
+    @given(document=header_soups())
+    @fuzz_settings(500)
+    def test_header_soup_reads_as_packaging_reads_it(self, document: bytes) -> None:
+        plain = _plain_headers(document)
+        if plain is not None:
+            assert _fields(plain[0]) == _fields(parse_email(document)[0])
+
+    @given(generated=documents())
+    @fuzz_settings(200)
+    def test_generated_documents_take_the_fast_path(
+        self, generated: tuple[bytes, str, Version, CoreMetadata]
+    ) -> None:
+        document = generated[0]
+        head = document.partition(b"\n\n")[0]
+        plain = _plain_headers(document)
+        if not any(mark in head for mark in (b"\r", b"=?", b"\0")):
+            assert plain is not None
+        if plain is not None:
+            assert _fields(plain[0]) == _fields(parse_email(document)[0])

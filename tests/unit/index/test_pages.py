@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urldefrag, urljoin
 
 import pytest
 from packaging.version import Version
@@ -17,9 +18,11 @@ from service.index.pages import (
     MEDIA_TEXT_HTML,
     PageParseError,
     PageTooLargeError,
+    _plain_absolute,
     negotiate,
     parse_dist_filename,
     parse_page,
+    strip_userinfo,
 )
 
 PAGE_URL = "https://index.example/simple/demo/"
@@ -470,3 +473,28 @@ class TestListing:
             parse_page(content, media, url=PAGE_URL, project="demo", max_files=4)
         assert caught.value.limit == 4
         assert caught.value.files > 4
+
+
+@pytest.mark.parametrize(
+    ("href", "plain"),
+    [
+        ("https://files.example/packages/ab/demo-1.0-py3-none-any.whl", True),
+        ("http://127.0.0.1:8080/f/demo-1.0.tar.gz?x=1", True),
+        ("https://a/%2e%2e/demo-1.0.tar.gz", True),  # the index's own business: kept as sent
+        ("https://a/b/../demo-1.0.tar.gz", False),
+        ("https://u:p@a/demo-1.0.tar.gz", False),
+        ("https://a/demo-1.0.tar.gz#sha256=00", False),
+        ("https://a/./demo-1.0.tar.gz", False),
+        ("https://a/x y/demo-1.0.tar.gz", False),
+        ("HTTPS://a/demo-1.0.tar.gz", False),
+        ("https://[::1/demo-1.0.tar.gz", False),
+        ("/relative/demo-1.0.tar.gz", False),
+    ],
+)
+def test_plain_absolute_links_skip_only_joins_that_change_nothing(href: str, plain: bool) -> None:
+    """The fast path for JSON file URLs takes a link as it is only where urljoin, urldefrag
+    and stripping user info would give that same link."""
+    assert _plain_absolute(href) is plain
+    if plain:
+        joined, fragment = urldefrag(urljoin(PAGE_URL, href))
+        assert (strip_userinfo(joined), fragment) == (href, "")
