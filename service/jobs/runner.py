@@ -20,8 +20,9 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from service.builds import BuildRequester, open_build_store
 from service.diagnostics.redact import redact_text
-from service.index.fetch import FetchStats
+from service.index import FetchStats, make_index_client
 from service.index.models import Index
 from service.jobs.model import (
     JobRecord,
@@ -40,6 +41,7 @@ from service.resolution import (
     ResolutionFailed,
     ResolveRequest,
     make_indexes,
+    resolve_request,
 )
 from service.resolution.result import Failure, FailureKind
 from service.settings import Settings
@@ -85,14 +87,9 @@ Resolver = Callable[[Settings], contextlib.AbstractAsyncContextManager[ResolveFn
 @contextlib.asynccontextmanager
 async def open_resolver(settings: Settings) -> AsyncIterator[ResolveFn]:
     """The real resolver: one index client per worker process, shared by its jobs."""
-    from service.index import make_index_client  # noqa: PLC0415 - keeps the API import light
-    from service.resolution import resolve_request  # noqa: PLC0415
-
     async with contextlib.AsyncExitStack() as stack:
         builder = None
         if settings.builds.enabled:  # sdists with dynamic metadata go to the builders
-            from service.builds import BuildRequester, open_build_store  # noqa: PLC0415
-
             store = await stack.enter_async_context(open_build_store(settings))
             builder = BuildRequester(store, settings.builds)
         # make_index_client probes the cache's Redis synchronously; keep that off the event loop.
@@ -115,6 +112,7 @@ async def open_resolver(settings: Settings) -> AsyncIterator[ResolveFn]:
                 progress=progress,
                 stop=stop,
                 stats=fetch_stats,
+                max_rounds=settings.limits.max_rounds,
             )
 
         yield resolve
