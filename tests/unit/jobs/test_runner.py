@@ -13,10 +13,11 @@ import pytest
 
 from service.diagnostics.model import Code
 from service.index.models import Index
-from service.jobs.model import JobRecord, make_record, mark_cancelled
+from service.jobs.model import GAVE_UP_MESSAGE, JobRecord, make_record, mark_cancelled
 from service.jobs.runner import INTERNAL_ERROR_MESSAGE, JobRunner, open_resolver
 from service.jobs.store import MemoryJobStore
 from service.resolution import IndexRef, Progress, ResolutionFailed, ResolveRequest, Target
+from service.resolution.result import make_deadline_failure
 from service.settings import Limits, Settings
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
 from tests.support.scripted import ScriptedResolver
@@ -200,7 +201,8 @@ class TestCancelAndDeadline:
         assert time.monotonic() - started < 3
         done = (await read(store, record.id)).document
         assert done.failure is not None
-        assert done.failure.kind == "deadline_exceeded"
+        assert done.failure == make_deadline_failure(0.2)
+        assert [hint.code for hint in done.failure.hints] == [Code.DEADLINE_EXCEEDED]
         assert resolver.stops[0].is_set()
 
     async def test_a_worker_shutdown_hands_the_job_back(
@@ -233,6 +235,8 @@ class TestCancelAndDeadline:
         done = (await read(store, record.id)).document
         assert done.failure is not None
         assert done.failure.kind == "internal"
+        tries = test_settings.jobs.max_tries + 1
+        assert done.failure.message == GAVE_UP_MESSAGE.format(tries=tries)
         assert resolver.calls == []
 
 
