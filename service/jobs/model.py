@@ -58,7 +58,8 @@ def make_job_id() -> str:
 
 
 class JobDocument(msgspec.Struct, frozen=True, kw_only=True):
-    """A job as ``GET /jobs/{id}`` shows it (API.md), with the validated request echoed."""
+    """A job as ``GET /jobs/{id}`` shows it (``JobDocument`` in the OpenAPI document), with the
+    validated request echoed."""
 
     id: str
     status: JobStatus

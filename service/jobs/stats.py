@@ -101,7 +101,8 @@ class HourCounts(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DiagnosticsSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """What dashboards chart: counts since ``since`` (to the hour), grouped as API.md says.
+    """What dashboards chart: counts since ``since`` (to the hour), grouped as the README's
+    "What dashboards read" describes.
 
     ``series`` has one entry per hour of the window, oldest first, empty hours included.
     """

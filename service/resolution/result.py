@@ -1,4 +1,4 @@
-"""What a resolution produces: the result and failure shapes of API.md."""
+"""What a resolution produces: the result and failure shapes of a job document."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ ChangeKind = Literal["added", "removed", "upgraded", "downgraded", "replaced"]
 
 
 class PackageChange(msgspec.Struct, frozen=True, kw_only=True):
-    """How one package moved between two locks (API.md ``changes``).
+    """How one package moved between two locks (a result's ``changes``).
 
     ``from``/``to`` are the versions before and after (``None`` for what was added or
     removed); ``replaced`` keeps the version but takes another file or index. ``reason`` says why
