@@ -1,4 +1,4 @@
-"""What the code points a reader to exists: documents named in ``service/`` are in the repository."""
+"""What the code points a reader to exists: every document named in ``service/`` is in the repo."""
 
 from __future__ import annotations
 
