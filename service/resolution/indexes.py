@@ -25,6 +25,7 @@ __all__ = [
     "make_configured_index",
     "make_indexes",
     "make_policy",
+    "url_index_name",
     "url_is_allowed",
 ]
 
@@ -57,6 +58,14 @@ def _normalized(url: str) -> str | None:
         return normalize_url(url)
     except AmbiguousURLError:
         return None
+
+
+def url_index_name(url: str) -> str:
+    """The name and URL of the index a request names by ``url``: normalized, no trailing slash.
+
+    Raises ``AmbiguousURLError`` for a URL with no one meaning (``service.index.urls``).
+    """
+    return normalize_url(url).rstrip("/")
 
 
 def url_is_allowed(url: str, prefixes: Sequence[str]) -> bool:
@@ -157,7 +166,7 @@ def make_indexes(
                 f"{field}.url", "credentials are not accepted in URLs; configure the index"
             )
         try:
-            url = normalize_url(ref.url).rstrip("/")
+            url = url_index_name(ref.url)
         except AmbiguousURLError as exc:
             raise IndexRefError(f"{field}.url", str(exc)) from exc
         if not url_is_allowed(url, settings.policy.allowed_index_urls):
