@@ -5,8 +5,9 @@ on the way) resolves both to ``/a/``, outside the prefix. ``normalize_url`` retu
 fetch will actually reach, by RFC 3986 section 6.2.2: scheme and host lowercased, the default
 port dropped, percent-encoded unreserved characters decoded (``%2E`` is ``.``), dot segments
 removed. Spellings whose meaning depends on the server are refused outright
-(``AmbiguousURLError``): an encoded slash or backslash (``%2f``, ``%5c``), a backslash, and an
-encoded percent sign (``%252e`` is ``%2e`` to a server that decodes twice).
+(``AmbiguousURLError``): an encoded slash or backslash (``%2f``, ``%5c``), a backslash, an
+encoded percent sign (``%252e`` is ``%2e`` to a server that decodes twice), and a dot segment
+with parameters (``/..;/``, which Java servers read as ``/../``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 # An encoded slash, backslash or percent sign, or a backslash: no one spelling of these exists.
 _AMBIGUOUS = re.compile(r"%(2f|5c|25)|\\", re.IGNORECASE)
+# A dot segment with parameters: ``/..;x/`` is ``/../`` to servlet containers.
+_DOT_PARAMETERS = re.compile(r"(^|/)\.\.?;")
 # What ``is_plain_path`` refuses on top: an encoded dot, which normalization would have decoded.
 _DISGUISED = re.compile(r"%(2e|2f|5c|25)|\\", re.IGNORECASE)
 
@@ -72,10 +75,16 @@ def normalize_url(url: str) -> str:
         what = "a backslash" if found.group(0) == "\\" else f"an encoded {found.group(0)!r}"
         raise AmbiguousURLError(f"the URL holds {what}, which servers read differently")
     parts = urlsplit(url)
-    path = _remove_dot_segments(_ESCAPE.sub(_decode_unreserved, parts.path))
+    path = _ESCAPE.sub(_decode_unreserved, parts.path)
+    if _DOT_PARAMETERS.search(path):
+        raise AmbiguousURLError("the URL holds a dot segment with parameters ('..;')")
+    path = _remove_dot_segments(path)
     return parts._replace(netloc=_netloc(parts), path=path).geturl()
 
 
 def is_plain_path(path: str) -> bool:
-    """True when ``path`` has no dot segment and no encoded dot, slash, backslash or percent."""
-    return not _DISGUISED.search(path) and not any(part in (".", "..") for part in path.split("/"))
+    """True when ``path`` has no dot segment (bare or with parameters) and no encoded dot,
+    slash, backslash or percent sign."""
+    if _DISGUISED.search(path) or _DOT_PARAMETERS.search(path):
+        return False
+    return not any(part in (".", "..") for part in path.split("/"))

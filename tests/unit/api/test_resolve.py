@@ -312,6 +312,7 @@ class TestAccepted:
             "http://127.0.0.1:9/ok/%2E%2E/a/simple/",
             "http://127.0.0.1:9/ok/%252e%252e/a/simple/",
             "http://127.0.0.1:9/ok/..\\a/simple/",
+            "http://127.0.0.1:9/ok/..;/a/simple/",
             "HTTP://127.0.0.1:9/OK/%2E%2E/a/simple/",
         ],
     )

@@ -158,6 +158,7 @@ class TestProjectPageRedirects:
             "/d/simple/%2E%2E/x/demo/",
             "/d/simple/%252e%252e/%252e%252e/x/demo/",
             "/d/simple/..%5C..%5Cx/demo/",
+            "/d/simple/..;/..;/x/demo/",
             "HTTP://127.0.0.1:{port}/a/simple/demo/",
         ],
     )

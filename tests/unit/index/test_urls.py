@@ -40,10 +40,12 @@ class TestNormalizeUrl:
             "http://127.0.0.1:8080/d/..\\a/simple/",
             "http://127.0.0.1:8080/d/%25/simple/",
             "http://127.0.0.1:notaport/d/",
+            "http://127.0.0.1:8080/d/..;/a/simple/",
+            "http://127.0.0.1:8080/d/%2E%2E;x/a/simple/",
         ],
     )
     def test_ambiguous_spellings_are_refused(self, url: str) -> None:
-        """Encoded slashes, backslashes and percent signs have no one meaning: refused."""
+        """Encoded slashes, backslashes, percent signs and ``..;`` have no one meaning: refused."""
         with pytest.raises(AmbiguousURLError):
             normalize_url(url)
 
@@ -59,6 +61,8 @@ class TestIsPlainPath:
             ("/d/simple/%252e%252e/demo/", False),
             ("/d/simple\\demo/", False),
             ("/d/simple%2fdemo/", False),
+            ("/d/simple/..;/demo/", False),
+            ("/d/simple/a;b/demo/", True),
         ],
     )
     def test_plain_paths(self, path: str, plain: bool) -> None:
