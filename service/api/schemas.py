@@ -68,7 +68,7 @@ class LockBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 class ResolveBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The body of ``POST /resolve`` (API.md)."""
+    """The body of ``POST /resolve`` (``ResolveBody`` in the OpenAPI document)."""
 
     requirements: list[str]
     constraints: list[str] = []

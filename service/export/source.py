@@ -25,12 +25,14 @@ from packaging.version import Version
 
 from service.diagnostics.model import Code
 from service.diagnostics.redact import redact_url
+from service.index.urls import AmbiguousURLError
 from service.jobs.model import JobDocument
 from service.resolution.environment import (
     TargetEnvironment,
     make_target_environment,
     python_lower_bound,
 )
+from service.resolution.indexes import url_index_name
 from service.resolution.request import ResolveRequest
 from service.resolution.result import FileRef, Resolution, ResolvedPackage
 
@@ -105,6 +107,15 @@ class MissingHashError(ExportError):
         self.package = package.name
 
 
+def _url_index_name(url: str) -> str:
+    """The name the job's index got from ``url`` (as spelled, for a job made before URLs were
+    normalized that holds a spelling now refused)."""
+    try:
+        return url_index_name(url)
+    except AmbiguousURLError:
+        return url.rstrip("/")
+
+
 @dataclass(frozen=True)
 class LockSource:
     """A succeeded job's resolution and what surrounds it.
@@ -151,7 +162,7 @@ class LockSource:
         """The URLs of the indexes the packages came from, in the request's priority order."""
         used = {url for package in self.resolution.packages if (url := self.index_url(package))}
         # A request that named no index used every configured one, in configuration order.
-        ranked = [ref.name or (ref.url or "").rstrip("/") for ref in self.request.indexes]
+        ranked = [ref.name or _url_index_name(ref.url or "") for ref in self.request.indexes]
         seen: set[str] = set()
         for name in ranked or list(self.index_urls):
             url = self.index_urls[name] if name in self.index_urls else redact_url(name)

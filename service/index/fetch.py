@@ -26,7 +26,6 @@ import email.utils
 import http
 import json
 import random
-import re
 import ssl
 import threading
 import time
@@ -61,6 +60,7 @@ from service.index.outbound import (
     make_guarded_transport,
 )
 from service.index.pages import strip_userinfo
+from service.index.urls import is_plain_path
 from service.settings import FetchLimits
 
 __all__ = ["Body", "FetchStats", "Fetcher", "Purpose"]
@@ -94,8 +94,6 @@ _RETRYABLE_ERRORS = (
     httpx.WriteError,
     httpx.RemoteProtocolError,
 )
-# Path spellings that a server may decode into another path than the one checked.
-_DISGUISED_PATH = re.compile(r"%(2e|2f|5c)|\\", re.IGNORECASE)
 # TLS alerts a server sends about the client's certificate (missing, unknown or refused).
 _CLIENT_CERTIFICATE_ALERTS = (
     "CERTIFICATE_REQUIRED",
@@ -157,7 +155,7 @@ def _show_origin(origin: Origin) -> str:
 def _within(url: str, base: str) -> bool:
     """True when ``url``'s path is ``base``'s path or beneath it, spelled plainly."""
     path = urlsplit(url).path
-    if _DISGUISED_PATH.search(path) or any(part in (".", "..") for part in path.split("/")):
+    if not is_plain_path(path):
         return False
     prefix = urlsplit(base).path.rstrip("/")
     return path == prefix or path.startswith(prefix + "/")

@@ -4,7 +4,9 @@ A job is a ``JobDocument`` (what clients read) inside a ``JobRecord`` (plus owne
 fingerprint and a version for compare-and-set), kept by a ``JobStore`` (Redis, or memory when
 ``resolvd serve`` runs without Redis) and handed to workers by a ``JobQueue`` (SAQ on Redis, or
 an asyncio queue). ``JobRunner`` runs one job: it calls ``service.resolution.resolve_request``,
-publishes progress, honours cancels and deadlines and records the outcome exactly once. This
+publishes progress, honours cancels and deadlines and records the outcome. Whoever ends a job
+(the runner, the API, the queue giving up) ends it through ``lifecycle.finish_job``, which
+counts it into the statistics exactly once. This
 package may import ``service.resolution`` (and, to open the index client a worker shares between
 its jobs, ``service.index``), ``service.diagnostics`` and ``service.settings``; it never imports
 Litestar or ``service.api``.

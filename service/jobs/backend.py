@@ -1,7 +1,8 @@
 """Open the job backend: Redis (store + SAQ queue) or, when allowed and Redis is down, memory.
 
-On Redis the queue is told how to give up on a job (``give_up``): its document fails with
-kind ``internal`` and a message saying how many tries it had, and the failure is counted.
+On Redis the queue is told how to give up on a job (``service.jobs.lifecycle.give_up``): its
+document fails with kind ``internal`` and a message saying how many tries it had, and the
+failure is counted.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from redis.exceptions import RedisError
 
 from service.diagnostics.redact import redact_url
 from service.jobs.blocked import Bounds, MemoryBlockedStore, RedisBlockedStore
-from service.jobs.model import JobRecord, mark_failed
+from service.jobs.lifecycle import give_up
 from service.jobs.queue import (
     QUEUE_NAME,
     JobQueue,
@@ -29,19 +30,11 @@ from service.jobs.queue import (
     SaqJobQueue,
     SweepingRedisQueue,
 )
-from service.jobs.stats import MemoryStatsStore, RedisStatsStore, StatsStore, record_finished_job
+from service.jobs.stats import MemoryStatsStore, RedisStatsStore, StatsStore
 from service.jobs.store import JobStore, MemoryJobStore, RedisJobStore
-from service.resolution.result import Failure
 from service.settings import Settings
 
-__all__ = [
-    "GAVE_UP_MESSAGE",
-    "Backend",
-    "BackendChoice",
-    "BackendUnavailable",
-    "give_up",
-    "open_backend",
-]
+__all__ = ["Backend", "BackendChoice", "BackendUnavailable", "open_backend"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,26 +61,6 @@ class Backend:
     store: JobStore
     queue: JobQueue
     stats: StatsStore
-
-
-GAVE_UP_MESSAGE = (
-    "The job was tried {tries} times (jobs.max_tries) and no try finished: each time its worker "
-    "stopped (killed or crashed, for example for running out of memory) or lost the job store. "
-    "resolvd gave up on it rather than retry it forever; the workers' logs say what happened."
-)
-
-
-def _mark_given_up(record: JobRecord, tries: int) -> JobRecord | None:
-    message = GAVE_UP_MESSAGE.format(tries=max(tries, record.attempts))
-    return mark_failed(record, Failure(kind="internal", message=message))
-
-
-async def give_up(store: JobStore, stats: StatsStore, job_id: str, tries: int) -> None:
-    """Fail ``job_id`` if it is still live: the queue will not run it again."""
-    updated = await store.update(job_id, lambda record: _mark_given_up(record, tries))
-    if updated.changed and updated.record is not None:
-        logger.warning("job %s failed: its worker stopped on each of its %d tries", job_id, tries)
-        await record_finished_job(stats, updated.record)
 
 
 def _make_redis(url: str) -> Redis:

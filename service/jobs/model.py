@@ -16,9 +16,10 @@ from typing import Literal
 import msgspec
 
 from service.resolution.request import ResolveRequest
-from service.resolution.result import Failure, Progress, Resolution
+from service.resolution.result import Failure, Progress, Resolution, make_job_failure
 
 __all__ = [
+    "GAVE_UP_MESSAGE",
     "TERMINAL_STATUSES",
     "JobDocument",
     "JobRecord",
@@ -26,9 +27,9 @@ __all__ = [
     "is_reusable",
     "make_job_id",
     "make_record",
-    "mark_abandoned",
     "mark_cancelled",
     "mark_failed",
+    "mark_given_up",
     "mark_running",
     "mark_succeeded",
     "record_progress",
@@ -57,7 +58,8 @@ def make_job_id() -> str:
 
 
 class JobDocument(msgspec.Struct, frozen=True, kw_only=True):
-    """A job as ``GET /jobs/{id}`` shows it (API.md), with the validated request echoed."""
+    """A job as ``GET /jobs/{id}`` shows it (``JobDocument`` in the OpenAPI document), with the
+    validated request echoed."""
 
     id: str
     status: JobStatus
@@ -168,21 +170,32 @@ def mark_cancelled(record: JobRecord, now: datetime | None = None) -> JobRecord 
     """Cancel a live job; a job that already ended stays as it is."""
     if record.terminal:
         return None
-    failure = Failure(kind="cancelled", message="The job was cancelled before it finished.")
+    failure = make_job_failure("cancelled", "The job was cancelled before it finished.")
     document = msgspec.structs.replace(
         record.document, status="cancelled", finished_at=now or utcnow(), failure=failure
     )
     return _bump(record, document)
 
 
-ABANDONED_MESSAGE = (
-    "The worker running this job stopped, and the job could not be retried. Submit it again."
+GAVE_UP_MESSAGE = (
+    "The job's tries ran out ({tries} made, jobs.max_tries allowed) and none finished: each "
+    "time its worker stopped (killed or crashed, for example for running out of memory) or lost "
+    "the job store. resolvd gave up on it rather than retry it forever; submit it again, and "
+    "if it fails the same way the workers' logs say what happened."
 )
 
 
-def mark_abandoned(record: JobRecord, now: datetime | None = None) -> JobRecord | None:
-    """Fail a job the queue gave up on while its document still says queued or running."""
-    return mark_failed(record, Failure(kind="internal", message=ABANDONED_MESSAGE), now)
+def mark_given_up(
+    record: JobRecord, tries: int = 0, now: datetime | None = None
+) -> JobRecord | None:
+    """Fail a live job no worker will try again: ``tries`` (at least one) ran out.
+
+    The queue says how many tries it made when it gives up (``tries``); a reader that finds the
+    queue gave up, and the runner that finds a job over ``jobs.max_tries``, know only the
+    attempts the document counted. The message names the larger.
+    """
+    message = GAVE_UP_MESSAGE.format(tries=max(tries, record.attempts, 1))
+    return mark_failed(record, make_job_failure("internal", message), now)
 
 
 def release(record: JobRecord) -> JobRecord | None:

@@ -20,19 +20,22 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from service.builds import BuildRequester, open_build_store
 from service.diagnostics.redact import redact_text
-from service.index.fetch import FetchStats
+from service.index import FetchStats, make_index_client
 from service.index.models import Index
+from service.jobs.lifecycle import finish_job
 from service.jobs.model import (
     JobRecord,
     mark_failed,
+    mark_given_up,
     mark_running,
     mark_succeeded,
     record_progress,
     release,
 )
-from service.jobs.stats import StatsStore, record_finished_job
-from service.jobs.store import JobStore, Updated
+from service.jobs.stats import StatsStore
+from service.jobs.store import JobStore, Transition
 from service.resolution import (
     IndexRefError,
     Progress,
@@ -40,8 +43,9 @@ from service.resolution import (
     ResolutionFailed,
     ResolveRequest,
     make_indexes,
+    resolve_request,
 )
-from service.resolution.result import Failure, FailureKind
+from service.resolution.result import Failure, make_deadline_failure, make_job_failure
 from service.settings import Settings
 
 __all__ = ["JobRunner", "ResolveFn", "Resolver", "open_resolver"]
@@ -85,14 +89,9 @@ Resolver = Callable[[Settings], contextlib.AbstractAsyncContextManager[ResolveFn
 @contextlib.asynccontextmanager
 async def open_resolver(settings: Settings) -> AsyncIterator[ResolveFn]:
     """The real resolver: one index client per worker process, shared by its jobs."""
-    from service.index import make_index_client  # noqa: PLC0415 - keeps the API import light
-    from service.resolution import resolve_request  # noqa: PLC0415
-
     async with contextlib.AsyncExitStack() as stack:
         builder = None
         if settings.builds.enabled:  # sdists with dynamic metadata go to the builders
-            from service.builds import BuildRequester, open_build_store  # noqa: PLC0415
-
             store = await stack.enter_async_context(open_build_store(settings))
             builder = BuildRequester(store, settings.builds)
         # make_index_client probes the cache's Redis synchronously; keep that off the event loop.
@@ -115,6 +114,7 @@ async def open_resolver(settings: Settings) -> AsyncIterator[ResolveFn]:
                 progress=progress,
                 stop=stop,
                 stats=fetch_stats,
+                max_rounds=settings.limits.max_rounds,
             )
 
         yield resolve
@@ -150,12 +150,13 @@ class JobRunner:
             return
         record = started.record
         if record.attempts > self._settings.jobs.max_tries:
-            await self._fail(job_id, "internal", "The job was retried too many times; giving up.")
+            await self._finish(job_id, mark_given_up)
             return
         try:
             indexes = make_indexes(record.document.request.indexes, self._settings, self._environ)
         except IndexRefError as exc:
-            await self._fail(job_id, "invalid_request", f"{exc.field}: {exc.message}")
+            failure = Failure(kind="invalid_request", message=f"{exc.field}: {exc.message}")
+            await self._finish(job_id, lambda r: mark_failed(r, failure))
             return
         try:
             await self._supervise(record, indexes, touch)
@@ -201,12 +202,8 @@ class JobRunner:
                     await _stop(task, stop, self._stop_grace)
                     return
                 if time.monotonic() > deadline:
-                    await self._fail(
-                        job_id,
-                        "deadline_exceeded",
-                        f"The resolution did not finish within {request.deadline_seconds:g} s.",
-                        fetch_stats=fetch_stats,
-                    )
+                    failure = make_deadline_failure(request.deadline_seconds)
+                    await self._finish_with(job_id, mark_failed, failure, progress, fetch_stats)
                     await _stop(task, stop, self._stop_grace)
                     return
                 if touch is not None and time.monotonic() - last_touch >= touch_every:
@@ -215,30 +212,20 @@ class JobRunner:
         except BaseException:
             await _stop(task, stop, self._stop_grace)
             raise
-        await self._finish(job_id, task, progress, fetch_stats)
+        await self._finish_task(job_id, task, progress, fetch_stats)
 
-    async def _record(self, updated: Updated, fetch_stats: FetchStats | None) -> None:
-        """Count a job into the fleet statistics, once: only the write that finished it."""
-        if self._stats is None or not updated.changed or updated.record is None:
-            return
-        upstream = fetch_stats.responses if fetch_stats is not None else {}
-        await record_finished_job(self._stats, updated.record, upstream)
-
-    async def _finish(
+    async def _finish_task(
         self,
         job_id: str,
         task: asyncio.Task[Resolution],
         progress: Progress,
         fetch_stats: FetchStats,
     ) -> None:
+        """End the job with what its resolution task returned or raised."""
         try:
             resolution = task.result()
         except ResolutionFailed as exc:
-            failure = exc.failure
-            updated = await self._store.update(
-                job_id, lambda r: _with_progress(mark_failed, r, failure, progress)
-            )
-            await self._record(updated, fetch_stats)
+            await self._finish_with(job_id, mark_failed, exc.failure, progress, fetch_stats)
             return
         except Exception:
             # The traceback is redacted: an unexpected error may quote a URL with credentials.
@@ -247,39 +234,44 @@ class JobRunner:
                 job_id,
                 redact_text(traceback.format_exc()),
             )
-            await self._fail(
-                job_id, "internal", INTERNAL_ERROR_MESSAGE, progress, fetch_stats=fetch_stats
-            )
+            failure = make_job_failure("internal", INTERNAL_ERROR_MESSAGE)
+            await self._finish_with(job_id, mark_failed, failure, progress, fetch_stats)
             return
-        updated = await self._store.update(
-            job_id, lambda r: _with_progress(mark_succeeded, r, resolution, progress)
-        )
-        await self._record(updated, fetch_stats)
+        await self._finish_with(job_id, mark_succeeded, resolution, progress, fetch_stats)
 
-    async def _fail(
+    async def _finish_with(
         self,
         job_id: str,
-        kind: FailureKind,
-        message: str,
-        progress: Progress | None = None,
-        *,
-        fetch_stats: FetchStats | None = None,
+        finish: Callable[[JobRecord, _Outcome], JobRecord | None],
+        outcome: _Outcome,
+        progress: Progress,
+        fetch_stats: FetchStats,
     ) -> None:
-        failure = Failure(kind=kind, message=message)
-        updated = await self._store.update(
-            job_id, lambda r: _with_progress(mark_failed, r, failure, progress)
+        """End a job that ran: its outcome, its final counters, and its upstream responses."""
+        await self._finish(
+            job_id,
+            lambda r: _with_progress(finish, r, outcome, progress),
+            upstream=fetch_stats.responses,
         )
-        await self._record(updated, fetch_stats)
+
+    async def _finish(
+        self,
+        job_id: str,
+        finish: Transition,
+        *,
+        upstream: Mapping[tuple[str, int], int] | None = None,
+    ) -> None:
+        await finish_job(self._store, self._stats, job_id, finish, upstream=upstream)
 
 
 def _with_progress(
     finish: Callable[[JobRecord, _Outcome], JobRecord | None],
     record: JobRecord,
     outcome: _Outcome,
-    progress: Progress | None,
+    progress: Progress,
 ) -> JobRecord | None:
     """Apply a terminal transition, carrying the final counters into the document."""
-    if progress is not None and not record.terminal:
+    if not record.terminal:
         record = msgspec.structs.replace(
             record,
             document=msgspec.structs.replace(

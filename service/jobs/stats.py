@@ -1,12 +1,13 @@
 """Fleet-wide diagnostics counters and recent jobs: what ``/diagnostics/*`` and ``/metrics`` report.
 
-Each finished job adds its outcome once, through ``record_finished_job``, called by whoever won
-the terminal compare-and-set (the runner for results and failures, the API for cancels and
-read-repairs): its status, failure kind, every distinct diagnostic by code and severity (and by
-index and status where it has them), the codes its failure carried, the packages a failure
-named, and the upstream responses its fetches got. Counters live in Redis, so every API replica
-reports the same figures however many workers ran the jobs: a running total for Prometheus,
-plus hourly buckets (kept ``BUCKET_TTL_SECONDS``) for ``since`` queries and the per-hour series.
+Each finished job adds its outcome once, through ``record_finished_job``, which
+``service.jobs.lifecycle.finish_job`` calls for the writer that won the terminal compare-and-set:
+its status (the one count of finished jobs, ``resolvd_jobs_finished_total``), failure kind,
+every distinct diagnostic by code and severity (and by index and status where it has them), the
+codes its failure carried, the packages a failure named, and the upstream responses its fetches
+got. Counters live in Redis, so every API replica reports the same figures however many workers
+ran the jobs: a running total for Prometheus, plus hourly buckets (kept ``BUCKET_TTL_SECONDS``)
+for ``since`` queries and the per-hour series.
 The job itself joins a capped list of recent jobs kept per client, so with authentication on a
 client only ever reads its own. The memory implementation serves the single-process fallback;
 one contract suite runs against both.
@@ -25,7 +26,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from service.diagnostics.model import Code, Diagnostic
+from service.diagnostics.model import Diagnostic
 from service.jobs.blocked import BlockedStore, MemoryBlockedStore, RedisBlockedStore, make_refusals
 from service.jobs.model import JobDocument, JobRecord, JobStatus, utcnow
 from service.resolution.result import FailureKind
@@ -59,13 +60,6 @@ _TOTAL_KEY = "resolvd:stats:total"
 _BUCKET_PREFIX = "resolvd:stats:hour:"
 _RECENT_PREFIX = "resolvd:stats:recent:"
 
-# Failures the runner writes itself carry no diagnostic; their kind names the code.
-_KIND_CODES: dict[str, Code] = {
-    "deadline_exceeded": Code.DEADLINE_EXCEEDED,
-    "cancelled": Code.CANCELLED,
-    "internal": Code.INTERNAL_ERROR,
-}
-
 
 class CodeCount(msgspec.Struct, frozen=True, kw_only=True):
     code: str
@@ -95,9 +89,9 @@ class HourCounts(msgspec.Struct, frozen=True, kw_only=True):
     """The jobs that finished in one hour (``hour`` is its start, UTC).
 
     ``failures_by_code`` counts the failed and cancelled jobs by each distinct diagnostic code
-    their failure carried (so a job may count under several codes); a failure with none counts
-    under the code its kind names (``deadline_exceeded``, ``cancelled``, ``internal_error``),
-    if any. ``failures_by_kind`` counts each such job once.
+    their failure carried (so a job may count under several codes; a deadline, cancel or
+    internal error carries its own code, ``make_job_failure``). ``failures_by_kind`` counts
+    each such job once.
     """
 
     hour: datetime
@@ -107,7 +101,8 @@ class HourCounts(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DiagnosticsSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """What dashboards chart: counts since ``since`` (to the hour), grouped as API.md says.
+    """What dashboards chart: counts since ``since`` (to the hour), grouped as the README's
+    "What dashboards read" describes.
 
     ``series`` has one entry per hour of the window, oldest first, empty hours included.
     """
@@ -165,14 +160,10 @@ def _job_diagnostics(document: JobDocument) -> list[Diagnostic]:
 
 
 def _failure_codes(document: JobDocument) -> set[str]:
-    """The distinct codes a job's failure carried, or the one its kind names."""
+    """The distinct codes a job's failure carried."""
     if document.failure is None:
         return set()
-    failure = document.failure
-    codes = {str(d.code) for d in failure.hints + failure.fetch_errors}
-    if not codes and failure.kind in _KIND_CODES:
-        codes.add(str(_KIND_CODES[failure.kind]))
-    return codes
+    return {str(d.code) for d in document.failure.hints + document.failure.fetch_errors}
 
 
 def _duration_ms(document: JobDocument) -> int | None:
@@ -338,9 +329,9 @@ async def record_finished_job(
 ) -> None:
     """Count ``record``'s job, list it for its client, and add what its indexes refused.
 
-    Call it once per job, after the compare-and-set that made it terminal, and only from the
-    writer whose update changed it: that is what keeps a job from counting twice. Statistics
-    are best effort: a Redis error is logged, never raised, so it cannot fail the job.
+    ``finish_job`` calls it once per job, after the compare-and-set that made it terminal, and
+    only for the writer whose update changed it: that is what keeps a job from counting twice.
+    Statistics are best effort: a Redis error is logged, never raised, so it cannot fail the job.
     """
     document = record.document
     at = document.finished_at or utcnow()

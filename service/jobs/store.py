@@ -10,14 +10,14 @@ suite against both:
   job finishes exactly once and a cancelled job is never overwritten by a late result.
 - ``watch`` wakes a waiter whenever a job's document changes (Redis pub/sub, or in-process
   events), so ``?wait=`` and the event stream never poll in a tight loop.
-- ``beat``/``count_workers`` record worker liveness for ``/readyz``; ``count_finished`` and
-  ``count_submission`` feed ``/metrics`` and the per-client rate limit.
+- ``beat``/``count_workers`` record worker liveness for ``/readyz`` and ``/metrics``;
+  ``count_submission`` feeds the per-client rate limit. (Finished jobs are counted by
+  ``service.jobs.lifecycle.finish_job`` into the statistics, not here.)
 
 Redis keys: ``resolvd:job:<id>`` (msgspec JSON ``JobRecord``, expiring ``result_ttl`` seconds
 after creation and again after the job ends), ``resolvd:dedupe:<client>:<fingerprint>``,
 ``resolvd:idem:<client>:<digest>``, ``resolvd:rate:<client>:<window>``, ``resolvd:workers``
-(sorted set of worker heartbeats), ``resolvd:stats:finished`` (hash: terminal status -> count)
-and the channel ``resolvd:events:<id>``.
+(sorted set of worker heartbeats) and the channel ``resolvd:events:<id>``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ Transition = Callable[[JobRecord], JobRecord | None]
 _PREFIX = "resolvd:"
 _EVENTS_PATTERN = f"{_PREFIX}events:*"
 _WORKERS_KEY = f"{_PREFIX}workers"
-_FINISHED_KEY = f"{_PREFIX}stats:finished"
 # Heartbeats older than this are pruned from the sorted set; readiness uses a shorter window.
 _WORKER_RETENTION_SECONDS = 3600
 
@@ -122,10 +121,6 @@ class JobStore(Protocol):
 
     async def count_submission(self, client: str, window_seconds: int) -> int:
         """Count one submission by ``client`` in the current window; return the window's total."""
-        ...
-
-    async def count_finished(self) -> dict[str, int]:
-        """How many jobs ended in each terminal status, ever (for ``/metrics``)."""
         ...
 
     async def beat(self, worker_id: str) -> None:
@@ -266,7 +261,6 @@ class RedisJobStore:
                     pipe.multi()  # type: ignore[no-untyped-call]  # as in create
                     if new.terminal:
                         pipe.set(key, msgspec.json.encode(new), px=self._ttl_ms)
-                        pipe.hincrby(_FINISHED_KEY, new.status, 1)
                     else:
                         pipe.set(key, msgspec.json.encode(new), keepttl=True)
                     pipe.publish(_events_channel(job_id), str(new.version))
@@ -288,10 +282,6 @@ class RedisJobStore:
             pipe.expire(key, window_seconds * 2)
             count, _ = await pipe.execute()
         return int(count)
-
-    async def count_finished(self) -> dict[str, int]:
-        counts = await self._redis.hgetall(_FINISHED_KEY)
-        return {_text(status): int(count) for status, count in counts.items()}
 
     async def beat(self, worker_id: str) -> None:
         now = time.time()
@@ -422,7 +412,6 @@ class MemoryJobStore:
         self._values: dict[str, tuple[bytes, float]] = {}
         self._rates: dict[str, tuple[int, int]] = {}
         self._workers: dict[str, float] = {}
-        self._finished: dict[str, int] = {}
         self._waiters = _Waiters()
 
     def _read(self, key: str) -> bytes | None:
@@ -478,8 +467,6 @@ class MemoryJobStore:
         if new is None:
             return Updated(current, changed=False)
         self._write(_job_key(job_id), msgspec.json.encode(new), keep_ttl=not new.terminal)
-        if new.terminal:
-            self._finished[new.status] = self._finished.get(new.status, 0) + 1
         self._waiters.notify(job_id)
         return Updated(new, changed=True)
 
@@ -494,9 +481,6 @@ class MemoryJobStore:
         count = count + 1 if seen_window == window else 1
         self._rates[client] = (window, count)
         return count
-
-    async def count_finished(self) -> dict[str, int]:
-        return dict(self._finished)
 
     async def beat(self, worker_id: str) -> None:
         self._workers[worker_id] = time.time()

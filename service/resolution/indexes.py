@@ -1,7 +1,10 @@
 """Turn a request's ``indexes[]`` into runtime ``Index`` objects, enforcing server policy.
 
 Requests may name configured indexes, or URLs under ``policy.allowed_index_urls`` (scheme, host
-and port equal, path under the prefix's path). Credentials never come from a request.
+and port equal, path under the prefix's path). The check compares normalized URLs
+(``service.index.urls``: ``/d/../a/`` and ``/d/%2e%2e/a/`` are ``/a/``, and an encoded slash,
+backslash or percent sign is refused), and the index then fetches exactly the URL that was
+checked. Credentials never come from a request.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from service.index.models import ErrorPolicy, Index, TLSProfile
+from service.index.urls import AmbiguousURLError, normalize_url
 from service.resolution.request import IndexRef, PolicyOverride
 from service.settings import ErrorCodes, IndexSettings, Settings
 
@@ -21,6 +25,7 @@ __all__ = [
     "make_configured_index",
     "make_indexes",
     "make_policy",
+    "url_index_name",
     "url_is_allowed",
 ]
 
@@ -48,10 +53,32 @@ class IndexRefError(ValueError):
         self.message = message
 
 
+def _normalized(url: str) -> str | None:
+    try:
+        return normalize_url(url)
+    except AmbiguousURLError:
+        return None
+
+
+def url_index_name(url: str) -> str:
+    """The name and URL of the index a request names by ``url``: normalized, no trailing slash.
+
+    Raises ``AmbiguousURLError`` for a URL with no one meaning (``service.index.urls``).
+    """
+    return normalize_url(url).rstrip("/")
+
+
 def url_is_allowed(url: str, prefixes: Sequence[str]) -> bool:
-    """True when ``url`` has a prefix's scheme, host and port exactly and a path beneath it."""
-    target = urlsplit(url)
-    for prefix in prefixes:
+    """True when ``url`` has a prefix's scheme, host and port exactly and a path beneath it.
+
+    Both sides are compared normalized; a URL (or prefix) that cannot be normalized matches
+    nothing.
+    """
+    normalized = _normalized(url)
+    if normalized is None:
+        return False
+    target = urlsplit(normalized)
+    for prefix in filter(None, map(_normalized, prefixes)):
         allowed = urlsplit(prefix)
         if (target.scheme, target.hostname, target.port) != (
             allowed.scheme,
@@ -138,17 +165,21 @@ def make_indexes(
             raise IndexRefError(
                 f"{field}.url", "credentials are not accepted in URLs; configure the index"
             )
-        if not url_is_allowed(ref.url, settings.policy.allowed_index_urls):
+        try:
+            url = url_index_name(ref.url)
+        except AmbiguousURLError as exc:
+            raise IndexRefError(f"{field}.url", str(exc)) from exc
+        if not url_is_allowed(url, settings.policy.allowed_index_urls):
             raise IndexRefError(
                 f"{field}.url", "URL is not under any prefix in policy.allowed_index_urls"
             )
         indexes.append(
             Index(
-                name=ref.url.rstrip("/"),
-                url=ref.url.rstrip("/"),
+                name=url,
+                url=url,
                 policy=_override(ErrorPolicy(), ref.ignore_error_codes),
                 named_by_url=True,
-                file_origins=_file_origins(ref.url, None),
+                file_origins=_file_origins(url, None),
             )
         )
     names = [index.url for index in indexes]

@@ -29,7 +29,14 @@ from service.resolution.preferences import Preferences
 from service.resolution.provider import Provider
 from service.resolution.request import ResolveRequest
 from service.resolution.resolver import MemoResolver
-from service.resolution.result import Failure, Reason, ResolutionFailed, ResolvedPackage
+from service.resolution.result import (
+    Failure,
+    Reason,
+    ResolutionFailed,
+    ResolvedPackage,
+    make_deadline_failure,
+    make_job_failure,
+)
 from service.resolution.scope import Scope
 
 if TYPE_CHECKING:
@@ -185,19 +192,10 @@ def run_resolver(
     try:
         return resolver.resolve(roots, max_rounds=max_rounds)
     except StoppedError as stopped:
-        message = (
-            "The job was cancelled."
-            if stopped.kind == "cancelled"
-            else f"The resolution did not finish within its deadline of "
-            f"{request.deadline_seconds:g} seconds."
-        )
-        code = Code.CANCELLED if stopped.kind == "cancelled" else Code.DEADLINE_EXCEEDED
         raise ResolutionFailed(
-            Failure(
-                kind=stopped.kind,
-                message=message,
-                hints=[Diagnostic(code=code, severity=Severity.ERROR, message=message)],
-            )
+            make_job_failure("cancelled", "The job was cancelled.")
+            if stopped.kind == "cancelled"
+            else make_deadline_failure(request.deadline_seconds)
         ) from None
     except FatalFetchError as fatal:
         raise ResolutionFailed(

@@ -1,4 +1,4 @@
-"""What a resolution produces: the result and failure shapes of API.md."""
+"""What a resolution produces: the result and failure shapes of a job document."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Literal
 
 import msgspec
 
-from service.diagnostics.model import Code, Diagnostic
+from service.diagnostics.model import Code, Diagnostic, Severity
 from service.diagnostics.redact import redact_url
 from service.index.models import DistFile
 
@@ -28,7 +28,9 @@ __all__ = [
     "ResolutionStats",
     "ResolvedPackage",
     "VersionRejection",
+    "make_deadline_failure",
     "make_file_ref",
+    "make_job_failure",
 ]
 
 FailureKind = Literal[
@@ -81,7 +83,7 @@ ChangeKind = Literal["added", "removed", "upgraded", "downgraded", "replaced"]
 
 
 class PackageChange(msgspec.Struct, frozen=True, kw_only=True):
-    """How one package moved between two locks (API.md ``changes``).
+    """How one package moved between two locks (a result's ``changes``).
 
     ``from``/``to`` are the versions before and after (``None`` for what was added or
     removed); ``replaced`` keeps the version but takes another file or index. ``reason`` says why
@@ -184,6 +186,33 @@ class Failure(msgspec.Struct, frozen=True, kw_only=True):
     causes: list[FailureCause] = []
     hints: list[Diagnostic] = []
     fetch_errors: list[Diagnostic] = []
+
+
+JobFailureKind = Literal["deadline_exceeded", "cancelled", "internal"]
+# A failure of the job rather than of its request carries its kind's code as its one hint, so
+# that dashboards count it under a code like every other failure.
+_JOB_FAILURE_CODES: Mapping[JobFailureKind, Code] = MappingProxyType(
+    {
+        "deadline_exceeded": Code.DEADLINE_EXCEEDED,
+        "cancelled": Code.CANCELLED,
+        "internal": Code.INTERNAL_ERROR,
+    }
+)
+
+
+def make_job_failure(kind: JobFailureKind, message: str) -> Failure:
+    """A job that ran out of time, was cancelled or broke: ``message``, and its code as a hint."""
+    code = _JOB_FAILURE_CODES[kind]
+    hint = Diagnostic(code=code, severity=Severity.ERROR, message=message)
+    return Failure(kind=kind, message=message, hints=[hint])
+
+
+def make_deadline_failure(deadline_seconds: float) -> Failure:
+    """The failure of a resolution that outlived ``deadline_seconds``, whoever stopped it."""
+    return make_job_failure(
+        "deadline_exceeded",
+        f"The resolution did not finish within its deadline of {deadline_seconds:g} seconds.",
+    )
 
 
 class Progress(msgspec.Struct, kw_only=True):

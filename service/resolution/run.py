@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from service.index.builder import BuildScope, build_scope
+from service.index.fetch import FetchStats
 from service.index.models import Index
 from service.resolution.bridge import FetchBridge
 from service.resolution.candidates import Candidate
@@ -44,7 +45,7 @@ from service.resolution.scope import TargetScope
 from service.resolution.universal import resolve_universal
 
 if TYPE_CHECKING:
-    from service.index import FetchStats, IndexClient
+    from service.index import IndexClient
 
 __all__ = ["resolve_request"]
 
@@ -91,7 +92,7 @@ def _build_resolution(
     return packages
 
 
-def _resolve_sync(
+def _resolve_target(
     request: ResolveRequest,
     *,
     indexes: Sequence[Index],
@@ -99,12 +100,10 @@ def _resolve_sync(
     stats: FetchStats,
     progress: Progress,
     bridge: FetchBridge,
+    max_rounds: int,
 ) -> Resolution:
+    """Resolve ``request`` for its one target environment (in the resolver thread)."""
     started = time.monotonic()
-    if request.universal:
-        return resolve_universal(
-            request, indexes=indexes, client=client, stats=stats, progress=progress, bridge=bridge
-        )
     try:
         target = make_target_environment(
             request.environment.python_version, request.environment.platform
@@ -131,7 +130,7 @@ def _resolve_sync(
         prepared.roots,
         request=request,
         finder=finder,
-        max_rounds=DEFAULT_MAX_ROUNDS,
+        max_rounds=max_rounds,
         explain=lambda impossible: explain_failure(
             impossible.causes, finder=finder, request=request, target=target
         ),
@@ -171,16 +170,16 @@ async def resolve_request(
     progress: Progress,
     stop: threading.Event,
     stats: FetchStats | None = None,
+    max_rounds: int = DEFAULT_MAX_ROUNDS,
 ) -> Resolution:
     """Resolve ``request`` against ``indexes``; raise ``ResolutionFailed`` with the explanation.
 
     ``progress`` is updated in place as the search goes (the caller publishes it); setting
     ``stop`` makes the search end at its next step with a ``cancelled`` failure. The request's
-    ``deadline_seconds`` is enforced here too, as a ``deadline_exceeded`` failure. ``stats``
+    ``deadline_seconds`` is enforced here too, as a ``deadline_exceeded`` failure, and a search
+    longer than ``max_rounds`` (``limits.max_rounds``) fails as too complex. ``stats``
     (created when absent) collects the job's request, cache and upstream-status counts.
     """
-    from service.index import FetchStats  # noqa: PLC0415 - keeps index optional at import
-
     loop = asyncio.get_running_loop()
     stats = FetchStats() if stats is None else stats
     bridge = FetchBridge(loop, stop=stop, deadline=time.monotonic() + request.deadline_seconds)
@@ -203,13 +202,14 @@ async def resolve_request(
     try:
         return await asyncio.to_thread(
             functools.partial(
-                _resolve_sync,
+                resolve_universal if request.universal else _resolve_target,
                 request,
                 indexes=indexes,
                 client=client,
                 stats=stats,
                 progress=progress,
                 bridge=bridge,
+                max_rounds=max_rounds,
             )
         )
     except asyncio.CancelledError:

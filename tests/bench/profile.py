@@ -47,7 +47,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 class _ThreadProfile:
-    """cProfile and CPU time of whatever runs ``resolution.run._resolve_sync`` (one thread)."""
+    """cProfile and CPU time of whatever runs ``resolution.run._resolve_target`` (one thread)."""
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
@@ -98,9 +98,9 @@ async def _one_job(
     from service.resolution.request import ResolveRequest, Target  # noqa: PLC0415
     from service.resolution.result import Progress, ResolutionFailed  # noqa: PLC0415
 
-    original = run_module._resolve_sync
+    original = run_module._resolve_target
     thread = _ThreadProfile(enabled=not args.no_profile)
-    run_module._resolve_sync = thread.wrap(original)
+    run_module._resolve_target = thread.wrap(original)
     request = ResolveRequest(
         requirements=requirements,
         environment=Target(python_version=PYTHON_VERSION, platform=PLATFORM),
@@ -118,7 +118,7 @@ async def _one_job(
     except ResolutionFailed as failed:
         outcome = f"FAILED {failed.failure.kind}: {failed.failure.message[:200]}"
     finally:
-        run_module._resolve_sync = original
+        run_module._resolve_target = original
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     if args.profile_loop:
         loop_profile.disable()

@@ -41,9 +41,8 @@ WORLD = [
     ),
 ]
 JOB_TIMEOUT_SECONDS = 60.0
-# The metric's name with or without the counter suffix.
 SUCCEEDED_METRIC = re.compile(
-    r'^resolvd_jobs_finished(?:_total)?\{status="succeeded"\} (\S+)$', re.MULTILINE
+    r'^resolvd_jobs_finished_total\{status="succeeded"\} (\S+)$', re.MULTILINE
 )
 
 

@@ -16,9 +16,8 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from service.api.documents import FinishedDocuments
 from service.api.problems import JobNotFound, problem_spec
 from service.jobs.backend import Backend
-from service.jobs.model import JobDocument, JobRecord, mark_abandoned, mark_cancelled
-from service.jobs.stats import record_finished_job
-from service.jobs.store import JobStore
+from service.jobs.lifecycle import finish_job
+from service.jobs.model import JobDocument, JobRecord, mark_cancelled, mark_given_up
 
 __all__ = ["JobId", "JobsController", "find_job"]
 
@@ -52,9 +51,7 @@ async def find_job(backend: Backend, job_id: str, client: str) -> JobRecord:
         return record
     record = await backend.store.get(job_id) or record
     if not record.terminal:
-        repaired = await backend.store.update(job_id, mark_abandoned)
-        if repaired.changed and repaired.record is not None:
-            await record_finished_job(backend.stats, repaired.record)
+        repaired = await finish_job(backend.store, backend.stats, job_id, mark_given_up)
         record = repaired.record or record
     return record
 
@@ -125,7 +122,7 @@ class JobsController(Controller):
         self, job_id: JobId, client: NamedDependency[str], backend: NamedDependency[Backend]
     ) -> ServerSentEvent:
         await find_job(backend, job_id, client)
-        return ServerSentEvent(_iter_job_events(backend.store, job_id, client))
+        return ServerSentEvent(_iter_job_events(backend, job_id, client))
 
     @delete(
         "/{job_id:str}",
@@ -144,23 +141,25 @@ class JobsController(Controller):
         self, job_id: JobId, client: NamedDependency[str], backend: NamedDependency[Backend]
     ) -> JobDocument:
         await find_job(backend, job_id, client)
-        updated = await backend.store.update(job_id, mark_cancelled)
+        updated = await finish_job(backend.store, backend.stats, job_id, mark_cancelled)
         if updated.record is None:
             raise JobNotFound(f"No job {job_id!r}: it never existed or has expired.")
         if updated.changed:
             await backend.queue.discard(job_id)
-            await record_finished_job(backend.stats, updated.record)
         return updated.record.document
 
 
 async def _iter_job_events(
-    store: JobStore, job_id: str, client: str
+    backend: Backend, job_id: str, client: str
 ) -> AsyncIterator[ServerSentEventMessage]:
-    async with store.watch(job_id) as watch:
+    async with backend.store.watch(job_id) as watch:
         sent_version = 0
         while True:
-            record = await store.get(job_id)
-            if record is None or record.client != client:
+            try:
+                # Read as GET /jobs/{id} reads: a job the queue gave up on is failed, and ends
+                # the stream, instead of streaming keepalives until it expires.
+                record = await find_job(backend, job_id, client)
+            except JobNotFound:
                 yield ServerSentEventMessage(event="gone", data=job_id)
                 return
             if record.version != sent_version:

@@ -1,7 +1,9 @@
 """``GET /metrics``: a minimal Prometheus exposition of the job system.
 
-Cluster-wide values come from the job store at scrape time (jobs finished by status, queue
-depth, live workers); ``resolvd_jobs_submitted_total`` counts this API process's submissions.
+Cluster-wide values are read at scrape time: jobs finished by status and the other fleet
+counters from the statistics every finished job is counted into (``service.jobs.stats``), queue
+depth and live workers from the queue and the job store. ``resolvd_jobs_submitted_total``
+counts this API process's submissions.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class _Snapshot(Collector):
 
 def _fleet_families(totals: dict[str, int]) -> list[Metric]:
     """Counters every worker adds to in Redis, so any API replica reports the fleet's totals."""
+    finished = CounterMetricFamily(
+        "resolvd_jobs_finished",
+        "Jobs that reached each terminal status (all processes).",
+        labels=["status"],
+    )
+    by_status = dict.fromkeys(sorted(TERMINAL_STATUSES), 0)
     diagnostics = CounterMetricFamily(
         "resolvd_diagnostics",
         "Diagnostics in finished jobs, by code and severity.",
@@ -81,7 +89,9 @@ def _fleet_families(totals: dict[str, int]) -> list[Metric]:
     )
     count_and_sum = {"duration_count": 0, "duration_ms": 0}
     for kind, labels, count in parse_totals(totals):
-        if kind == "diag":
+        if kind == "job":
+            by_status[labels[0]] = count
+        elif kind == "diag":
             diagnostics.add_metric(list(labels), count)
         elif kind == "diag_index":
             by_index.add_metric(list(labels), count)
@@ -95,12 +105,14 @@ def _fleet_families(totals: dict[str, int]) -> list[Metric]:
             cache_hits.add_metric([], count)
         elif kind in count_and_sum:
             count_and_sum[kind] = count
+    for status, count in by_status.items():
+        finished.add_metric([status], count)
     duration.add_metric(
         [],
         count_value=count_and_sum["duration_count"],
         sum_value=count_and_sum["duration_ms"] / 1000,
     )
-    return [diagnostics, by_index, upstream, failures, requests, cache_hits, duration]
+    return [finished, diagnostics, by_index, upstream, failures, requests, cache_hits, duration]
 
 
 def _build_families(totals: BuildTotals) -> list[Metric]:
@@ -136,8 +148,8 @@ class MetricsController(Controller):
         operation_id="getMetrics",
         summary="Prometheus metrics",
         description=(
-            "`resolvd_jobs_finished` (gauge, by terminal status, all processes, since the store "
-            "was created), `resolvd_queue_depth`, `resolvd_workers_alive`, metadata builds "
+            "`resolvd_jobs_finished_total` (by terminal status, all processes), "
+            "`resolvd_queue_depth`, `resolvd_workers_alive`, metadata builds "
             "(`resolvd_builds_total` by outcome, `resolvd_build_failures_total` by stage, "
             "`resolvd_build_duration_seconds`) and this process's "
             "`resolvd_jobs_submitted_total` by outcome."
@@ -155,14 +167,6 @@ class MetricsController(Controller):
         submissions: NamedDependency[SubmissionMetrics],
         builds: NamedDependency[BuildStore],
     ) -> Response[bytes]:
-        finished = await backend.store.count_finished()
-        by_status = GaugeMetricFamily(
-            "resolvd_jobs_finished",
-            "Jobs that reached each terminal status.",
-            labels=["status"],
-        )
-        for status in sorted(TERMINAL_STATUSES):
-            by_status.add_metric([status], finished.get(status, 0))
         depth = GaugeMetricFamily(
             "resolvd_queue_depth",
             "Jobs waiting for a worker.",
@@ -174,7 +178,7 @@ class MetricsController(Controller):
             value=await backend.store.count_workers(READY_WINDOW_SECONDS),
         )
         snapshot = CollectorRegistry(auto_describe=True)
-        families = [by_status, depth, workers, *_fleet_families(await backend.stats.totals())]
+        families = [depth, workers, *_fleet_families(await backend.stats.totals())]
         families += _build_families(await builds.totals())
         snapshot.register(_Snapshot(families))
         body = generate_latest(snapshot) + generate_latest(submissions.registry)

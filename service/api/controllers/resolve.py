@@ -22,10 +22,10 @@ from service.api.problems import InvalidRequest, RateLimited, problem_spec
 from service.api.schemas import FieldError, ResolveBody
 from service.api.validation import to_resolve_request
 from service.jobs.backend import Backend
-from service.jobs.model import JobDocument, JobRecord, make_record, mark_abandoned, mark_failed
-from service.jobs.stats import record_finished_job
+from service.jobs.lifecycle import finish_job
+from service.jobs.model import JobDocument, JobRecord, make_record, mark_failed, mark_given_up
 from service.resolution.request import ResolveRequest
-from service.resolution.result import Failure
+from service.resolution.result import make_job_failure
 from service.settings import Settings
 
 __all__ = ["ResolveController", "fingerprint"]
@@ -174,9 +174,7 @@ class ResolveController(Controller):
         """Fail a live-looking job the queue gave up on, so it captures no more requests."""
         if job.terminal or not await backend.queue.gave_up(job.id):
             return False
-        repaired = await backend.store.update(job.id, mark_abandoned)
-        if repaired.changed and repaired.record is not None:
-            await record_finished_job(backend.stats, repaired.record)
+        repaired = await finish_job(backend.store, backend.stats, job.id, mark_given_up)
         return repaired.changed
 
     @staticmethod
@@ -186,8 +184,8 @@ class ResolveController(Controller):
         except BaseException:
             # Do not leave a queued job no worker will ever see: it would also capture every
             # identical request through deduplication. A failed internal job is not reused.
-            failure = Failure(kind="internal", message="The job could not be queued.")
-            failed = await backend.store.update(job_id, lambda r: mark_failed(r, failure))
-            if failed.changed and failed.record is not None:
-                await record_finished_job(backend.stats, failed.record)
+            failure = make_job_failure("internal", "The job could not be queued.")
+            await finish_job(
+                backend.store, backend.stats, job_id, lambda r: mark_failed(r, failure)
+            )
             raise

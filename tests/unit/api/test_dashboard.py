@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from service.api import create_app
-from service.jobs.model import ABANDONED_MESSAGE
+from service.jobs.model import GAVE_UP_MESSAGE
 from service.settings import AuthSettings, Settings
 from tests.support.api import Client, ClientFactory
 from tests.support.scripted import ScriptedResolver
@@ -224,7 +224,7 @@ class TestRecentJobs:
         [job] = await recent(api, 1)
         assert (job["status"], job["failure_kind"]) == ("failed", "internal")
         document = (await api.get(f"/jobs/{submitted['id']}")).json()
-        assert document["failure"]["message"] == ABANDONED_MESSAGE
+        assert document["failure"]["message"] == GAVE_UP_MESSAGE.format(tries=1)
         assert (await api.get("/diagnostics/summary")).json()["jobs"] == {"failed": 1}
 
     @pytest.mark.parametrize("limit", ["0", "101", "many"])

@@ -8,14 +8,17 @@ import threading
 import time
 from typing import Any
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 from saq.job import Status
 from saq.queue.redis import RedisQueue
 
-from service.jobs.model import ABANDONED_MESSAGE
+from service.api.controllers import jobs as jobs_controller
+from service.jobs.model import GAVE_UP_MESSAGE
 from service.jobs.queue import QUEUE_NAME
-from tests.support.api import Client, count_queued
+from service.settings import Settings
+from tests.support.api import Client, ClientFactory, count_queued
 from tests.support.scripted import ScriptedResolver
 
 PROBLEM = "application/problem+json"
@@ -232,7 +235,34 @@ class TestAbandonedJobs:
         document = (await api.get(f"/jobs/{submitted['id']}")).json()
         assert document["status"] == "failed"
         assert document["failure"]["kind"] == "internal"
-        assert document["failure"]["message"] == ABANDONED_MESSAGE
+        assert document["failure"]["message"] == GAVE_UP_MESSAGE.format(tries=1)
+
+    async def test_a_stream_ends_when_the_queue_gives_up_on_its_job(
+        self,
+        make_client: ClientFactory,
+        settings: Settings,
+        clean_redis: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The event stream reads as ``GET`` does: a job given up on mid-stream is failed and
+        ends the stream, where it used to stream keepalives until the job expired."""
+        monkeypatch.setattr(jobs_controller, "_KEEPALIVE_SECONDS", 0.1)
+        expiring = msgspec.structs.replace(
+            settings, jobs=msgspec.structs.replace(settings.jobs, result_ttl_seconds=5)
+        )
+        async with make_client(settings=expiring) as api:
+            submitted = await submit(api, "ok")
+
+            def give_up_now() -> None:
+                asyncio.run(give_up_on(clean_redis, submitted["id"]))
+
+            threading.Timer(0.5, give_up_now).start()
+            response = await api.get(f"/jobs/{submitted['id']}/events")
+        events = parse_events(response.text)
+        assert [event["event"] for event in events] == ["job", "job"]
+        last = json.loads(events[-1]["data"])
+        assert last["status"] == "failed"
+        assert last["failure"]["message"] == GAVE_UP_MESSAGE.format(tries=1)
 
     async def test_an_abandoned_job_captures_no_identical_request(
         self, api: Client, redis_client: Redis
@@ -246,6 +276,12 @@ class TestAbandonedJobs:
         summary = (await api.get("/diagnostics/summary")).json()
         assert summary["jobs"] == {"failed": 1}
         assert summary["failures_by_kind"] == {"internal": 1}
+
+
+async def give_up_on(redis_url: str, job_id: str) -> None:
+    """``give_up`` on a connection of its own (for another thread's event loop)."""
+    async with Redis.from_url(redis_url) as redis:
+        await give_up(redis, job_id)
 
 
 async def give_up(redis: Redis, job_id: str) -> None:

@@ -117,8 +117,9 @@ class TestMetrics:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain")
         text = response.text
-        assert 'resolvd_jobs_finished{status="succeeded"} 1.0' in text
-        assert 'resolvd_jobs_finished{status="cancelled"} 0.0' in text
+        assert "# TYPE resolvd_jobs_finished_total counter" in text
+        assert 'resolvd_jobs_finished_total{status="succeeded"} 1.0' in text
+        assert 'resolvd_jobs_finished_total{status="cancelled"} 0.0' in text
         assert "resolvd_queue_depth 0.0" in text
         assert "resolvd_workers_alive 1.0" in text
         assert 'resolvd_jobs_submitted_total{outcome="created"} 1.0' in text

@@ -304,6 +304,32 @@ class TestAccepted:
             {"name": "pypi"},
         ]
 
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.0.0.1:9/ok/../a/simple/",
+            "http://127.0.0.1:9/ok/%2e%2e/a/simple/",
+            "http://127.0.0.1:9/ok/%2E%2E/a/simple/",
+            "http://127.0.0.1:9/ok/%252e%252e/a/simple/",
+            "http://127.0.0.1:9/ok/..\\a/simple/",
+            "http://127.0.0.1:9/ok/..;/a/simple/",
+            "HTTP://127.0.0.1:9/OK/%2E%2E/a/simple/",
+        ],
+    )
+    async def test_a_url_escaping_the_allowed_prefix_is_refused(
+        self, make_client: ClientFactory, settings: Settings, redis_client: Redis, url: str
+    ) -> None:
+        """``/ok/../a/`` and its encodings are outside ``/ok/``: a 422 naming the field."""
+        allowed = msgspec.structs.replace(
+            settings, policy=PolicySettings(allowed_index_urls=("http://127.0.0.1:9/ok/",))
+        )
+        async with make_client(settings=allowed) as api:
+            response = await api.post("/resolve", json=body(indexes=[{"url": url}]))
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == "urn:resolvd:problem:index-url-not-allowed"
+        assert [error["field"] for error in response.json()["errors"]] == ["indexes[0].url"]
+        assert await count_queued(redis_client) == (0, 0)
+
 
 class TestDeduplication:
     async def test_an_identical_request_returns_the_queued_job(

@@ -67,6 +67,16 @@ class TestIndexUrls:
                 id="reordered-and-unused-left-out",
             ),
             pytest.param([], [CORP_REDACTED, MIRROR], id="configured-order-then-urls"),
+            pytest.param(
+                [IndexRef(url="HTTPS://Mirror.Example/x/../simple/"), IndexRef(name="corp")],
+                [MIRROR, CORP_REDACTED],
+                id="url-ranked-as-it-was-fetched",
+            ),
+            pytest.param(
+                [IndexRef(url=MIRROR + "%25"), IndexRef(name="corp")],
+                [CORP_REDACTED, MIRROR],
+                id="url-spelled-as-no-longer-accepted-still-exports",
+            ),
         ],
     )
     def test_only_used_indexes_in_priority_order(

@@ -151,12 +151,22 @@ class TestFileLinks:
 class TestProjectPageRedirects:
     @pytest.mark.parametrize(
         "location",
-        ["/a/simple/demo/", "/d/simple/../../a/simple/demo/", "/d/simple/%2e%2e/x/demo/"],
+        [
+            "/a/simple/demo/",
+            "/d/simple/../../a/simple/demo/",
+            "/d/simple/%2e%2e/x/demo/",
+            "/d/simple/%2E%2E/x/demo/",
+            "/d/simple/%252e%252e/%252e%252e/x/demo/",
+            "/d/simple/..%5C..%5Cx/demo/",
+            "/d/simple/..;/..;/x/demo/",
+            "HTTP://127.0.0.1:{port}/a/simple/demo/",
+        ],
     )
     async def test_a_redirect_outside_the_index_path_is_refused(
         self, static_server: StaticServer, location: str
     ) -> None:
-        """An index at /d/simple cannot send its project page to /a/simple."""
+        """An index at /d/simple cannot send its project page to /a/simple, however spelled."""
+        location = location.format(port=static_server.port)
         static_server.add("/d/simple/demo/", b"", status=302, headers={"Location": location})
         static_server.add("/a/simple/demo/", b"{}", content_type=MEDIA_JSON)
         static_server.add("/x/demo/", b"{}", content_type=MEDIA_JSON)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
 
-from service.jobs.model import JobRecord, make_record, mark_cancelled
-from service.jobs.runner import INTERNAL_ERROR_MESSAGE, JobRunner
+from service.diagnostics.model import Code
+from service.index.models import Index
+from service.jobs.model import GAVE_UP_MESSAGE, JobRecord, make_record, mark_cancelled
+from service.jobs.runner import INTERNAL_ERROR_MESSAGE, JobRunner, open_resolver
 from service.jobs.store import MemoryJobStore
-from service.resolution import IndexRef, ResolveRequest, Target
-from service.settings import Settings
+from service.resolution import IndexRef, Progress, ResolutionFailed, ResolveRequest, Target
+from service.resolution.result import make_deadline_failure
+from service.settings import Limits, Settings
+from tests.indexserver import IndexServer, IndexSpec, Project, Release
 from tests.support.scripted import ScriptedResolver
 from tests.support.settings import make_test_settings
 
@@ -196,7 +201,8 @@ class TestCancelAndDeadline:
         assert time.monotonic() - started < 3
         done = (await read(store, record.id)).document
         assert done.failure is not None
-        assert done.failure.kind == "deadline_exceeded"
+        assert done.failure == make_deadline_failure(0.2)
+        assert [hint.code for hint in done.failure.hints] == [Code.DEADLINE_EXCEEDED]
         assert resolver.stops[0].is_set()
 
     async def test_a_worker_shutdown_hands_the_job_back(
@@ -229,4 +235,52 @@ class TestCancelAndDeadline:
         done = (await read(store, record.id)).document
         assert done.failure is not None
         assert done.failure.kind == "internal"
+        tries = test_settings.jobs.max_tries + 1
+        assert done.failure.message == GAVE_UP_MESSAGE.format(tries=tries)
         assert resolver.calls == []
+
+
+class TestTheRealResolver:
+    @pytest.mark.parametrize("universal", [False, True])
+    @pytest.mark.parametrize(("max_rounds", "outcome"), [(2, "too complex"), (100, "resolved")])
+    async def test_limits_max_rounds_bounds_the_search(
+        self,
+        settings: Settings,
+        index_server: IndexServer,
+        max_rounds: int,
+        outcome: str,
+        universal: bool,
+    ) -> None:
+        """``limits.max_rounds`` reaches resolvelib, for one target or universally: a chain of
+        three needs more than 2 rounds."""
+        url = index_server.add_index(
+            IndexSpec(
+                "corp",
+                [
+                    Project("a", [Release("1.0", requires=["b"])]),
+                    Project("b", [Release("1.0", requires=["c"])]),
+                    Project("c", [Release("1.0")]),
+                ],
+            )
+        )
+        limited = msgspec.structs.replace(settings, limits=Limits(max_rounds=max_rounds))
+        request = ResolveRequest(
+            requirements=("a",),
+            environment=Target(python_version="3.12", platform="linux"),
+            universal=universal,
+        )
+        async with open_resolver(limited) as resolve:
+            run = resolve(
+                request,
+                indexes=[Index(name="corp", url=url)],
+                progress=Progress(),
+                stop=threading.Event(),
+            )
+            if outcome == "resolved":
+                assert [p.name for p in (await run).packages] == ["a", "b", "c"]
+                return
+            with pytest.raises(ResolutionFailed) as caught:
+                await run
+        failure = caught.value.failure
+        assert [hint.code for hint in failure.hints] == [Code.RESOLUTION_TOO_COMPLEX]
+        assert "after 2 rounds" in failure.message

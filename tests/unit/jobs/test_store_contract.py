@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from service.jobs.lifecycle import finish_job
 from service.jobs.model import (
     JobRecord,
     make_record,
@@ -18,6 +20,7 @@ from service.jobs.model import (
     mark_succeeded,
     record_progress,
 )
+from service.jobs.stats import MemoryStatsStore, RedisStatsStore, StatsStore
 from service.jobs.store import IdempotencyConflict, JobStore, MemoryJobStore, RedisJobStore
 from service.resolution import Progress, ResolveRequest, Target
 from service.resolution.result import Failure
@@ -281,17 +284,33 @@ class TestLiveness:
         assert await store.count_workers(0.1) == 0
 
 
-class TestFinishedCounts:
-    async def test_each_job_counts_once_under_its_terminal_status(self, store: JobStore) -> None:
-        """Terminal transitions are counted by status; a rejected late write adds nothing."""
+class TestFinishJob:
+    async def test_each_job_counts_once_under_its_terminal_status(
+        self, store: JobStore, request: pytest.FixtureRequest
+    ) -> None:
+        """``finish_job`` counts only the write that finished a job; a rejected one adds nothing."""
+        async with contextlib.AsyncExitStack() as stack:
+            stats: StatsStore = MemoryStatsStore()
+            if isinstance(store, RedisJobStore):
+                url = request.getfixturevalue("clean_redis")
+                stats = RedisStatsStore(await stack.enter_async_context(Redis.from_url(url)))
+            await self._finish_three_jobs(store, stats)
+
+    async def _finish_three_jobs(self, store: JobStore, stats: StatsStore) -> None:
         succeeded = (await store.create(job("a"))).record
         cancelled = (await store.create(job("b"))).record
         failed = (await store.create(job("c"))).record
-        await store.update(succeeded.id, lambda r: mark_succeeded(r, make_resolution()))
-        await store.update(succeeded.id, mark_cancelled)
-        await store.update(cancelled.id, mark_cancelled)
-        await store.update(failed.id, lambda r: mark_failed(r, internal_failure()))
-        assert await store.count_finished() == {"succeeded": 1, "cancelled": 1, "failed": 1}
+        won = await finish_job(
+            store, stats, succeeded.id, lambda r: mark_succeeded(r, make_resolution())
+        )
+        lost = await finish_job(store, stats, succeeded.id, mark_cancelled)
+        await finish_job(store, stats, cancelled.id, mark_cancelled)
+        await finish_job(store, stats, failed.id, lambda r: mark_failed(r, internal_failure()))
+        assert (won.changed, lost.changed) == (True, False)
+        assert lost.record is not None and lost.record.status == "succeeded"
+        totals = await stats.totals()
+        finished = {key: count for key, count in totals.items() if key.startswith("job\x1f")}
+        assert finished == {"job\x1fsucceeded": 1, "job\x1fcancelled": 1, "job\x1ffailed": 1}
 
 
 class TestSubmissionCount:

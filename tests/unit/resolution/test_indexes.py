@@ -40,11 +40,30 @@ class TestUrlIsAllowed:
             ("http://mirror.example/pypi/simple", False),
             ("https://mirror.example:8443/pypi/simple", False),
             ("https://mirror.example.evil/pypi/simple", False),
+            ("HTTPS://Mirror.Example:443/pypi/simple", True),
+            ("https://mirror.example/pypi/x/../simple", True),
         ],
     )
     def test_prefix_rules(self, url: str, allowed: bool) -> None:
         """Scheme, host and port must be equal and the path must lie under the prefix."""
         assert url_is_allowed(url, ["https://mirror.example/pypi/"]) is allowed
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://mirror.example/pypi/../a/simple/",
+            "https://mirror.example/pypi/%2e%2e/a/simple/",
+            "https://mirror.example/pypi/%2E%2E/a/simple/",
+            "https://mirror.example/pypi/%2e./a/simple/",
+            "https://mirror.example/pypi/%252e%252e/a/simple/",
+            "https://mirror.example/pypi/..%2fa/simple/",
+            "https://mirror.example/pypi/..\\a/simple/",
+            "HTTPS://MIRROR.EXAMPLE/pypi/%2E%2E/a/simple/",
+        ],
+    )
+    def test_a_path_leaving_the_prefix_is_refused_however_spelled(self, url: str) -> None:
+        """Dot segments, encoded dots (any case) and ambiguous escapes never pass the check."""
+        assert url_is_allowed(url, ["https://mirror.example/pypi/"]) is False
 
 
 class TestMakeIndexes:
@@ -83,6 +102,28 @@ class TestMakeIndexes:
         with pytest.raises(IndexRefError) as caught:
             make_indexes([ref], settings, {})
         assert caught.value.field == field
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://mirror.example/pypi/../a/simple/",
+            "https://mirror.example/pypi/%2E%2e/a/simple/",
+            "https://mirror.example/pypi/%252e%252e/a/simple/",
+            "https://mirror.example/pypi\\..\\a/simple/",
+        ],
+    )
+    def test_an_escaping_url_is_refused_on_its_field(self, settings, url: str) -> None:  # type: ignore[no-untyped-def]
+        """The request is refused naming ``indexes[0].url``; nothing is fetched later."""
+        with pytest.raises(IndexRefError) as caught:
+            make_indexes([IndexRef(url=url)], settings, {})
+        assert caught.value.field == "indexes[0].url"
+
+    def test_the_index_fetches_the_normalized_url(self, settings) -> None:  # type: ignore[no-untyped-def]
+        """The URL the worker uses is exactly the one the prefix check judged."""
+        [index] = make_indexes(
+            [IndexRef(url="HTTPS://Mirror.Example:443/pypi/x/%2E%2E/./simple/")], settings, {}
+        )
+        assert index.url == index.name == "https://mirror.example/pypi/simple"
 
     def test_url_index_is_displayed_redacted(self, settings) -> None:  # type: ignore[no-untyped-def]
         """An index named by URL is shown by its URL."""
