@@ -73,6 +73,7 @@ from service.index.metadata import (
 from service.index.models import CoreMetadata, DistFile, Index, ProjectPage
 from service.index.pages import (
     ACCEPT_PROJECT_PAGE,
+    MEDIA_TEXT_HTML,
     DistName,
     PageParseError,
     PageTooLargeError,
@@ -186,7 +187,9 @@ class IndexClient:
         """``project``'s file listing on ``index``: from the cache while fresh, else fetched.
 
         A stale cached page is revalidated (304 keeps it). Raises ``IndexFetchError``s:
-        ``HTTPStatusError`` for 4xx/5xx (a missing project is a 404 like any other).
+        ``HTTPStatusError`` for 4xx/5xx (a missing project is a 404 like any other). On a flat
+        index the page is the index's one page, of which only ``project``'s files are kept: a
+        project it does not list has an empty page there, not a 404.
         """
         stats = FetchStats() if stats is None else stats
         name = canonicalize_name(project)
@@ -236,8 +239,13 @@ class IndexClient:
     async def _refresh_page(
         self, index: Index, name: str, entry: CachedPage | None, stats: FetchStats
     ) -> ProjectPage:
-        url = f"{strip_userinfo(index.url).rstrip('/')}/{quote(name, safe='')}/"
-        headers = {"Accept": ACCEPT_PROJECT_PAGE, **_COMPRESSIBLE}
+        if index.format == "flat":
+            # One page lists every project's files; parsing keeps only this project's.
+            url = strip_userinfo(index.url)
+            headers = {"Accept": MEDIA_TEXT_HTML, **_COMPRESSIBLE}
+        else:
+            url = f"{strip_userinfo(index.url).rstrip('/')}/{quote(name, safe='')}/"
+            headers = {"Accept": ACCEPT_PROJECT_PAGE, **_COMPRESSIBLE}
         if entry is not None and entry.page.etag:
             headers["If-None-Match"] = entry.page.etag
         if entry is not None and entry.page.last_modified:

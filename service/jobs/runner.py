@@ -153,7 +153,10 @@ class JobRunner:
             await self._fail(job_id, "internal", "The job was retried too many times; giving up.")
             return
         try:
-            indexes = make_indexes(record.document.request.indexes, self._settings, self._environ)
+            request = record.document.request
+            indexes = make_indexes(
+                request.indexes, self._settings, self._environ, sources=request.sources
+            )
         except IndexRefError as exc:
             await self._fail(job_id, "invalid_request", f"{exc.field}: {exc.message}")
             return

@@ -10,6 +10,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from service.index.builder import BuildScope, build_scope
 from service.index.models import Index
 from service.resolution.bridge import FetchBridge
@@ -201,7 +203,7 @@ async def resolve_request(
         )
     )
     try:
-        return await asyncio.to_thread(
+        resolution = await asyncio.to_thread(
             functools.partial(
                 _resolve_sync,
                 request,
@@ -212,6 +214,7 @@ async def resolve_request(
                 bridge=bridge,
             )
         )
+        return msgspec.structs.replace(resolution, exclude_newer=request.exclude_newer)
     except asyncio.CancelledError:
         stop.set()
         raise

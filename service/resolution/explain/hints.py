@@ -38,7 +38,6 @@ MAX_PROBES = 16
 # Reasons whose hint is the reason's phrase plus the detail the finder recorded.
 _DETAIL_REASONS = frozenset(
     {
-        Reason.EXCLUDE_NEWER,
         Reason.SDIST_DYNAMIC_METADATA,
         Reason.BUILD_FAILED,
         Reason.INVALID_METADATA,
@@ -219,6 +218,8 @@ class Hints:
         if reason is Reason.YANKED:
             why = f" (reason: {detail})" if detail else ""
             return f"{pin} was yanked{why}; pin it with {pin} to use it anyway.", {"reason": detail}
+        if reason is Reason.EXCLUDE_NEWER:
+            return self._describe_cutoff(name, pin, detail)
         if reason is Reason.REQUIRED_ENVIRONMENT:
             return (
                 f"{pin} has no source distribution and no wheel for the required environment "
@@ -251,6 +252,35 @@ class Hints:
                 "reason": reason.value,
                 "platform": self._target.platform_name,
                 "python_version": self._target.python_version,
+            },
+        )
+
+    def _describe_cutoff(
+        self, name: str, pin: str, uploaded: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        """An ``exclude_newer`` rejection: the cutoff applied to ``name`` (its own from
+        ``exclude_newer_package``, else the job's, with the duration it was computed from) and
+        the upload time (``None``: the files have none, which a cutoff excludes, as in uv)."""
+        own = self._request.exclude_newer_package.get(name)
+        setting = "exclude_newer_package" if isinstance(own, str) else "exclude_newer"
+        cutoff = own if isinstance(own, str) else self._request.exclude_newer
+        span = None if isinstance(own, str) else self._request.exclude_newer_span
+        applied = f"{cutoff} ({span} before the job was accepted)" if span else f"{cutoff}"
+        said = (
+            f"was uploaded at {uploaded}, after the {setting} cutoff {applied}"
+            if uploaded
+            else f"has no upload time on its index, and the {setting} cutoff {applied} excludes "
+            "files without one"
+        )
+        return (
+            f"{pin} {said}. To allow it, give {name} a later cutoff, or false, in "
+            "exclude_newer_package.",
+            {
+                "detail": uploaded,
+                "upload_time": uploaded,
+                "cutoff": cutoff,
+                "span": span,
+                "setting": setting,
             },
         )
 
