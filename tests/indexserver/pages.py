@@ -19,6 +19,7 @@ __all__ = [
     "MEDIA_JSON",
     "MEDIA_TEXT_HTML",
     "choose_media_type",
+    "render_file_listing",
     "render_project",
     "render_project_list",
 ]
@@ -147,6 +148,16 @@ def render_project_list(index: BuiltIndex, media_type: str, simple_url: str) -> 
             f'<a href="{simple_url}/{p.normalized}/">{html.escape(p.name)}</a><br/>\n'
             for p in projects
         ),
+    )
+
+
+def render_file_listing(index: BuiltIndex) -> bytes:
+    """Every distribution file of the index as a directory listing: relative links, nothing
+    else (no hashes, no metadata sidecars), as a plain web server lists a folder."""
+    names = sorted(name for name in index.files if not name.endswith(".metadata"))
+    return _html_document(
+        "Index of files",
+        (f'<a href="{quote(name)}">{html.escape(name)}</a><br/>\n' for name in names),
     )
 
 
