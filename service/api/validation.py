@@ -148,11 +148,13 @@ def _normalize_exclude_newer(value: str, now: datetime) -> tuple[str, str | None
         return moment.astimezone(UTC).isoformat().replace("+00:00", "Z"), value.strip()
     if _DATE.match(value):
         return date.fromisoformat(value).isoformat(), None
+    forms = "expected an RFC 3339 timestamp, a date (YYYY-MM-DD) or a duration ('7 days', 'P7D')"
     if "T" not in value.upper() and " " not in value:
-        raise ValueError(
-            "expected an RFC 3339 timestamp, a date (YYYY-MM-DD) or a duration ('7 days', 'P7D')"
-        )
-    moment = datetime.fromisoformat(value)
+        raise ValueError(forms)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(forms) from exc
     if moment.tzinfo is None:
         raise ValueError("an RFC 3339 timestamp needs a UTC offset, e.g. 'Z' or '+02:00'")
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z"), None

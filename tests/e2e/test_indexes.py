@@ -255,9 +255,7 @@ class TestSources:
 
     def test_a_pin_to_an_index_the_request_did_not_list(self, cluster: Cluster) -> None:
         """A request listing only ``e`` may still pin a package to a configured index."""
-        document = resolvd(
-            cluster, ["tool"], indexes=[{"name": "e"}], sources={"Tool": "pinned"}
-        )
+        document = resolvd(cluster, ["tool"], indexes=[{"name": "e"}], sources={"Tool": "pinned"})
         assert pins(document) == {"tool": "9.0"}
 
     def test_a_pinned_package_is_looked_up_nowhere_else(self, cluster: Cluster) -> None:
