@@ -194,10 +194,11 @@ async def resolve_request(
 
     publisher = asyncio.create_task(publish())
     # A metadata build this job asks for resolves its build requirements from the job's indexes
-    # and is waited for no longer than the job's deadline (service.index.builder).
+    # (not the explicit ones: they serve only what ``sources`` pins) and is waited for no longer
+    # than the job's deadline (service.index.builder).
     scope = build_scope.set(
         BuildScope(
-            indexes=tuple(indexes),
+            indexes=tuple(index for index in indexes if not index.explicit),
             index_strategy=request.index_strategy,
             deadline=time.time() + request.deadline_seconds,
         )

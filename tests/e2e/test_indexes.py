@@ -264,6 +264,8 @@ class TestSources:
         assert document["status"] == "failed"
         hint = next(h for h in document["failure"]["hints"] if h["code"] == "package_not_found")
         assert hint["package"] == "tool"
+        assert hint["message"] == "tool was not found on 'f'. sources pins it to that index alone."
+        assert hint["data"] == {"indexes": ["f"], "setting": "sources"}
 
 
 class TestCooldown:

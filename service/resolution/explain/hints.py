@@ -96,20 +96,27 @@ class Hints:
                 yield index, name, page
 
     def not_found(self, name: str) -> None:
-        searched = [index.display_name for index in self._search.indexes]
+        searched = [index.display_name for index in self._facts.searched(name)]
         self.similar_name(name)
+        pinned = name in self._request.sources
+        advice = (
+            "sources pins it to that index alone"
+            if pinned
+            else "Check the spelling, or add the index that publishes it"
+        )
         self._add(
             ("not_found", name),
             Code.PACKAGE_NOT_FOUND,
-            message=f"{name} was not found on {', '.join(repr(i) for i in searched)}. Check "
-            "the spelling, or add the index that publishes it.",
+            message=f"{name} was not found on {', '.join(repr(i) for i in searched) or 'no index'}"
+            f". {advice}.",
             package=name,
-            data={"indexes": searched},
+            data={"indexes": searched, **({"setting": "sources"} if pinned else {})},
         )
 
     def similar_name(self, name: str) -> None:
         """Probe a few spellings people confuse (``python-`` prefixes, ``py`` prefixes, plurals)."""
-        pairs = ((i, v) for v in similar_names(name) for i in self._search.indexes)
+        searched = self._facts.searched(name)
+        pairs = ((i, v) for v in similar_names(name) for i in searched)
         for index, variant, page in self._iter_probes(pairs):
             if page.files:
                 self._add(
@@ -289,8 +296,10 @@ class Hints:
         found_on = self._facts.found_on(name)
         if self._request.index_strategy != "first-index" or not found_on:
             return
+        if name in self._request.sources:
+            return  # pinned to its index: no other is a way out
         indexes = self._search.indexes
-        later = indexes[indexes.index(found_on[0]) + 1 :]
+        later = [i for i in indexes[indexes.index(found_on[0]) + 1 :] if not i.explicit]
         for index, _, page in self._iter_probes((index, name) for index in later):
             matching = sorted(
                 {
