@@ -10,6 +10,8 @@ decides what it means. What it adds to plain fetching:
   and its result or error;
 * the cache: fresh pages and metadata come from ``PageCache``; stale pages are revalidated
   with ``If-None-Match`` / ``If-Modified-Since``;
+* flat indexes (``--find-links``): the one page is fetched once per page TTL, however many
+  projects are asked of it, and each project's listing is parsed from it;
 * the cheapest way to a wheel's METADATA: the PEP 658 file when the page advertises one, else
   HTTP range requests for the zip directory and the one member, else the whole file;
 * for an sdist whose metadata is dynamic, the ``metadata_builder`` when one was given
@@ -75,6 +77,7 @@ from service.index.pages import (
     ACCEPT_PROJECT_PAGE,
     MEDIA_TEXT_HTML,
     DistName,
+    PageListing,
     PageParseError,
     PageTooLargeError,
     parse_dist_filename,
@@ -126,6 +129,15 @@ def _pick_hash(hashes: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
+class _FlatPage(msgspec.Struct, frozen=True, kw_only=True):
+    """A flat index's one page as fetched: what each project's listing is parsed from."""
+
+    url: str
+    content: bytes
+    content_type: str | None
+    fetched_at: float
+
+
 class _Range(msgspec.Struct, frozen=True):
     start: int
     total: int | None
@@ -154,6 +166,9 @@ class IndexClient:
         self._fetcher = Fetcher(limits, transport=transport)
         self._page_flights: dict[str, asyncio.Task[ProjectPage]] = {}
         self._metadata_flights: dict[str, asyncio.Task[CoreMetadata]] = {}
+        # Flat indexes' pages by index identity (one each), and their fetches in flight.
+        self._flat_pages: dict[str, _FlatPage] = {}
+        self._flat_flights: dict[str, asyncio.Task[_FlatPage]] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -170,6 +185,7 @@ class IndexClient:
         """Cancel fetches in flight and close the connection pool and the cache."""
         flights: list[asyncio.Task[Any]] = [
             *self._page_flights.values(),
+            *self._flat_flights.values(),
             *self._metadata_flights.values(),
         ]
         for task in flights:
@@ -240,12 +256,46 @@ class IndexClient:
         self, index: Index, name: str, entry: CachedPage | None, stats: FetchStats
     ) -> ProjectPage:
         if index.format == "flat":
-            # One page lists every project's files; parsing keeps only this project's.
-            url = strip_userinfo(index.url)
-            headers = {"Accept": MEDIA_TEXT_HTML, **_COMPRESSIBLE}
+            page = await self._read_flat_page(index, name, stats)
         else:
-            url = f"{strip_userinfo(index.url).rstrip('/')}/{quote(name, safe='')}/"
-            headers = {"Accept": ACCEPT_PROJECT_PAGE, **_COMPRESSIBLE}
+            page = await self._fetch_simple_page(index, name, entry, stats)
+        if self._cache is not None:
+            keep = max(self._limits.page_ttl_seconds * _KEEP_PAGE_TTLS, _MIN_KEEP_SECONDS)
+            await self._cache.set_page(
+                index, name, CachedPage(page=page, fetched_at=time.time()), keep_seconds=keep
+            )
+        return page
+
+    async def _parse_listing(
+        self, index: Index, url: str, content: bytes, content_type: str | None, name: str
+    ) -> PageListing:
+        """``name``'s files on a page fetched from ``url``; parse errors as fetch errors."""
+        parse = functools.partial(
+            parse_page,
+            content,
+            content_type,
+            url=url,
+            project=name,
+            max_files=self._limits.max_page_files,
+        )
+        try:
+            # A big page (botocore's runs to megabytes) would hold the event loop for as long
+            # as it parses: other jobs' fetches and the worker's heartbeat with it.
+            return (
+                await asyncio.to_thread(parse) if len(content) > _PARSE_OFF_LOOP_BYTES else parse()
+            )
+        except PageTooLargeError as exc:
+            raise _error(
+                ResponseTooLargeError, index, url, str(exc), setting="fetch.max_page_files"
+            ) from exc
+        except PageParseError as exc:
+            raise _error(InvalidResponseError, index, url, str(exc)) from exc
+
+    async def _fetch_simple_page(
+        self, index: Index, name: str, entry: CachedPage | None, stats: FetchStats
+    ) -> ProjectPage:
+        url = f"{strip_userinfo(index.url).rstrip('/')}/{quote(name, safe='')}/"
+        headers = {"Accept": ACCEPT_PROJECT_PAGE, **_COMPRESSIBLE}
         if entry is not None and entry.page.etag:
             headers["If-None-Match"] = entry.page.etag
         if entry is not None and entry.page.last_modified:
@@ -256,28 +306,9 @@ class IndexClient:
             if body.status == 304:
                 return None
             content = await body.read(self._limits.max_page_bytes)
-            parse = functools.partial(
-                parse_page,
-                content,
-                body.headers.get("content-type"),
-                url=body.url,
-                project=name,
-                max_files=self._limits.max_page_files,
+            listing = await self._parse_listing(
+                index, body.url, content, body.headers.get("content-type"), name
             )
-            try:
-                # A big page (botocore's runs to megabytes) would hold the event loop for as
-                # long as it parses: other jobs' fetches and the worker's heartbeat with it.
-                listing = (
-                    await asyncio.to_thread(parse)
-                    if len(content) > _PARSE_OFF_LOOP_BYTES
-                    else parse()
-                )
-            except PageTooLargeError as exc:
-                raise _error(
-                    ResponseTooLargeError, index, body.url, str(exc), setting="fetch.max_page_files"
-                ) from exc
-            except PageParseError as exc:
-                raise _error(InvalidResponseError, index, body.url, str(exc)) from exc
             return ProjectPage(
                 name=name,
                 index=index.display_name,
@@ -301,12 +332,43 @@ class IndexClient:
             assert entry is not None  # a 304 only answers a conditional request
             stats.count(revalidated=1)
             page = entry.page
-        if self._cache is not None:
-            keep = max(self._limits.page_ttl_seconds * _KEEP_PAGE_TTLS, _MIN_KEEP_SECONDS)
-            await self._cache.set_page(
-                index, name, CachedPage(page=page, fetched_at=time.time()), keep_seconds=keep
-            )
         return page
+
+    async def _read_flat_page(self, index: Index, name: str, stats: FetchStats) -> ProjectPage:
+        """``name``'s files on a flat index's one page, which is fetched once per page TTL for
+        every project asked of it (a job asks for each of its packages)."""
+        flat = self._flat_pages.get(index.identity)
+        if flat is None or not 0 <= time.time() - flat.fetched_at < self._limits.page_ttl_seconds:
+            flat = await self._join(
+                self._flat_flights, index.identity, stats, lambda: self._fetch_flat(index, stats)
+            )
+        listing = await self._parse_listing(index, flat.url, flat.content, flat.content_type, name)
+        return ProjectPage(name=name, index=index.display_name, listing=listing)
+
+    async def _fetch_flat(self, index: Index, stats: FetchStats) -> _FlatPage:
+        url = strip_userinfo(index.url)
+
+        async def consume(body: Body) -> _FlatPage:
+            return _FlatPage(
+                url=body.url,
+                content=await body.read(self._limits.max_page_bytes),
+                content_type=body.headers.get("content-type"),
+                fetched_at=time.time(),
+            )
+
+        async def fetch() -> _FlatPage:
+            return await self._fetcher.get(
+                index,
+                url,
+                headers={"Accept": MEDIA_TEXT_HTML, **_COMPRESSIBLE},
+                ok=frozenset({200}),
+                consume=consume,
+                stats=stats,
+            )
+
+        flat = await self._within_deadline(index, url, fetch)
+        self._flat_pages[index.identity] = flat
+        return flat
 
     # -- core metadata -----------------------------------------------------------------------
 
