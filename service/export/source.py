@@ -15,7 +15,7 @@ Errors::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -31,7 +31,7 @@ from service.resolution.environment import (
     make_target_environment,
     python_lower_bound,
 )
-from service.resolution.request import ResolveRequest
+from service.resolution.request import IndexRef, ResolveRequest
 from service.resolution.result import FileRef, Resolution, ResolvedPackage
 
 __all__ = [
@@ -105,13 +105,20 @@ class MissingHashError(ExportError):
         self.package = package.name
 
 
+def _ref_url(ref: IndexRef) -> str:
+    """The URL an index named by URL is known by (a flat page's as written)."""
+    url = ref.url or ""
+    return url if ref.format == "flat" else url.rstrip("/")
+
+
 @dataclass(frozen=True)
 class LockSource:
     """A succeeded job's resolution and what surrounds it.
 
     ``index_urls`` maps configured index names to their URLs, already redacted; a package whose
     ``index`` is not a configured name was resolved from an index the request named by URL, and
-    that (redacted) URL is its name.
+    that (redacted) URL is its name. ``flat_names`` are the configured indexes that are flat
+    pages of links (``--find-links``), not simple indexes.
     """
 
     job_id: str
@@ -119,6 +126,7 @@ class LockSource:
     resolution: Resolution
     target: TargetEnvironment
     index_urls: Mapping[str, str]
+    flat_names: frozenset[str] = frozenset()
 
     @property
     def universal(self) -> bool:
@@ -151,7 +159,7 @@ class LockSource:
         """The URLs of the indexes the packages came from, in the request's priority order."""
         used = {url for package in self.resolution.packages if (url := self.index_url(package))}
         # A request that named no index used every configured one, in configuration order.
-        ranked = [ref.name or (ref.url or "").rstrip("/") for ref in self.request.indexes]
+        ranked = [ref.name or _ref_url(ref) for ref in self.request.indexes]
         seen: set[str] = set()
         for name in ranked or list(self.index_urls):
             url = self.index_urls[name] if name in self.index_urls else redact_url(name)
@@ -159,6 +167,12 @@ class LockSource:
                 seen.add(url)
                 yield url
         yield from sorted(used - seen)
+
+    def is_flat(self, url: str) -> bool:
+        """Whether the index at ``url`` (as ``iter_index_urls`` gives it) is a flat page."""
+        configured = (self.index_urls.get(name) for name in self.flat_names)
+        named = (redact_url(r.url) for r in self.request.indexes if r.format == "flat" and r.url)
+        return url in {*configured, *named}
 
     def target_marker(self) -> str:
         """A PEP 508 marker that holds exactly on the target the resolution was made for."""
@@ -225,10 +239,13 @@ def _iter_naming(lines: Sequence[str], name: str) -> Iterator[Requirement]:
             yield requirement
 
 
-def make_lock_source(document: JobDocument, index_urls: Mapping[str, str]) -> LockSource:
+def make_lock_source(
+    document: JobDocument, index_urls: Mapping[str, str], *, flat_names: Collection[str] = ()
+) -> LockSource:
     """The export input for ``document``; raises ``NotSucceededError`` without a resolution.
 
-    ``index_urls`` maps configured index names to URLs; they are redacted here.
+    ``index_urls`` maps configured index names to URLs; they are redacted here. ``flat_names``
+    are the configured flat indexes.
     """
     if document.status != "succeeded" or document.result is None:
         kind = document.failure.kind if document.failure else None
@@ -240,4 +257,5 @@ def make_lock_source(document: JobDocument, index_urls: Mapping[str, str]) -> Lo
         resolution=document.result,
         target=make_target_environment(environment.python_version, environment.platform),
         index_urls={name: redact_url(url) for name, url in index_urls.items()},
+        flat_names=frozenset(flat_names),
     )

@@ -11,6 +11,7 @@ uploaded yesterday, as uv's ``--exclude-newer "7 days"`` does.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from packaging.requirements import Requirement
 
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
 from tests.support.cluster import Cluster, assert_not_internal
-from tests.support.installers import VENV_BIN, tool_env
+from tests.support.installers import VENV_BIN, installed, run_tool, tool_env
 from tests.support.processes import make_service_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -230,6 +231,38 @@ class TestFlatIndex:
         assert pins(document) == oracle == {"flask": "3.1.0", "click": "8.1.7"}
         flask = next(p for p in document["result"]["packages"] if p["name"] == "flask")
         assert flask["file"]["url"] == urls["flat"] + "flask-3.1.0-py3-none-any.whl"
+        assert len(flask["file"]["hashes"]["sha256"]) == 64  # from the link's fragment
+
+    def test_the_requirements_export_finds_links_and_pip_installs_it(
+        self, cluster: Cluster, urls: dict[str, str], tmp_path: Path
+    ) -> None:
+        """The export names a flat index with ``--find-links`` (not as an index), so pip, given
+        no index at all, installs exactly the locked files from it."""
+        document = resolvd(cluster, ["flask"], indexes=[{"url": urls["flat"], "format": "flat"}])
+        response = cluster.http.get(
+            f"/jobs/{document['id']}/lock", params={"format": "requirements"}
+        )
+        assert response.status_code == 200, response.text
+        assert f"--find-links {urls['flat']}" in response.text.splitlines()
+        assert "--index-url" not in response.text
+        lock = tmp_path / "requirements.txt"
+        lock.write_text(response.text)
+        report = tmp_path / "report.json"
+        run_tool(
+            [
+                str(VENV_BIN / "pip"),
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--no-index",
+                "--report",
+                str(report),
+                "-r",
+                str(lock),
+            ],
+            tmp_path,
+        )
+        assert installed(json.loads(report.read_text())) == pins(document)
 
     def test_a_configured_flat_index_by_name(self, cluster: Cluster) -> None:
         """A configured ``format = "flat"`` index resolves by name, and a project it does not
