@@ -1,9 +1,11 @@
 """Several indexes, end to end, with ``uv pip compile`` on the same loopback indexes as the oracle.
 
 Two simple indexes publish ``flask`` differently: ``e`` an older release, ``f`` two newer ones
-(each with the ``click`` its releases need). Each index strategy must pick what uv picks there:
-``first-index`` takes flask (and click) only from ``e``, ``unsafe-first-match`` exhausts ``e``'s
-versions before ``f``'s, ``unsafe-best-match`` takes the highest anywhere. A flat index (a
+(each with the ``click`` its releases need), and ``variant`` 1.0 is on both, usable only on
+``f``. Each index strategy must pick what uv picks there: ``first-index`` takes a package only
+from the first index that has it, ``unsafe-first-match`` exhausts ``e``'s versions before
+``f``'s (and does not look for a version ``e`` lists unusably elsewhere), ``unsafe-best-match``
+takes the highest usable anywhere. A flat index (a
 directory listing of files, uv's ``--find-links``) resolves like uv's; ``sources`` takes a
 package only from the explicit index it is pinned to; a ``"7 days"`` cooldown skips a release
 uploaded yesterday, as uv's ``--exclude-newer "7 days"`` does.
@@ -38,6 +40,8 @@ E = IndexSpec(
         Project("flask", [Release("2.3.3", requires=["click>=7"])]),
         Project("click", [Release("7.0")]),
         Project("tool", [Release("1.0")]),
+        # Its 1.0 has no file for the target here, but has one on f.
+        Project("variant", [Release("1.0", wheel_tags=("cp312-cp312-win_amd64",)), Release("0.9")]),
     ],
 )
 F = IndexSpec(
@@ -48,6 +52,7 @@ F = IndexSpec(
             [Release("3.0.3", requires=["click>=8"]), Release("3.1.0", requires=["click>=8"])],
         ),
         Project("click", [Release("7.0"), Release("8.1.7")]),
+        Project("variant", [Release("1.0"), Release("0.8")]),
     ],
 )
 # An explicit index: only packages pinned to it by ``sources`` are taken from it.
@@ -82,6 +87,10 @@ EXPECTED: dict[tuple[str, str], dict[str, str] | None] = {
     ("unsafe-first-match", "flask>=3"): {"flask": "3.1.0", "click": "8.1.7"},
     ("unsafe-best-match", "flask"): {"flask": "3.1.0", "click": "8.1.7"},
     ("unsafe-best-match", "flask>=3"): {"flask": "3.1.0", "click": "8.1.7"},
+    # A version the first index lists unusably: first-match does not look for it further.
+    ("first-index", "variant"): {"variant": "0.9"},
+    ("unsafe-first-match", "variant"): {"variant": "0.9"},
+    ("unsafe-best-match", "variant"): {"variant": "1.0"},
 }
 
 
@@ -182,9 +191,10 @@ class TestIndexStrategies:
     def test_each_strategy_picks_what_uv_picks(
         self, cluster: Cluster, urls: dict[str, str], tmp_path: Path, strategy: str
     ) -> None:
-        """Over ``e`` then ``f``, ``flask`` and ``flask>=3`` resolve as uv resolves them with
-        the same ``--index-strategy`` (``--index e --default-index f``: e is searched first)."""
-        for requirement in ("flask", "flask>=3"):
+        """Over ``e`` then ``f``, ``flask``, ``flask>=3`` and ``variant`` resolve as uv resolves
+        them with the same ``--index-strategy`` (``--index e --default-index f``: e is searched
+        first)."""
+        for requirement in ("flask", "flask>=3", "variant"):
             document = resolvd(
                 cluster,
                 [requirement],
