@@ -9,6 +9,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from service.api.controllers.resolve import fingerprint
 from service.api.problems import InvalidRequest
 from service.api.schemas import ResolveBody
 from service.api.validation import to_resolve_request
@@ -401,6 +402,19 @@ class TestDeduplication:
         assert second.status_code == 202
         assert second.json()["id"] == first.json()["id"]
         assert await count_queued(redis_client) == (1, 1)
+
+    def test_a_cooldown_is_the_same_request_whenever_it_is_sent(self, settings: Settings) -> None:
+        """The same duration accepted a minute apart (two cutoffs) is one request; the same
+        cutoff given as a time is another."""
+
+        def accepted(value: str, now: datetime) -> str:
+            resolve_body = ResolveBody(requirements=["a"], exclude_newer=value)
+            return fingerprint(to_resolve_request(resolve_body, settings, {}, now=now))
+
+        assert accepted("7 days", NOON) == accepted("7 days", NOON + timedelta(minutes=1))
+        assert accepted("7 days", NOON) != accepted("P7D", NOON)
+        assert accepted("2026-11-27T12:00:00Z", NOON) != accepted("7 days", NOON)
+        assert accepted("2026-11-27T12:00:00Z", NOON) != accepted("2026-11-28T12:00:00Z", NOON)
 
     async def test_defaults_spelled_out_are_the_same_request(self, api: Client) -> None:
         """The canonical form has defaults applied, so spelling them out changes nothing."""
