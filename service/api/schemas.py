@@ -140,8 +140,11 @@ class IndexErrorCodes(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class IndexView(msgspec.Struct, frozen=True, kw_only=True):
-    """A configured index: its name, redacted URL and default client-error policy."""
+    """A configured index: its name, redacted URL, default client-error policy, ``format``
+    (``simple`` or ``flat``) and whether it is ``explicit`` (only for what ``sources`` pins)."""
 
     name: str
     url: str
     ignore_error_codes: IndexErrorCodes
+    format: IndexFormat = "simple"
+    explicit: bool = False
