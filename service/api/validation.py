@@ -174,10 +174,11 @@ def _check_cutoffs(
     packages: dict[str, str | bool] = {}
     for name, value in _canonical_keys(errors, "exclude_newer_package", body.exclude_newer_package):
         field = f"exclude_newer_package.{name}"
-        if value is True or not isinstance(value, str):
-            if value is not False:
-                errors.add("invalid-request", field, "true is no cutoff: give a time or false")
+        if value is False:
             packages[canonicalize_name(name)] = False
+            continue
+        if not isinstance(value, str):
+            errors.add("invalid-request", field, "true is no cutoff: give a time, or false")
             continue
         try:
             packages[canonicalize_name(name)] = _normalize_exclude_newer(value, now)[0]
