@@ -2,12 +2,12 @@
 
 A header says who wrote it and for which target; ``--index-url`` (then ``--extra-index-url``)
 lines name the indexes the packages came from, in the request's priority order (``--find-links``
-a flat one); then one entry per package, sorted by name: ``name[extras]==version`` (with ``; marker`` where a universal lock
-installs it only somewhere) and a ``--hash`` line per strong hash of every file the lock allows
-(every file the target could install; in a universal lock every file usable in its domain),
-``# via`` (``-r requirements.in`` for what the request asked for,
-``-c constraints.txt`` for what it constrained, else the packages that need it) and, as uv's
-``--emit-index-annotation`` does, ``# from <index URL>``. Every file's hash is pinned, so
+a flat one); then one entry per package, sorted by name: ``name[extras]==version`` (with
+``; marker`` where a universal lock installs it only somewhere) and a ``--hash`` line per strong
+hash of every file the lock allows (every file the target could install; in a universal lock
+every file usable in its domain), ``# via`` (``-r requirements.in`` for what the request asked
+for, ``-c constraints.txt`` for what it constrained, else the packages that need it) and, as
+uv's ``--emit-index-annotation`` does, ``# from <index URL>``. Every file's hash is pinned, so
 ``pip install --require-hashes -r requirements.txt`` installs exactly the resolved files.
 """
 
