@@ -64,6 +64,10 @@ class IndexSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     ca_file: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
+    # "flat": one page (or directory listing) of file links, as pip and uv's --find-links.
+    format: Literal["simple", "flat"] = "simple"
+    # Used only for the packages a request's ``sources`` pins to it.
+    explicit: bool = False
 
 
 class RedisSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):

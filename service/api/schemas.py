@@ -13,7 +13,12 @@ from typing import Literal
 import msgspec
 
 from service.export import LockFormat
-from service.resolution.request import IndexStrategy, PrereleaseMode, ResolutionMode
+from service.resolution.request import (
+    IndexFormat,
+    IndexStrategy,
+    PrereleaseMode,
+    ResolutionMode,
+)
 
 __all__ = [
     "EnvironmentBody",
@@ -41,11 +46,16 @@ class ErrorCodesBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 
 class IndexRefBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One index, by configured ``name`` or (where the server allows it) by ``url``."""
+    """One index, by configured ``name`` or (where the server allows it) by ``url``.
+
+    ``format`` says what a ``url`` serves: a simple index (the default) or a ``flat`` page of
+    file links (``--find-links``); a configured index has its configured format.
+    """
 
     name: str | None = None
     url: str | None = None
     ignore_error_codes: ErrorCodesBody | None = None
+    format: IndexFormat | None = None
 
 
 class EnvironmentBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -81,6 +91,8 @@ class ResolveBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
     prerelease: PrereleaseMode = "if-necessary-or-explicit"
     resolution: ResolutionMode = "highest"
     exclude_newer: str | None = None
+    exclude_newer_package: dict[str, str | bool] = {}
+    sources: dict[str, str] = {}
     no_binary: list[str] = []
     only_binary: list[str] = []
     indexes: list[IndexRefBody] = []
@@ -128,8 +140,11 @@ class IndexErrorCodes(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class IndexView(msgspec.Struct, frozen=True, kw_only=True):
-    """A configured index: its name, redacted URL and default client-error policy."""
+    """A configured index: its name, redacted URL, default client-error policy, ``format``
+    (``simple`` or ``flat``) and whether it is ``explicit`` (only for what ``sources`` pins)."""
 
     name: str
     url: str
     ignore_error_codes: IndexErrorCodes
+    format: IndexFormat = "simple"
+    explicit: bool = False

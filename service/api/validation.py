@@ -2,7 +2,9 @@
 
 Everything a job could fail on before it reaches the resolver is checked here, so nothing is
 queued for a request that cannot run: PEP 508 syntax of every requirement, constraint and
-override; the target environment; ``exclude_newer``; binary-policy names; the indexes (through
+override; the target environment; ``exclude_newer`` and ``exclude_newer_package`` (a duration
+becomes the time it reaches back to from now, the moment the job is accepted, so every attempt of
+the job uses one cutoff); binary-policy names; the indexes and ``sources`` (through
 ``make_indexes``, the same function the worker uses); the request-size limits; a ``lock``, read
 here (``service.export.reader``) so the job carries its entries and an unreadable one queues
 nothing. All problems are collected, each naming its field (``requirements[2]``,
@@ -12,8 +14,9 @@ nothing. All problems are collected, each naming its field (``requirements[2]``,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -32,7 +35,26 @@ from service.settings import Settings
 
 __all__ = ["to_resolve_request"]
 
+T = TypeVar("T")
+
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Durations as uv takes them: "friendly" ("7 days", "24 hours", "1 week 2 days", "36h") or ISO
+# 8601 ("P7D", "PT24H", "P1W"). A day is 24 hours; months and years are not fixed spans.
+_FRIENDLY_PART = re.compile(r"\s*(\d+)\s*([a-z]+)\s*,?", re.IGNORECASE)
+_FRIENDLY_UNITS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7 * 86400),
+}
+_CALENDAR_UNITS = frozenset({"mo", "month", "months", "y", "yr", "yrs", "year", "years"})
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
+    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
+    re.IGNORECASE,
+)
+_ISO_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _BINARY_WILDCARDS = frozenset({":all:", ":none:"})
 
 
@@ -90,16 +112,98 @@ def _check_binary_names(errors: _Errors, field: str, values: Sequence[str]) -> N
             )
 
 
-def _normalize_exclude_newer(value: str) -> str:
-    """RFC 3339 timestamp (normalized to UTC) or a plain date; raise ValueError otherwise."""
+def _parse_duration(value: str) -> timedelta | None:
+    """A uv duration ("7 days", "P7D"); ``None`` when ``value`` is no duration at all.
+
+    Raises ValueError for one that uses months or years.
+    """
+    text = value.strip()
+    if text[:1] in ("P", "p"):
+        iso = _ISO_DURATION.match(text)
+        if iso is None or not any(iso.groupdict().values()) or text.upper().endswith("T"):
+            if re.search(r"\d[YM]", text.upper().partition("T")[0]):
+                raise ValueError("months and years are not allowed in a duration: use days")
+            return None
+        seconds = sum(float(n) * _ISO_SECONDS[unit] for unit, n in iso.groupdict().items() if n)
+        return timedelta(seconds=seconds)
+    parts = _FRIENDLY_PART.findall(text)
+    if not parts or _FRIENDLY_PART.sub("", text):
+        return None
+    seconds = 0
+    for amount, unit in parts:
+        if unit.lower() in _CALENDAR_UNITS:
+            raise ValueError("months and years are not allowed in a duration: use days")
+        if unit.lower() not in _FRIENDLY_UNITS:
+            return None
+        seconds += int(amount) * _FRIENDLY_UNITS[unit.lower()]
+    return timedelta(seconds=seconds)
+
+
+def _normalize_exclude_newer(value: str, now: datetime) -> tuple[str, str | None]:
+    """The cutoff as an RFC 3339 timestamp (UTC) or a plain date, and the duration it was
+    computed from (``None`` for a time); raise ValueError for anything else."""
+    duration = _parse_duration(value)
+    if duration is not None:
+        moment = (now - duration).replace(microsecond=0)
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z"), value.strip()
     if _DATE.match(value):
-        return date.fromisoformat(value).isoformat()
+        return date.fromisoformat(value).isoformat(), None
+    forms = "expected an RFC 3339 timestamp, a date (YYYY-MM-DD) or a duration ('7 days', 'P7D')"
     if "T" not in value.upper() and " " not in value:
-        raise ValueError("expected an RFC 3339 timestamp or a date (YYYY-MM-DD)")
-    moment = datetime.fromisoformat(value)
+        raise ValueError(forms)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(forms) from exc
     if moment.tzinfo is None:
         raise ValueError("an RFC 3339 timestamp needs a UTC offset, e.g. 'Z' or '+02:00'")
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z"), None
+
+
+def _check_cutoffs(
+    errors: _Errors, body: ResolveBody, now: datetime
+) -> tuple[str | None, str | None, dict[str, str | bool]]:
+    """``exclude_newer`` (with the duration it came from) and ``exclude_newer_package``, each
+    value a time, a date or a duration resolved against ``now`` (``false``: no cutoff)."""
+    cutoff = span = None
+    if body.exclude_newer is not None:
+        try:
+            cutoff, span = _normalize_exclude_newer(body.exclude_newer, now)
+        except ValueError as exc:
+            errors.add("invalid-request", "exclude_newer", str(exc))
+    packages: dict[str, str | bool] = {}
+    for name, value in _canonical_keys(errors, "exclude_newer_package", body.exclude_newer_package):
+        field = f"exclude_newer_package.{name}"
+        if value is False:
+            packages[canonicalize_name(name)] = False
+            continue
+        if not isinstance(value, str):
+            errors.add("invalid-request", field, "true is no cutoff: give a time, or false")
+            continue
+        try:
+            packages[canonicalize_name(name)] = _normalize_exclude_newer(value, now)[0]
+        except ValueError as exc:
+            errors.add("invalid-request", field, str(exc))
+    return cutoff, span, packages
+
+
+def _canonical_keys(
+    errors: _Errors, field: str, mapping: Mapping[str, T]
+) -> Iterator[tuple[str, T]]:
+    """``mapping``'s entries whose key is a package name (the others, and a name given twice
+    in two spellings, are errors)."""
+    seen: set[str] = set()
+    for key, value in mapping.items():
+        try:
+            name = canonicalize_name(key, validate=True)
+        except InvalidName:
+            errors.add("invalid-request", f"{field}.{key}", f"{key!r} is not a package name")
+            continue
+        if name in seen:
+            errors.add("invalid-request", f"{field}.{key}", f"{name} is named twice")
+            continue
+        seen.add(name)
+        yield key, value
 
 
 def _check_universal(errors: _Errors, body: ResolveBody) -> None:
@@ -158,6 +262,7 @@ def _make_refs(errors: _Errors, indexes: Sequence[IndexRefBody]) -> tuple[IndexR
             ignore_error_codes=_check_status_codes(
                 errors, f"indexes[{position}].ignore_error_codes", ref.ignore_error_codes
             ),
+            format=ref.format,
         )
         for position, ref in enumerate(indexes)
     )
@@ -192,7 +297,7 @@ def _read_lock(
 
 
 def _slug_for_index_error(exc: IndexRefError) -> str:
-    if exc.field.endswith(".name"):
+    if exc.field.endswith(".name") or exc.field.startswith("sources."):
         return "unknown-index"
     if exc.field.endswith(".url"):
         return "index-url-not-allowed"
@@ -205,10 +310,12 @@ def to_resolve_request(
     environ: Mapping[str, str],
     *,
     lock_job: JobDocument | None = None,
+    now: datetime | None = None,
 ) -> ResolveRequest:
     """The validated domain request, with server defaults applied; raise ``InvalidRequest``.
 
-    ``lock_job`` is the client's job that ``lock.job`` names, looked up by the caller.
+    ``lock_job`` is the client's job that ``lock.job`` names, looked up by the caller; ``now``
+    (the current time when absent) is what durations in ``exclude_newer`` reach back from.
     """
     errors = _Errors()
     limit = settings.limits.max_requirements
@@ -235,12 +342,9 @@ def to_resolve_request(
     except UnsupportedTargetError as exc:
         errors.add("unsupported-environment", exc.field, exc.message)
 
-    exclude_newer = None
-    if body.exclude_newer is not None:
-        try:
-            exclude_newer = _normalize_exclude_newer(body.exclude_newer)
-        except ValueError as exc:
-            errors.add("invalid-request", "exclude_newer", str(exc))
+    exclude_newer, exclude_newer_span, exclude_newer_package = _check_cutoffs(
+        errors, body, now or datetime.now(UTC)
+    )
 
     _check_universal(errors, body)
 
@@ -251,10 +355,17 @@ def to_resolve_request(
         deadline = min(body.deadline_seconds, settings.limits.max_deadline_seconds)
 
     refs = _make_refs(errors, body.indexes)
+    given: dict[str, str] = {
+        canonicalize_name(key): key for key, _ in _canonical_keys(errors, "sources", body.sources)
+    }
+    sources = {name: body.sources[key] for name, key in given.items()}
     try:
-        make_indexes(refs, settings, environ)
+        make_indexes(refs, settings, environ, sources=sources)
     except IndexRefError as exc:
-        errors.add(_slug_for_index_error(exc), exc.field, exc.message)
+        field = exc.field
+        if field.startswith("sources."):
+            field = f"sources.{given[field.removeprefix('sources.')]}"
+        errors.add(_slug_for_index_error(exc), field, exc.message)
 
     lock = _read_lock(errors, body.lock, lock_job, settings)
 
@@ -271,6 +382,9 @@ def to_resolve_request(
         prerelease=body.prerelease,
         resolution=body.resolution,
         exclude_newer=exclude_newer,
+        exclude_newer_span=exclude_newer_span,
+        exclude_newer_package=exclude_newer_package,
+        sources=sources,
         no_binary=tuple(body.no_binary),
         only_binary=tuple(body.only_binary),
         indexes=refs,

@@ -73,5 +73,8 @@ def _override(policy: ErrorPolicy) -> PolicyOverride:
 def index_ref(index: Index) -> IndexRef:
     """``index`` as a request names it (configured name or URL), with its policy for this job."""
     if index.named_by_url:
-        return IndexRef(url=index.url, ignore_error_codes=_override(index.policy))
+        index_format = None if index.format == "simple" else index.format
+        return IndexRef(
+            url=index.url, ignore_error_codes=_override(index.policy), format=index_format
+        )
     return IndexRef(name=index.name, ignore_error_codes=_override(index.policy))

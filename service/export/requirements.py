@@ -1,13 +1,13 @@
 """``requirements.txt`` in pip-tools' style: pinned, hashed and annotated.
 
 A header says who wrote it and for which target; ``--index-url`` (then ``--extra-index-url``)
-lines name the indexes the packages came from, in the request's priority order; then one entry
-per package, sorted by name: ``name[extras]==version`` (with ``; marker`` where a universal lock
-installs it only somewhere) and a ``--hash`` line per strong hash of every file the lock allows
-(every file the target could install; in a universal lock every file usable in its domain),
-``# via`` (``-r requirements.in`` for what the request asked for,
-``-c constraints.txt`` for what it constrained, else the packages that need it) and, as uv's
-``--emit-index-annotation`` does, ``# from <index URL>``. Every file's hash is pinned, so
+lines name the indexes the packages came from, in the request's priority order (``--find-links``
+a flat one); then one entry per package, sorted by name: ``name[extras]==version`` (with
+``; marker`` where a universal lock installs it only somewhere) and a ``--hash`` line per strong
+hash of every file the lock allows (every file the target could install; in a universal lock
+every file usable in its domain), ``# via`` (``-r requirements.in`` for what the request asked
+for, ``-c constraints.txt`` for what it constrained, else the packages that need it) and, as
+uv's ``--emit-index-annotation`` does, ``# from <index URL>``. Every file's hash is pinned, so
 ``pip install --require-hashes -r requirements.txt`` installs exactly the resolved files.
 """
 
@@ -38,8 +38,13 @@ def _iter_header(source: LockSource) -> Iterator[str]:
     yield "#"
     yield "#    pip install --require-hashes -r requirements.txt"
     yield "#"
-    for position, url in enumerate(source.iter_index_urls()):
-        yield f"{'--index-url' if position == 0 else '--extra-index-url'} {url}"
+    simple = 0
+    for url in source.iter_index_urls():
+        if source.is_flat(url):
+            yield f"--find-links {url}"
+            continue
+        yield f"{'--index-url' if simple == 0 else '--extra-index-url'} {url}"
+        simple += 1
 
 
 def _requirement(package: ResolvedPackage) -> str:

@@ -15,7 +15,7 @@ Errors::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -122,7 +122,8 @@ class LockSource:
 
     ``index_urls`` maps configured index names to their URLs, already redacted; a package whose
     ``index`` is not a configured name was resolved from an index the request named by URL, and
-    that (redacted) URL is its name.
+    that (redacted) URL is its name. ``flat_names`` are the configured indexes that are flat
+    pages of links (``--find-links``), not simple indexes.
     """
 
     job_id: str
@@ -130,6 +131,7 @@ class LockSource:
     resolution: Resolution
     target: TargetEnvironment
     index_urls: Mapping[str, str]
+    flat_names: frozenset[str] = frozenset()
 
     @property
     def universal(self) -> bool:
@@ -170,6 +172,12 @@ class LockSource:
                 seen.add(url)
                 yield url
         yield from sorted(used - seen)
+
+    def is_flat(self, url: str) -> bool:
+        """Whether the index at ``url`` (as ``iter_index_urls`` gives it) is a flat page."""
+        configured = (self.index_urls.get(name) for name in self.flat_names)
+        named = (redact_url(r.url) for r in self.request.indexes if r.format == "flat" and r.url)
+        return url in {*configured, *named}
 
     def target_marker(self) -> str:
         """A PEP 508 marker that holds exactly on the target the resolution was made for."""
@@ -236,10 +244,13 @@ def _iter_naming(lines: Sequence[str], name: str) -> Iterator[Requirement]:
             yield requirement
 
 
-def make_lock_source(document: JobDocument, index_urls: Mapping[str, str]) -> LockSource:
+def make_lock_source(
+    document: JobDocument, index_urls: Mapping[str, str], *, flat_names: Collection[str] = ()
+) -> LockSource:
     """The export input for ``document``; raises ``NotSucceededError`` without a resolution.
 
-    ``index_urls`` maps configured index names to URLs; they are redacted here.
+    ``index_urls`` maps configured index names to URLs; they are redacted here. ``flat_names``
+    are the configured flat indexes.
     """
     if document.status != "succeeded" or document.result is None:
         kind = document.failure.kind if document.failure else None
@@ -251,4 +262,5 @@ def make_lock_source(document: JobDocument, index_urls: Mapping[str, str]) -> Lo
         resolution=document.result,
         target=make_target_environment(environment.python_version, environment.platform),
         index_urls={name: redact_url(url) for name, url in index_urls.items()},
+        flat_names=frozenset(flat_names),
     )

@@ -10,6 +10,8 @@ decides what it means. What it adds to plain fetching:
   and its result or error;
 * the cache: fresh pages and metadata come from ``PageCache``; stale pages are revalidated
   with ``If-None-Match`` / ``If-Modified-Since``;
+* flat indexes (``--find-links``): the one page is fetched once per page TTL, however many
+  projects are asked of it, and each project's listing is parsed from it;
 * the cheapest way to a wheel's METADATA: the PEP 658 file when the page advertises one, else
   HTTP range requests for the zip directory and the one member, else the whole file;
 * for an sdist whose metadata is dynamic, the ``metadata_builder`` when one was given
@@ -73,7 +75,9 @@ from service.index.metadata import (
 from service.index.models import CoreMetadata, DistFile, Index, ProjectPage
 from service.index.pages import (
     ACCEPT_PROJECT_PAGE,
+    MEDIA_TEXT_HTML,
     DistName,
+    PageListing,
     PageParseError,
     PageTooLargeError,
     parse_dist_filename,
@@ -125,6 +129,15 @@ def _pick_hash(hashes: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
+class _FlatPage(msgspec.Struct, frozen=True, kw_only=True):
+    """A flat index's one page as fetched: what each project's listing is parsed from."""
+
+    url: str
+    content: bytes
+    content_type: str | None
+    fetched_at: float
+
+
 class _Range(msgspec.Struct, frozen=True):
     start: int
     total: int | None
@@ -153,6 +166,9 @@ class IndexClient:
         self._fetcher = Fetcher(limits, transport=transport)
         self._page_flights: dict[str, asyncio.Task[ProjectPage]] = {}
         self._metadata_flights: dict[str, asyncio.Task[CoreMetadata]] = {}
+        # Flat indexes' pages by index identity (one each), and their fetches in flight.
+        self._flat_pages: dict[str, _FlatPage] = {}
+        self._flat_flights: dict[str, asyncio.Task[_FlatPage]] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -169,6 +185,7 @@ class IndexClient:
         """Cancel fetches in flight and close the connection pool and the cache."""
         flights: list[asyncio.Task[Any]] = [
             *self._page_flights.values(),
+            *self._flat_flights.values(),
             *self._metadata_flights.values(),
         ]
         for task in flights:
@@ -186,7 +203,9 @@ class IndexClient:
         """``project``'s file listing on ``index``: from the cache while fresh, else fetched.
 
         A stale cached page is revalidated (304 keeps it). Raises ``IndexFetchError``s:
-        ``HTTPStatusError`` for 4xx/5xx (a missing project is a 404 like any other).
+        ``HTTPStatusError`` for 4xx/5xx (a missing project is a 404 like any other). On a flat
+        index the page is the index's one page, of which only ``project``'s files are kept: a
+        project it does not list has an empty page there, not a 404.
         """
         stats = FetchStats() if stats is None else stats
         name = canonicalize_name(project)
@@ -236,6 +255,45 @@ class IndexClient:
     async def _refresh_page(
         self, index: Index, name: str, entry: CachedPage | None, stats: FetchStats
     ) -> ProjectPage:
+        if index.format == "flat":
+            page = await self._read_flat_page(index, name, stats)
+        else:
+            page = await self._fetch_simple_page(index, name, entry, stats)
+        if self._cache is not None:
+            keep = max(self._limits.page_ttl_seconds * _KEEP_PAGE_TTLS, _MIN_KEEP_SECONDS)
+            await self._cache.set_page(
+                index, name, CachedPage(page=page, fetched_at=time.time()), keep_seconds=keep
+            )
+        return page
+
+    async def _parse_listing(
+        self, index: Index, url: str, content: bytes, content_type: str | None, name: str
+    ) -> PageListing:
+        """``name``'s files on a page fetched from ``url``; parse errors as fetch errors."""
+        parse = functools.partial(
+            parse_page,
+            content,
+            content_type,
+            url=url,
+            project=name,
+            max_files=self._limits.max_page_files,
+        )
+        try:
+            # A big page (botocore's runs to megabytes) would hold the event loop for as long
+            # as it parses: other jobs' fetches and the worker's heartbeat with it.
+            return (
+                await asyncio.to_thread(parse) if len(content) > _PARSE_OFF_LOOP_BYTES else parse()
+            )
+        except PageTooLargeError as exc:
+            raise _error(
+                ResponseTooLargeError, index, url, str(exc), setting="fetch.max_page_files"
+            ) from exc
+        except PageParseError as exc:
+            raise _error(InvalidResponseError, index, url, str(exc)) from exc
+
+    async def _fetch_simple_page(
+        self, index: Index, name: str, entry: CachedPage | None, stats: FetchStats
+    ) -> ProjectPage:
         url = f"{strip_userinfo(index.url).rstrip('/')}/{quote(name, safe='')}/"
         headers = {"Accept": ACCEPT_PROJECT_PAGE, **_COMPRESSIBLE}
         if entry is not None and entry.page.etag:
@@ -248,28 +306,9 @@ class IndexClient:
             if body.status == 304:
                 return None
             content = await body.read(self._limits.max_page_bytes)
-            parse = functools.partial(
-                parse_page,
-                content,
-                body.headers.get("content-type"),
-                url=body.url,
-                project=name,
-                max_files=self._limits.max_page_files,
+            listing = await self._parse_listing(
+                index, body.url, content, body.headers.get("content-type"), name
             )
-            try:
-                # A big page (botocore's runs to megabytes) would hold the event loop for as
-                # long as it parses: other jobs' fetches and the worker's heartbeat with it.
-                listing = (
-                    await asyncio.to_thread(parse)
-                    if len(content) > _PARSE_OFF_LOOP_BYTES
-                    else parse()
-                )
-            except PageTooLargeError as exc:
-                raise _error(
-                    ResponseTooLargeError, index, body.url, str(exc), setting="fetch.max_page_files"
-                ) from exc
-            except PageParseError as exc:
-                raise _error(InvalidResponseError, index, body.url, str(exc)) from exc
             return ProjectPage(
                 name=name,
                 index=index.display_name,
@@ -293,12 +332,43 @@ class IndexClient:
             assert entry is not None  # a 304 only answers a conditional request
             stats.count(revalidated=1)
             page = entry.page
-        if self._cache is not None:
-            keep = max(self._limits.page_ttl_seconds * _KEEP_PAGE_TTLS, _MIN_KEEP_SECONDS)
-            await self._cache.set_page(
-                index, name, CachedPage(page=page, fetched_at=time.time()), keep_seconds=keep
-            )
         return page
+
+    async def _read_flat_page(self, index: Index, name: str, stats: FetchStats) -> ProjectPage:
+        """``name``'s files on a flat index's one page, which is fetched once per page TTL for
+        every project asked of it (a job asks for each of its packages)."""
+        flat = self._flat_pages.get(index.identity)
+        if flat is None or not 0 <= time.time() - flat.fetched_at < self._limits.page_ttl_seconds:
+            flat = await self._join(
+                self._flat_flights, index.identity, stats, lambda: self._fetch_flat(index, stats)
+            )
+        listing = await self._parse_listing(index, flat.url, flat.content, flat.content_type, name)
+        return ProjectPage(name=name, index=index.display_name, listing=listing)
+
+    async def _fetch_flat(self, index: Index, stats: FetchStats) -> _FlatPage:
+        url = strip_userinfo(index.url)
+
+        async def consume(body: Body) -> _FlatPage:
+            return _FlatPage(
+                url=body.url,
+                content=await body.read(self._limits.max_page_bytes),
+                content_type=body.headers.get("content-type"),
+                fetched_at=time.time(),
+            )
+
+        async def fetch() -> _FlatPage:
+            return await self._fetcher.get(
+                index,
+                url,
+                headers={"Accept": MEDIA_TEXT_HTML, **_COMPRESSIBLE},
+                ok=frozenset({200}),
+                consume=consume,
+                stats=stats,
+            )
+
+        flat = await self._within_deadline(index, url, fetch)
+        self._flat_pages[index.identity] = flat
+        return flat
 
     # -- core metadata -----------------------------------------------------------------------
 

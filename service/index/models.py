@@ -55,6 +55,8 @@ class Index(msgspec.Struct, frozen=True, kw_only=True):
     token, resolved server-side from the environment and never serialized. ``file_origins``:
     origins (``scheme://host[:port]``) besides the index's own that its pages may link files
     on (PyPI's file host for PyPI); ``tls``: its TLS profile, for connections to its origin.
+    ``format``: ``simple`` (a page per project under ``url``) or ``flat`` (``url`` is one page of
+    file links, as ``--find-links``). ``explicit``: used only for the packages a job pins to it.
     """
 
     name: str
@@ -64,6 +66,8 @@ class Index(msgspec.Struct, frozen=True, kw_only=True):
     named_by_url: bool = False
     file_origins: tuple[str, ...] = ()
     tls: TLSProfile | None = None
+    format: Literal["simple", "flat"] = "simple"
+    explicit: bool = False
 
     def __repr__(self) -> str:
         return f"Index(name={self.name!r}, url={redact_url(self.url)!r})"
@@ -83,7 +87,9 @@ class Index(msgspec.Struct, frozen=True, kw_only=True):
         """
         certificate = None if self.tls is None else self.tls.client_cert
         secret = self.auth if certificate is None else (self.auth, certificate)
-        return _identity(self.url, repr(secret) if secret else None)
+        # A flat page and a simple index under one URL list different things.
+        url = self.url if self.format == "simple" else f"{self.url} (flat)"
+        return _identity(url, repr(secret) if secret else None)
 
 
 @functools.lru_cache(maxsize=1024)

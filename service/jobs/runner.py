@@ -153,7 +153,10 @@ class JobRunner:
             await self._finish(job_id, mark_given_up)
             return
         try:
-            indexes = make_indexes(record.document.request.indexes, self._settings, self._environ)
+            request = record.document.request
+            indexes = make_indexes(
+                request.indexes, self._settings, self._environ, sources=request.sources
+            )
         except IndexRefError as exc:
             failure = Failure(kind="invalid_request", message=f"{exc.field}: {exc.message}")
             await self._finish(job_id, lambda r: mark_failed(r, failure))

@@ -1,11 +1,12 @@
 """The finder: which versions of a project exist, which file each would use, and why not.
 
 The finder is the resolver's only door to the network. It reads project pages across the job's
-indexes under its ``index_strategy``, picks the best file per version for the target (wheel by tag
-priority, else a static-metadata sdist: ``service.resolution.selection``), loads core metadata
-lazily as the resolver reaches a candidate, and records every version it had to pass over with
-the reason, so a failure can be explained from what was actually learned rather than guessed
-afterwards.
+indexes under its ``index_strategy`` (a package the request's ``sources`` pins is read from that
+index alone; an explicit index serves only the packages pinned to it), picks the best file per
+version for the target (wheel by tag priority, else a static-metadata sdist:
+``service.resolution.selection``), loads core metadata lazily as the resolver reaches a
+candidate, and records every version it had to pass over with the reason, so a failure can be
+explained from what was actually learned rather than guessed afterwards.
 
 Everything is lazy, newest version first: a page's versions are known from its filenames, and
 a version's files are judged only when the resolver reaches it (a real page lists thousands of
@@ -21,6 +22,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -117,6 +119,11 @@ class ProjectVersions:
     index strategy, or the one a lock took it from) once, calls ``on_entry`` with it, and
     returns it; ``None`` when no file of that version parses. ``entries`` judges them all, for
     a failure's explanation.
+
+    ``tiers`` is the order the search tries versions in, tier by tier: one tier of every version
+    newest first; under ``unsafe-first-match`` (``first_match``) one tier per index, each with
+    the versions no earlier index lists, so the first index's versions are exhausted before a
+    later index's are tried (uv's meaning).
     """
 
     def __init__(
@@ -142,9 +149,11 @@ class ProjectVersions:
         self._entries: dict[Version, VersionEntry | None] = {}
         if len(sources) == 1:
             self.versions: tuple[Version, ...] = sources[0].versions
+            self.tiers = sources[0].tiers
         else:
             every = {v for source in sources for v in source.versions}
             self.versions = tuple(sorted(every, reverse=True))
+            self.tiers = (self.versions,) if not first_match else _tiers(sources)
 
     @classmethod
     def from_entries(
@@ -168,6 +177,7 @@ class ProjectVersions:
         versions.found_on = found_on
         versions._entries = {entry.version: entry for entry in entries}
         versions.versions = tuple(sorted(versions._entries, reverse=True))
+        versions.tiers = (versions.versions,)
         return versions
 
     def entry(self, version: Version) -> VersionEntry | None:
@@ -202,6 +212,18 @@ class ProjectVersions:
     @property
     def entries(self) -> list[VersionEntry]:
         return [e for version in self.versions if (e := self.entry(version)) is not None]
+
+
+def _tiers(sources: Sequence[PageVersions]) -> tuple[tuple[Version, ...], ...]:
+    """One tier per source: its versions (newest first) that no earlier source lists."""
+    seen: set[Version] = set()
+    tiers: list[tuple[Version, ...]] = []
+    for source in sources:
+        tier = tuple(v for v in source.versions if v not in seen)
+        seen.update(tier)
+        if tier:
+            tiers.append(tier)
+    return tuple(tiers)
 
 
 @dataclass
@@ -263,13 +285,13 @@ class Finder:
             canonicalize_name(n) if n != ":all:" else n for n in request.only_binary
         )
         self._cutoff = parse_time(request.exclude_newer)
-        self._judges: dict[tuple[bool, bool], FileJudge] = {}
+        self._judges: dict[tuple[bool, bool, datetime | None], FileJudge] = {}
         self._versions: dict[str, ProjectVersions] = {}
         self._metadata: dict[tuple[str, str], CoreMetadata | None] = {}
         self._candidates: dict[tuple[str, Version, frozenset[str]], Candidate] = {}
         self._warned: set[tuple[str, ...]] = set()
         self._ordered: dict[
-            str, tuple[Sequence[Version], Sequence[Version], Sequence[Version]]
+            str, tuple[Sequence[Sequence[Version]], Sequence[Version], Sequence[Version]]
         ] = {}
         self.records = _Records()
 
@@ -282,12 +304,21 @@ class Finder:
             lambda: client.find_project_page(index, name, stats=stats),
         )
 
+    def indexes_for(self, name: str) -> list[Index]:
+        """The indexes ``name`` is looked up on, in order: the one ``sources`` pins it to, else
+        every index that is not explicit."""
+        pinned = self._request.sources.get(name)
+        if pinned is not None:
+            return [index for index in self._indexes if index.name == pinned.rstrip("/")]
+        return [index for index in self._indexes if not index.explicit]
+
     def prefetch(self, name: str) -> None:
-        """Start fetching ``name``'s page from the first index, then the metadata of the
+        """Start fetching ``name``'s page from its first index, then the metadata of the
         version the resolver will most likely pick, without waiting for either."""
-        if name in self._versions or not self._indexes:
+        indexes = self.indexes_for(name)
+        if name in self._versions or not indexes:
             return
-        index = self._indexes[0]
+        index = indexes[0]
         if self._client.peek_project_page(index, name) is not None:
             return  # at hand already: the resolver takes it without a round trip
         page = self._page_future(index, name)
@@ -344,7 +375,7 @@ class Finder:
     ) -> tuple[list[tuple[Index, ProjectPage]], list[Index]]:
         pages: list[tuple[Index, ProjectPage]] = []
         missing: list[Index] = []
-        for index in self._indexes:
+        for index in self.indexes_for(name):
             try:
                 page = self._client.peek_project_page(
                     index, name, stats=self._stats
@@ -365,6 +396,9 @@ class Finder:
                 raise FatalFetchError(
                     make_page_diagnostic(error, index, name), "index_error"
                 ) from error
+            if index.format == "flat" and not page.versions:
+                missing.append(index)  # a flat page lists every project it has files of
+                continue
             pages.append((index, page))
             if self._request.index_strategy == "first-index":
                 break
@@ -391,14 +425,25 @@ class Finder:
         return versions
 
     def _judge(self, name: str) -> FileJudge:
-        """The file judge for ``name``: the scope, and whether no/only-binary name it."""
-        options = (_matches(self._no_binary, name), _matches(self._only_binary, name))
+        """The file judge for ``name``: the scope, whether no/only-binary name it, its cutoff."""
+        options = (
+            _matches(self._no_binary, name),
+            _matches(self._only_binary, name),
+            self._cutoff_for(name),
+        )
         judge = self._judges.get(options)
         if judge is None:
             judge = self._judges[options] = FileJudge(
-                self._scope, no_binary=options[0], only_binary=options[1], cutoff=self._cutoff
+                self._scope, no_binary=options[0], only_binary=options[1], cutoff=options[2]
             )
         return judge
+
+    def _cutoff_for(self, name: str) -> datetime | None:
+        """``exclude_newer_package``'s cutoff for ``name`` (``False``: none), else the job's."""
+        own = self._request.exclude_newer_package.get(name)
+        if own is None:
+            return self._cutoff
+        return parse_time(own) if isinstance(own, str) else None
 
     def _take(self, name: str, version: Version, index: Index, choice: FileChoice) -> VersionEntry:
         """This job's entry for a judged version: the judge's best file, unless a lock pinned
@@ -423,7 +468,7 @@ class Finder:
         """The file of the version the resolver will most likely pick from ``page``: the first
         not yanked, in the order the resolver tries them. Judges only as far as it must."""
         source = find_page_versions(index, page, self._judge(name))
-        stable, pre = self._order(name, source.versions)
+        stable, pre = self._order(name, source.tiers)
         for version in (*stable, *pre):
             file = self._take(name, version, index, source.choice(version)).file
             if file is not None and not file.yanked:
@@ -439,17 +484,23 @@ class Finder:
     # -- candidates ----------------------------------------------------------------------
 
     def _order(
-        self, name: str, versions: Sequence[Version]
+        self, name: str, tiers: Sequence[Sequence[Version]]
     ) -> tuple[Sequence[Version], Sequence[Version]]:
-        """Stable versions and the pre-releases that may follow them, each in preference order;
-        locked versions first (a locked pre-release too, unless pre-releases are banned).
+        """Stable versions and the pre-releases that may follow them, each in preference order
+        tier by tier (``ProjectVersions.tiers``); locked versions first (a locked pre-release
+        too, unless pre-releases are banned).
 
-        ``versions`` come newest first; the order is remembered per project for the job.
+        Each tier comes newest first; the order is remembered per project for the job.
         """
         known = self._ordered.get(name)
-        if known is not None and known[0] is versions:
+        if known is not None and known[0] is tiers:
             return known[1], known[2]
-        stable, pre = self._split(name, versions)
+        if len(tiers) == 1:
+            stable, pre = self._split(name, tiers[0])
+        else:
+            split = [self._split(name, tier) for tier in tiers]
+            stable = [v for tier_stable, _ in split for v in tier_stable]
+            pre = [v for _, tier_pre in split for v in tier_pre]
         if self._preferences:
             prerelease = self._request.prerelease
             banned = prerelease == "disallow" or (
@@ -462,7 +513,7 @@ class Finder:
                 prereleases=not banned,
             )
             stable, pre = [v.version for v in first], [v.version for v in rest]
-        self._ordered[name] = (versions, stable, pre)
+        self._ordered[name] = (tiers, stable, pre)
         return stable, pre
 
     def _split(
@@ -495,7 +546,7 @@ class Finder:
     ) -> Iterator[Candidate]:
         """Usable candidates in preference order; metadata is loaded as each is reached."""
         versions = self.find_versions(name)
-        stable, pre = self._order(name, versions.versions)
+        stable, pre = self._order(name, versions.tiers)
         stable_found = False
         for version in stable:
             if not accept(version):
@@ -523,7 +574,7 @@ class Finder:
     ) -> VersionEntry | None:
         """The version the resolver would try first if every version were usable."""
         versions = self.find_versions(name)
-        stable, pre = self._order(name, versions.versions)
+        stable, pre = self._order(name, versions.tiers)
         for version in (*stable, *pre):
             if accept(version) and (entry := versions.entry(version)) is not None:
                 return entry

@@ -1,10 +1,12 @@
 """Turn a request's ``indexes[]`` into runtime ``Index`` objects, enforcing server policy.
 
 Requests may name configured indexes, or URLs under ``policy.allowed_index_urls`` (scheme, host
-and port equal, path under the prefix's path). The check compares normalized URLs
-(``service.index.urls``: ``/d/../a/`` and ``/d/%2e%2e/a/`` are ``/a/``, and an encoded slash,
-backslash or percent sign is refused), and the index then fetches exactly the URL that was
-checked. Credentials never come from a request.
+and port equal, path under the prefix's path), either as a simple index or a flat page of file
+links. The check compares normalized URLs (``service.index.urls``: ``/d/../a/`` and
+``/d/%2e%2e/a/`` are ``/a/``, and an encoded slash, backslash or percent sign is refused), and
+the index then fetches exactly the URL that was checked. Credentials never come from a request.
+A request's ``sources`` pin packages to one index by name: one of the job's indexes, or a
+configured one that then joins the job as an explicit index (used for its pinned packages only).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import msgspec
 
 from service.index.models import ErrorPolicy, Index, TLSProfile
 from service.index.urls import AmbiguousURLError, normalize_url
-from service.resolution.request import IndexRef, PolicyOverride
+from service.resolution.request import IndexFormat, IndexRef, PolicyOverride
 from service.settings import ErrorCodes, IndexSettings, Settings
 
 __all__ = [
@@ -42,6 +44,11 @@ def _file_origins(url: str, configured: tuple[str, ...] | None) -> tuple[str, ..
         return tuple(origin.rstrip("/") for origin in configured)
     parts = urlsplit(url)
     return KNOWN_FILE_ORIGINS.get(f"{parts.scheme}://{parts.netloc}".lower(), ())
+
+
+def _index_url(url: str, index_format: IndexFormat) -> str:
+    # A flat page's links resolve against its URL as given: "…/wheels/" is not "…/wheels".
+    return url if index_format == "flat" else url.rstrip("/")
 
 
 class IndexRefError(ValueError):
@@ -113,11 +120,13 @@ def make_configured_index(config: IndexSettings, environ: Mapping[str, str]) -> 
     )
     return Index(
         name=config.name,
-        url=config.url.rstrip("/"),
+        url=_index_url(config.url, config.format),
         policy=make_policy(config.ignore_error_codes),
         auth=auth,
         file_origins=_file_origins(config.url, config.file_origins),
         tls=tls,
+        format=config.format,
+        explicit=config.explicit,
     )
 
 
@@ -130,12 +139,36 @@ def _override(policy: ErrorPolicy, override: PolicyOverride | None) -> ErrorPoli
 
 
 def make_indexes(
+    refs: Sequence[IndexRef],
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    sources: Mapping[str, str] | None = None,
+) -> list[Index]:
+    """Resolve ``refs`` (or, when empty, every configured index in order) to ``Index`` objects,
+    followed by the configured indexes ``sources`` pins packages to that ``refs`` left out.
+
+    Raises ``IndexRefError`` naming the offending ``indexes[i]`` or ``sources.<name>`` field.
+    """
+    indexes = _make_listed(refs, settings, environ)
+    for package, name in (sources or {}).items():
+        if any(index.name == name.rstrip("/") for index in indexes):
+            continue
+        config = settings.find_index(name)
+        if config is None:
+            listed = ", ".join(repr(index.name) for index in indexes) or "none"
+            raise IndexRefError(
+                f"sources.{package}",
+                f"unknown index {name!r} (the job's indexes: {listed}; or name a configured one)",
+            )
+        index = make_configured_index(config, environ)
+        indexes.append(msgspec.structs.replace(index, explicit=True))
+    return indexes
+
+
+def _make_listed(
     refs: Sequence[IndexRef], settings: Settings, environ: Mapping[str, str]
 ) -> list[Index]:
-    """Resolve ``refs`` (or, when empty, every configured index in order) to ``Index`` objects.
-
-    Raises ``IndexRefError`` naming the offending ``indexes[i]`` field.
-    """
     if not refs:
         return [make_configured_index(config, environ) for config in settings.index]
     indexes: list[Index] = []
@@ -149,6 +182,10 @@ def make_indexes(
                 known = ", ".join(index.name for index in settings.index) or "none"
                 raise IndexRefError(
                     f"{field}.name", f"unknown index {ref.name!r} (configured: {known})"
+                )
+            if ref.format is not None and ref.format != config.format:
+                raise IndexRefError(
+                    f"{field}.format", f"index {ref.name!r} is configured as {config.format!r}"
                 )
             index = make_configured_index(config, environ)
             indexes.append(
@@ -176,10 +213,11 @@ def make_indexes(
         indexes.append(
             Index(
                 name=url,
-                url=url,
+                url=_index_url(normalize_url(ref.url), ref.format or "simple"),
                 policy=_override(ErrorPolicy(), ref.ignore_error_codes),
                 named_by_url=True,
                 file_origins=_file_origins(url, None),
+                format=ref.format or "simple",
             )
         )
     names = [index.url for index in indexes]

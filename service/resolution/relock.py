@@ -70,6 +70,8 @@ def _describe_rejection(name: str, rejection: VersionRejection) -> str:
         return f"{version} is now yanked{why}"
     if rejection.status is not None:
         return f"the index {rejection.index} answered {rejection.status} for {version}"
+    if rejection.reason == Reason.EXCLUDE_NEWER and rejection.detail is None:
+        return f"{version} has no upload time, which the exclude_newer cutoff excludes"
     template = _REJECTION_REASONS.get(rejection.reason, "{version} cannot be used: {reason}")
     return template.format(version=version, detail=rejection.detail, reason=rejection.reason)
 

@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 __all__ = [
+    "IndexFormat",
     "IndexRef",
     "IndexStrategy",
     "LockInput",
@@ -25,6 +26,8 @@ PrereleaseMode = Literal[
 ]
 ResolutionMode = Literal["highest", "lowest", "lowest-direct"]
 IndexStrategy = Literal["first-index", "unsafe-first-match", "unsafe-best-match"]
+# "simple": a PEP 503/691 index; "flat": one page of file links (pip and uv's --find-links).
+IndexFormat = Literal["simple", "flat"]
 LockSourceFormat = Literal["pylock", "requirements", "pip-report", "job"]
 
 
@@ -43,11 +46,16 @@ class PolicyOverride(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
 
 
 class IndexRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One entry of ``indexes[]``: a configured index by name, or an allowed URL."""
+    """One entry of ``indexes[]``: a configured index by name, or an allowed URL.
+
+    ``format`` is what an index named by URL serves (``None``: a simple index); a configured
+    index's format is its configuration's.
+    """
 
     name: str | None = None
     url: str | None = None
     ignore_error_codes: PolicyOverride | None = None
+    format: IndexFormat | None = None
 
 
 class LockedFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -103,7 +111,14 @@ class ResolveRequest(msgspec.Struct, frozen=True, kw_only=True):
     required_environments: tuple[str, ...] = ()
     prerelease: PrereleaseMode = "if-necessary-or-explicit"
     resolution: ResolutionMode = "highest"
+    # The cutoff as an RFC 3339 time (or a date); a duration given in the request ("7 days")
+    # was turned into a time when the job was accepted, and is kept in ``exclude_newer_span``.
     exclude_newer: str | None = None
+    exclude_newer_span: str | None = None
+    # Per canonical name: that package's own cutoff (a time), or False for none at all.
+    exclude_newer_package: dict[str, str | bool] = msgspec.field(default_factory=dict)
+    # Canonical name -> the name of the one index that package is looked up on.
+    sources: dict[str, str] = msgspec.field(default_factory=dict)
     no_binary: tuple[str, ...] = ()
     only_binary: tuple[str, ...] = ()
     indexes: tuple[IndexRef, ...] = ()

@@ -114,6 +114,8 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
     environments: list[str] | None = None
     # Present (possibly empty) when the request gave a ``lock``: what moved from it.
     changes: list[PackageChange] | None = None
+    # The exclude_newer cutoff applied (a duration in the request, as the time it reached).
+    exclude_newer: str | None = None
 
 
 class Reason(StrEnum):

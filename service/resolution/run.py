@@ -10,6 +10,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from service.index.builder import BuildScope, build_scope
 from service.index.fetch import FetchStats
 from service.index.models import Index
@@ -191,16 +193,17 @@ async def resolve_request(
 
     publisher = asyncio.create_task(publish())
     # A metadata build this job asks for resolves its build requirements from the job's indexes
-    # and is waited for no longer than the job's deadline (service.index.builder).
+    # (not the explicit ones: they serve only what ``sources`` pins) and is waited for no longer
+    # than the job's deadline (service.index.builder).
     scope = build_scope.set(
         BuildScope(
-            indexes=tuple(indexes),
+            indexes=tuple(index for index in indexes if not index.explicit),
             index_strategy=request.index_strategy,
             deadline=time.time() + request.deadline_seconds,
         )
     )
     try:
-        return await asyncio.to_thread(
+        resolution = await asyncio.to_thread(
             functools.partial(
                 resolve_universal if request.universal else _resolve_target,
                 request,
@@ -212,6 +215,7 @@ async def resolve_request(
                 max_rounds=max_rounds,
             )
         )
+        return msgspec.structs.replace(resolution, exclude_newer=request.exclude_newer)
     except asyncio.CancelledError:
         stop.set()
         raise

@@ -76,7 +76,9 @@ class FileJudge:
     """Judges distribution files for one scope and one request's file options.
 
     ``no_binary`` / ``only_binary`` are whether the project being judged is named by the
-    request's lists (``:all:`` included); ``cutoff`` is ``exclude_newer``.
+    request's lists (``:all:`` included); ``cutoff`` is the ``exclude_newer`` cutoff for the
+    project. Under a cutoff a file without an upload time is excluded too, as uv does: nothing
+    says it is old enough.
     """
 
     def __init__(
@@ -99,7 +101,7 @@ class FileJudge:
             return Reason.REQUIRES_PYTHON
         if self._cutoff is not None:
             uploaded = parse_time(file.upload_time)
-            if uploaded is not None and uploaded > self._cutoff:
+            if uploaded is None or uploaded > self._cutoff:
                 return Reason.EXCLUDE_NEWER
         if file.kind == "wheel":
             if self._no_binary:
@@ -151,6 +153,9 @@ class PageVersions:
         self.page = page
         self.judge = judge
         self.versions: tuple[Version, ...] = page.versions
+        self.tiers: tuple[tuple[Version, ...], ...] = (
+            self.versions,
+        )  # the search order: one tier (finder.ProjectVersions)
         self._choices: dict[Version, FileChoice] = {}
 
     def choice(self, version: Version) -> FileChoice:

@@ -6,6 +6,7 @@ files, and gets back bytes and a media type.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,7 @@ __all__ = [
     "MEDIA_JSON",
     "MEDIA_TEXT_HTML",
     "choose_media_type",
+    "render_file_listing",
     "render_project",
     "render_project_list",
 ]
@@ -146,6 +148,21 @@ def render_project_list(index: BuiltIndex, media_type: str, simple_url: str) -> 
         (
             f'<a href="{simple_url}/{p.normalized}/">{html.escape(p.name)}</a><br/>\n'
             for p in projects
+        ),
+    )
+
+
+def render_file_listing(index: BuiltIndex) -> bytes:
+    """Every distribution file of the index as one flat page: relative links with a
+    ``#sha256=`` fragment and nothing else (no metadata sidecars, no Requires-Python), as the
+    find-links pages made for pip are (PyTorch's, or a web server's listing of a wheelhouse)."""
+    names = sorted(name for name in index.files if not name.endswith(".metadata"))
+    return _html_document(
+        "Index of files",
+        (
+            f'<a href="{quote(name)}#sha256={hashlib.sha256(index.files[name]).hexdigest()}">'
+            f"{html.escape(name)}</a><br/>\n"
+            for name in names
         ),
     )
 

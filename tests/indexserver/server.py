@@ -6,6 +6,8 @@ Layout, per index added with ``add_index``::
     /<index>/simple/<normalized>/       project page (other spellings redirect here, 301)
     /<index>/files/<filename>           wheels and sdists (Range requests answered with 206)
     /<index>/files/<filename>.metadata  PEP 658 METADATA sidecar of a wheel
+    /<index>/files/                     a directory listing of the files: a flat index
+                                        (``--find-links``), as a web server's autoindex makes
 
 Pages are negotiated per PEP 691 and carry an ETag (``If-None-Match`` gives 304). Every request
 is logged; ``inject`` makes matching requests slow or fail before the normal answer.
@@ -33,6 +35,7 @@ from tests.indexserver.model import IndexSpec
 from tests.indexserver.pages import (
     MEDIA_TEXT_HTML,
     choose_media_type,
+    render_file_listing,
     render_project,
     render_project_list,
 )
@@ -42,6 +45,7 @@ __all__ = ["IndexServer", "RangeNotSatisfiableError", "RequestRecord", "parse_by
 _LIST_PATH = re.compile(r"^/(?P<index>[^/]+)/simple/?$")
 _PROJECT_PATH = re.compile(r"^/(?P<index>[^/]+)/simple/(?P<project>[^/]+)(?P<slash>/?)$")
 _FILE_PATH = re.compile(r"^/(?P<index>[^/]+)/files/(?P<filename>[^/]+)$")
+_LISTING_PATH = re.compile(r"^/(?P<index>[^/]+)/files(?P<listing>/?)$")
 
 
 class RequestRecord(NamedTuple):
@@ -289,7 +293,12 @@ class IndexServer:
         return self._route(path, headers)
 
     def _route(self, path: str, headers: Mapping[str, str]) -> _Response:
-        match = _LIST_PATH.match(path) or _PROJECT_PATH.match(path) or _FILE_PATH.match(path)
+        match = (
+            _LIST_PATH.match(path)
+            or _PROJECT_PATH.match(path)
+            or _FILE_PATH.match(path)
+            or _LISTING_PATH.match(path)
+        )
         if match is None:
             return _not_found()
         with self._lock:
@@ -300,6 +309,10 @@ class IndexServer:
             realm = index.spec.name
             return _Response(401, b"Unauthorized\n", {"WWW-Authenticate": f'Basic realm="{realm}"'})
         groups = match.groupdict()
+        if "listing" in groups:
+            if not groups["listing"]:
+                return _Response(301, b"", {"Location": f"/{index.spec.name}/files/"})
+            return _page_response(render_file_listing(index), MEDIA_TEXT_HTML, headers)
         if "filename" in groups:
             return _file_response(index, groups["filename"], headers)
         simple_url = f"/{index.spec.name}/simple"

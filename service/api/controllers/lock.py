@@ -164,8 +164,9 @@ class LockController(Controller):
     ) -> Response[str]:
         document = (await find_job(backend, job_id, client)).document
         index_urls = {index.name: index.url for index in settings.index}
+        flat = [index.name for index in settings.index if index.format == "flat"]
         try:
-            text = format_lock(format, make_lock_source(document, index_urls))
+            text = format_lock(format, make_lock_source(document, index_urls, flat_names=flat))
         except NotSucceededError as exc:
             raise LockUnavailable(str(exc), slug="job-not-succeeded") from exc
         except MissingHashError as exc:

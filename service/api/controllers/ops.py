@@ -106,6 +106,8 @@ class IndexesController(Controller):
                     ignore_error_codes=IndexErrorCodes(
                         page=sorted(policy.page), metadata=sorted(policy.metadata)
                     ),
+                    format=index.format,
+                    explicit=index.explicit,
                 )
             )
         return views

@@ -37,7 +37,14 @@ _MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
 def fingerprint(request: ResolveRequest) -> str:
-    """The digest identifying a canonical request (defaults applied) for deduplication."""
+    """The digest identifying a canonical request (defaults applied) for deduplication.
+
+    A cutoff given as a duration counts as that duration, not as the time it reached: the same
+    cooldown request sent again shares the job (whose result says the cutoff it applied), as
+    any identical request does while its job is kept.
+    """
+    if request.exclude_newer_span is not None:
+        request = msgspec.structs.replace(request, exclude_newer=None)
     return hashlib.sha256(msgspec.json.encode(request)).hexdigest()
 
 

@@ -61,9 +61,26 @@
       const parts = policy
         ? Object.entries(policy).map(([where, codes]) => `${where}: ${codes.join(", ") || "none"}`)
         : [];
-      const name = index.name || index.url;
+      const name = index.format === "flat" ? `${index.name || index.url} (flat)` : index.name || index.url;
       return parts.length ? `${name} (ignoring ${parts.join("; ")})` : name;
     }).join(", ");
+  }
+
+  function describeSources(sources) {
+    const pairs = Object.entries(sources || {});
+    return pairs.length ? pairs.map(([name, index]) => `${name} → ${index}`).join(", ") : null;
+  }
+
+  function describeCutoffs(request) {
+    const parts = [];
+    if (request.exclude_newer) {
+      const span = request.exclude_newer_span;
+      parts.push(span ? `${request.exclude_newer} (${span} before it was accepted)` : request.exclude_newer);
+    }
+    for (const [name, cutoff] of Object.entries(request.exclude_newer_package || {})) {
+      parts.push(`${name}: ${cutoff === false ? "none" : cutoff}`);
+    }
+    return parts.length ? parts.join("; ") : null;
   }
 
   function renderOverview(job) {
@@ -93,6 +110,8 @@
       ["Overrides", job.request.overrides.length ? codeList(job.request.overrides) : null],
       ["Target", target],
       ["Indexes", `${describeIndexes(job.request.indexes)} · ${job.request.index_strategy}`],
+      ["Pinned to an index", describeSources(job.request.sources)],
+      ["Upload cutoff", describeCutoffs(job.request)],
       ["Deadline", `${job.request.deadline_seconds} s`],
     ]);
   }

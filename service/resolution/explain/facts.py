@@ -76,6 +76,14 @@ class Facts:
         versions = self._search.known_versions.get(name)
         return list(versions.found_on) if versions else []
 
+    def searched(self, name: str) -> list[Index]:
+        """The indexes ``name`` was looked up on: where it was found and where it was missing
+        (every index of the job when the search never asked for it)."""
+        versions = self._search.known_versions.get(name)
+        if versions is None:
+            return list(self._search.indexes)
+        return [*versions.found_on, *versions.missing_on]
+
     def found(self, name: str) -> bool:
         return bool(self.found_on(name))
 

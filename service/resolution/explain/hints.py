@@ -38,7 +38,6 @@ MAX_PROBES = 16
 # Reasons whose hint is the reason's phrase plus the detail the finder recorded.
 _DETAIL_REASONS = frozenset(
     {
-        Reason.EXCLUDE_NEWER,
         Reason.SDIST_DYNAMIC_METADATA,
         Reason.BUILD_FAILED,
         Reason.INVALID_METADATA,
@@ -97,20 +96,27 @@ class Hints:
                 yield index, name, page
 
     def not_found(self, name: str) -> None:
-        searched = [index.display_name for index in self._search.indexes]
+        searched = [index.display_name for index in self._facts.searched(name)]
         self.similar_name(name)
+        pinned = name in self._request.sources
+        advice = (
+            "sources pins it to that index alone"
+            if pinned
+            else "Check the spelling, or add the index that publishes it"
+        )
         self._add(
             ("not_found", name),
             Code.PACKAGE_NOT_FOUND,
-            message=f"{name} was not found on {', '.join(repr(i) for i in searched)}. Check "
-            "the spelling, or add the index that publishes it.",
+            message=f"{name} was not found on {', '.join(repr(i) for i in searched) or 'no index'}"
+            f". {advice}.",
             package=name,
-            data={"indexes": searched},
+            data={"indexes": searched, **({"setting": "sources"} if pinned else {})},
         )
 
     def similar_name(self, name: str) -> None:
         """Probe a few spellings people confuse (``python-`` prefixes, ``py`` prefixes, plurals)."""
-        pairs = ((i, v) for v in similar_names(name) for i in self._search.indexes)
+        searched = self._facts.searched(name)
+        pairs = ((i, v) for v in similar_names(name) for i in searched)
         for index, variant, page in self._iter_probes(pairs):
             if page.files:
                 self._add(
@@ -219,6 +225,8 @@ class Hints:
         if reason is Reason.YANKED:
             why = f" (reason: {detail})" if detail else ""
             return f"{pin} was yanked{why}; pin it with {pin} to use it anyway.", {"reason": detail}
+        if reason is Reason.EXCLUDE_NEWER:
+            return self._describe_cutoff(name, pin, detail)
         if reason is Reason.REQUIRED_ENVIRONMENT:
             return (
                 f"{pin} has no source distribution and no wheel for the required environment "
@@ -254,13 +262,44 @@ class Hints:
             },
         )
 
+    def _describe_cutoff(
+        self, name: str, pin: str, uploaded: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        """An ``exclude_newer`` rejection: the cutoff applied to ``name`` (its own from
+        ``exclude_newer_package``, else the job's, with the duration it was computed from) and
+        the upload time (``None``: the files have none, which a cutoff excludes, as in uv)."""
+        own = self._request.exclude_newer_package.get(name)
+        setting = "exclude_newer_package" if isinstance(own, str) else "exclude_newer"
+        cutoff = own if isinstance(own, str) else self._request.exclude_newer
+        span = None if isinstance(own, str) else self._request.exclude_newer_span
+        applied = f"{cutoff} ({span} before the job was accepted)" if span else f"{cutoff}"
+        said = (
+            f"was uploaded at {uploaded}, after the {setting} cutoff {applied}"
+            if uploaded
+            else f"has no upload time on its index, and the {setting} cutoff {applied} excludes "
+            "files without one"
+        )
+        return (
+            f"{pin} {said}. To allow it, give {name} a later cutoff, or false, in "
+            "exclude_newer_package.",
+            {
+                "detail": uploaded,
+                "upload_time": uploaded,
+                "cutoff": cutoff,
+                "span": span,
+                "setting": setting,
+            },
+        )
+
     def other_indexes(self, name: str, requirements: Sequence[ResolverRequirement]) -> None:
         """Under first-index, look whether a later index has a version that would have matched."""
         found_on = self._facts.found_on(name)
         if self._request.index_strategy != "first-index" or not found_on:
             return
+        if name in self._request.sources:
+            return  # pinned to its index: no other is a way out
         indexes = self._search.indexes
-        later = indexes[indexes.index(found_on[0]) + 1 :]
+        later = [i for i in indexes[indexes.index(found_on[0]) + 1 :] if not i.explicit]
         for index, _, page in self._iter_probes((index, name) for index in later):
             matching = sorted(
                 {

@@ -43,7 +43,8 @@ class TestIndexes:
     async def test_indexes_are_listed_with_redacted_urls_and_policies(
         self, make_client: ClientFactory, settings: Settings
     ) -> None:
-        """Name, URL without its password, and the default policy (page 404 always included)."""
+        """Name, URL without its password, the default policy (page 404 always included),
+        format and explicitness."""
         configured = msgspec.structs.replace(
             settings,
             index=(
@@ -52,7 +53,9 @@ class TestIndexes:
                     url="http://deploy:s3cret@127.0.0.1:9/corp/simple",
                     ignore_error_codes=ErrorCodes(page=(403,), metadata=(401, 403)),
                 ),
-                IndexSettings(name="pypi", url="http://127.0.0.1:9/pypi/simple"),
+                IndexSettings(
+                    name="wheels", url="http://127.0.0.1:9/wheels/", format="flat", explicit=True
+                ),
             ),
         )
         async with make_client(settings=configured) as api:
@@ -63,11 +66,15 @@ class TestIndexes:
                 "name": "corp",
                 "url": "http://deploy:****@127.0.0.1:9/corp/simple",
                 "ignore_error_codes": {"page": [403, 404], "metadata": [401, 403]},
+                "format": "simple",
+                "explicit": False,
             },
             {
-                "name": "pypi",
-                "url": "http://127.0.0.1:9/pypi/simple",
+                "name": "wheels",
+                "url": "http://127.0.0.1:9/wheels/",
                 "ignore_error_codes": {"page": [404, 410], "metadata": []},
+                "format": "flat",
+                "explicit": True,
             },
         ]
         assert "s3cret" not in response.text

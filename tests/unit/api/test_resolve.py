@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, NamedTuple
 
 import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from service.api.controllers.resolve import fingerprint
+from service.api.problems import InvalidRequest
+from service.api.schemas import ResolveBody
+from service.api.validation import to_resolve_request
 from service.jobs.model import mark_cancelled, mark_succeeded
 from service.jobs.store import RedisJobStore
 from service.settings import AuthSettings, Limits, PolicySettings, Settings
@@ -32,6 +37,7 @@ class Invalid(NamedTuple):
     field: str | None
 
 
+BAD = "invalid-request"
 INVALID = [
     Invalid(*case)
     for case in [
@@ -155,6 +161,63 @@ INVALID = [
             "requirements",
         ),
         ("zero-deadline", body(deadline_seconds=0), 422, "invalid-request", "deadline_seconds"),
+        # The round-2 fields: (name, fields, problem slug, field named).
+        *(
+            (name, body(**fields), 422, slug, field)
+            for name, fields, slug, field in [
+                ("cutoff-months", {"exclude_newer": "3 months"}, BAD, "exclude_newer"),
+                (
+                    "package-cutoff-true",
+                    {"exclude_newer_package": {"flask": True}},
+                    BAD,
+                    "exclude_newer_package.flask",
+                ),
+                (
+                    "package-cutoff-unreadable",
+                    {"exclude_newer_package": {"click": "soon"}},
+                    BAD,
+                    "exclude_newer_package.click",
+                ),
+                (
+                    "package-cutoff-name",
+                    {"exclude_newer_package": {"not a name": False}},
+                    BAD,
+                    "exclude_newer_package.not a name",
+                ),
+                # msgspec's word for "some value of the mapping":
+                (
+                    "package-cutoff-number",
+                    {"exclude_newer_package": {"flask": 7}},
+                    BAD,
+                    "exclude_newer_package[...]",
+                ),
+                (
+                    "unknown-source-index",
+                    {"sources": {"Flask": "nope"}},
+                    "unknown-index",
+                    "sources.Flask",
+                ),
+                ("source-name", {"sources": {"not a name": "pypi"}}, BAD, "sources.not a name"),
+                (
+                    "source-twice",
+                    {"sources": {"flask": "pypi", "Flask": "pypi"}},
+                    BAD,
+                    "sources.Flask",
+                ),
+                (
+                    "bad-index-format",
+                    {"indexes": [{"url": "http://127.0.0.1:9/ok/", "format": "wheelhouse"}]},
+                    BAD,
+                    "indexes[0].format",
+                ),
+                (
+                    "format-of-configured-index",
+                    {"indexes": [{"name": "pypi", "format": "flat"}]},
+                    "invalid-index",
+                    "indexes[0].format",
+                ),
+            ]
+        ),
         ("bad-no-binary", body(no_binary=["not a name"]), 422, "invalid-request", "no_binary[0]"),
         ("body-too-large", {"requirements": ["x" * 3000]}, 413, "body-too-large", None),
     ]
@@ -286,6 +349,30 @@ class TestAccepted:
         document = (await api.post("/resolve", json=body(exclude_newer=given))).json()
         assert document["request"]["exclude_newer"] == echoed
 
+    async def test_durations_are_resolved_when_the_job_is_accepted(self, api: Client) -> None:
+        """A cooldown is stored as the time it reached back to when the job was accepted (so
+        every attempt uses one cutoff), with the duration beside it; package names are
+        canonical in exclude_newer_package and sources."""
+        before = datetime.now(UTC).replace(microsecond=0)
+        response = await api.post(
+            "/resolve",
+            json=body(
+                exclude_newer="7 days",
+                exclude_newer_package={"Click": "P1D", "flask": False},
+                sources={"Flask": "pypi"},
+            ),
+        )
+        after = datetime.now(UTC)
+        assert response.status_code == 202, response.text
+        request = response.json()["request"]
+        cutoff = datetime.fromisoformat(request["exclude_newer"])
+        assert before - timedelta(days=7) <= cutoff <= after - timedelta(days=7)
+        assert request["exclude_newer_span"] == "7 days"
+        own = datetime.fromisoformat(request["exclude_newer_package"]["click"])
+        assert before - timedelta(days=1) <= own <= after - timedelta(days=1)
+        assert request["exclude_newer_package"]["flask"] is False
+        assert request["sources"] == {"flask": "pypi"}
+
     async def test_an_allowed_index_url_is_accepted(
         self, make_client: ClientFactory, settings: Settings
     ) -> None:
@@ -341,6 +428,19 @@ class TestDeduplication:
         assert second.status_code == 202
         assert second.json()["id"] == first.json()["id"]
         assert await count_queued(redis_client) == (1, 1)
+
+    def test_a_cooldown_is_the_same_request_whenever_it_is_sent(self, settings: Settings) -> None:
+        """The same duration accepted a minute apart (two cutoffs) is one request; the same
+        cutoff given as a time is another."""
+
+        def accepted(value: str, now: datetime) -> str:
+            resolve_body = ResolveBody(requirements=["a"], exclude_newer=value)
+            return fingerprint(to_resolve_request(resolve_body, settings, {}, now=now))
+
+        assert accepted("7 days", NOON) == accepted("7 days", NOON + timedelta(minutes=1))
+        assert accepted("7 days", NOON) != accepted("P7D", NOON)
+        assert accepted("2026-11-27T12:00:00Z", NOON) != accepted("7 days", NOON)
+        assert accepted("2026-11-27T12:00:00Z", NOON) != accepted("2026-11-28T12:00:00Z", NOON)
 
     async def test_defaults_spelled_out_are_the_same_request(self, api: Client) -> None:
         """The canonical form has defaults applied, so spelling them out changes nothing."""
@@ -476,3 +576,59 @@ class TestAuthentication:
             assert (await api.delete(f"/jobs/{job['id']}", headers=bob)).status_code == 404
             bobs = (await api.post("/resolve", json=OK, headers=bob)).json()
         assert bobs["id"] != job["id"]
+
+
+NOON = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+
+class TestCutoffForms:
+    """``exclude_newer`` takes what uv takes: a time, a date, or a duration back from now."""
+
+    @pytest.mark.parametrize(
+        ("given", "cutoff"),
+        [
+            ("7 days", "2026-11-27T12:00:00Z"),
+            ("1 week", "2026-11-27T12:00:00Z"),
+            ("24 hours", "2026-12-03T12:00:00Z"),
+            ("36h", "2026-12-03T00:00:00Z"),
+            ("1 week, 2 days", "2026-11-25T12:00:00Z"),
+            ("30 minutes", "2026-12-04T11:30:00Z"),
+            ("P7D", "2026-11-27T12:00:00Z"),
+            ("p1w", "2026-11-27T12:00:00Z"),
+            ("PT24H", "2026-12-03T12:00:00Z"),
+            ("P1DT12H", "2026-12-03T00:00:00Z"),
+            ("2026-01-02T03:04:05+01:00", "2026-01-02T02:04:05Z"),
+            ("2026-01-02", "2026-01-02"),
+        ],
+    )
+    def test_accepted(self, settings: Settings, given: str, cutoff: str) -> None:
+        """Each form becomes a UTC time (a date stays a date) against the acceptance time."""
+        request = to_resolve_request(
+            ResolveBody(requirements=["a"], exclude_newer=given), settings, {}, now=NOON
+        )
+        assert request.exclude_newer == cutoff
+        is_duration = not given[0].isdigit() or given[-1].isalpha()
+        assert request.exclude_newer_span == (given if is_duration else None)
+
+    @pytest.mark.parametrize(
+        ("given", "message"),
+        [
+            ("3 months", "months and years are not allowed"),
+            ("1 year", "months and years are not allowed"),
+            ("P1M", "months and years are not allowed"),
+            ("P1Y2D", "months and years are not allowed"),
+            ("7 fortnights", "expected an RFC 3339 timestamp"),
+            ("P", "expected an RFC 3339 timestamp"),
+            ("PT", "expected an RFC 3339 timestamp"),
+            ("days", "expected an RFC 3339 timestamp"),
+        ],
+    )
+    def test_refused(self, settings: Settings, given: str, message: str) -> None:
+        """Calendar units are no fixed span; anything else unreadable names the forms."""
+        with pytest.raises(InvalidRequest) as caught:
+            to_resolve_request(
+                ResolveBody(requirements=["a"], exclude_newer=given), settings, {}, now=NOON
+            )
+        [error] = caught.value.errors
+        assert error.field == "exclude_newer"
+        assert message in error.message

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from service.export import MissingHashError
+from service.export import MissingHashError, make_lock_source
 from service.export.requirements import format_requirements
+from service.resolution.request import IndexRef
 from tests.unit.export.resolutions import (
     HASH,
+    INDEX_URLS,
     SECRET,
     TWO_INDEXES,
     TWO_INDEXES_OPTIONS,
+    document,
     package,
     source,
 )
@@ -121,6 +124,26 @@ class TestFormatRequirements:
         assert (
             "--index-url https://ci:****@corp.example/simple\n"
             "--extra-index-url https://pypi.example/simple\n"
+        ) in text
+
+    def test_flat_indexes_are_find_links(self) -> None:
+        """A flat index, configured or named by URL, is a ``--find-links`` line; the first
+        simple index is still ``--index-url``."""
+        wheels = "https://files.example/wheels/"
+        packages = [
+            package("click", "8.1.7", index="pypi", requested=True),
+            package("flask", "3.0.0", index=wheels, requested=True),
+            package("six", "1.16.0", requested=True),
+        ]
+        document_ = document(
+            packages, indexes=[IndexRef(name="pypi"), IndexRef(url=wheels, format="flat")]
+        )
+        flat_urls = {**INDEX_URLS, "wheelhouse": wheels}
+        text = format_requirements(make_lock_source(document_, flat_urls, flat_names=["pypi"]))
+        assert (
+            "--find-links https://pypi.example/simple\n"
+            f"--find-links {wheels}\n"
+            "--index-url https://ci:****@corp.example/simple\n"
         ) in text
 
     def test_a_file_without_a_strong_hash_cannot_be_pinned(self) -> None:

@@ -462,3 +462,26 @@ class TestBigPages:
         assert [f.filename for f in page.files_of(page.versions[1])] == [
             "flask-3.0.0-py3-none-any.whl"
         ]
+
+
+class TestFlatPages:
+    async def test_one_fetch_serves_every_project_of_a_flat_page(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """A flat index's page is fetched once for all the projects asked of it (at once or
+        later), each page keeps only its project's files, with links resolved against the
+        listing's URL; a project the page does not list has an empty page, not an error."""
+        spec = IndexSpec("corp", [*CORP.projects, Project("click", [Release("8.1.7")])])
+        index_server.add_index(spec)
+        url = f"{index_server.base_url}/corp/files/"
+        flat = Index(name="wheels", url=url, format="flat")
+        flask, click = await asyncio.gather(
+            client.find_project_page(flat, "flask"), client.find_project_page(flat, "Click")
+        )
+        missing = await client.find_project_page(flat, "tool")
+        assert [f.filename for f in click.files] == ["click-8.1.7-py3-none-any.whl"]
+        assert click.files[0].url == url + "click-8.1.7-py3-none-any.whl"
+        assert sorted(f.version for f in flask.files) == ["2.0.0", "3.0.0", "3.1.0", "3.1.0"]
+        assert missing.versions == ()
+        await wait_until(lambda: len(index_server.requests) >= 1)
+        assert index_server.count("/corp/files/") == 1

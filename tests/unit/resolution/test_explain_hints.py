@@ -144,12 +144,6 @@ class TestRejectionHints:
                 "a==1.0 was yanked (reason: broken); pin it with a==1.0 to use it anyway.",
             ),
             (
-                Reason.EXCLUDE_NEWER,
-                "2024-06-01T00:00:00Z",
-                Code.EXCLUDE_NEWER,
-                "a==1.0 was published after the exclude_newer cutoff: 2024-06-01T00:00:00Z.",
-            ),
-            (
                 Reason.SDIST_DYNAMIC_METADATA,
                 None,
                 Code.SDIST_DYNAMIC_METADATA,
@@ -269,3 +263,52 @@ class TestConflictAndPrerelease:
         assert hint.code is Code.PRERELEASE_AVAILABLE and hint.version == "2.0b2"
         assert "prerelease='if-necessary'" in hint.message
         assert hint.data["versions"] == ["2.0a1", "2.0b2"]
+
+
+class TestCutoffHints:
+    """The exclude_newer hint names the cutoff applied to the package and where it came from."""
+
+    def hint_for(self, detail: str | None, **options: object) -> tuple[str, dict[str, object]]:
+        search = RecordedSearch(**options)
+        search.add_project("a", "1.0")
+        hints = make_hints(search)
+        hints.rejection("a", search.reject("a", "1.0", Reason.EXCLUDE_NEWER, detail=detail))
+        (hint,) = hints.items
+        assert hint.code is Code.EXCLUDE_NEWER and hint.version == "1.0"
+        assert hint.data is not None
+        return hint.message, hint.data
+
+    def test_a_duration_is_shown_with_the_time_it_reached(self) -> None:
+        """A cooldown shows the time it was resolved to and the duration it was given as."""
+        message, data = self.hint_for(
+            "2026-12-03T00:00:00Z",
+            exclude_newer="2026-11-27T12:00:00Z",
+            exclude_newer_span="7 days",
+        )
+        assert message == (
+            "a==1.0 was uploaded at 2026-12-03T00:00:00Z, after the exclude_newer cutoff "
+            "2026-11-27T12:00:00Z (7 days before the job was accepted). To allow it, give a a "
+            "later cutoff, or false, in exclude_newer_package."
+        )
+        assert data["cutoff"] == "2026-11-27T12:00:00Z" and data["span"] == "7 days"
+        assert data["setting"] == "exclude_newer"
+
+    def test_a_package_cutoff_is_named_as_such(self) -> None:
+        """A package's own cutoff from exclude_newer_package is the one explained."""
+        message, data = self.hint_for(
+            "2024-06-01T00:00:00Z",
+            exclude_newer="2026-01-01T00:00:00Z",
+            exclude_newer_package={"a": "2024-01-01T00:00:00Z"},
+        )
+        assert "after the exclude_newer_package cutoff 2024-01-01T00:00:00Z." in message
+        assert data["cutoff"] == "2024-01-01T00:00:00Z"
+        assert (data["setting"], data["span"]) == ("exclude_newer_package", None)
+
+    def test_a_file_without_upload_time(self) -> None:
+        """A version whose files carry no upload time is explained as such, not as too new."""
+        message, data = self.hint_for(None, exclude_newer="2024-01-01T00:00:00Z")
+        assert message.startswith(
+            "a==1.0 has no upload time on its index, and the exclude_newer cutoff "
+            "2024-01-01T00:00:00Z excludes files without one."
+        )
+        assert data["upload_time"] is None

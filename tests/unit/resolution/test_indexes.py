@@ -25,6 +25,12 @@ ignore_error_codes = {metadata = [403]}
 [[index]]
 name = "pypi"
 url = "https://pypi.org/simple"
+
+[[index]]
+name = "wheels"
+url = "https://corp.example/wheels/"
+format = "flat"
+explicit = true
 """
     )
     return load_settings(config, environ={})
@@ -69,7 +75,7 @@ class TestUrlIsAllowed:
 class TestMakeIndexes:
     def test_configured_order_when_none_named(self, settings) -> None:  # type: ignore[no-untyped-def]
         """With no indexes in the request every configured index is used, in order."""
-        assert [i.name for i in make_indexes([], settings, {})] == ["corp", "pypi"]
+        assert [i.name for i in make_indexes([], settings, {})] == ["corp", "pypi", "wheels"]
 
     def test_credentials_come_from_the_environment(self, settings) -> None:  # type: ignore[no-untyped-def]
         """Credentials are read from the variables the index names, never from the request."""
@@ -95,6 +101,7 @@ class TestMakeIndexes:
             (IndexRef(url="https://u:p@mirror.example/pypi/simple"), "indexes[0].url"),
             (IndexRef(), "indexes[0]"),
             (IndexRef(name="corp", url="https://mirror.example/pypi/simple"), "indexes[0]"),
+            (IndexRef(name="corp", format="flat"), "indexes[0].format"),
         ],
     )
     def test_refused_refs_name_the_field(self, settings, ref: IndexRef, field: str) -> None:  # type: ignore[no-untyped-def]
@@ -129,3 +136,41 @@ class TestMakeIndexes:
         """An index named by URL is shown by its URL."""
         [index] = make_indexes([IndexRef(url="https://mirror.example/pypi/simple")], settings, {})
         assert index.display_name == "https://mirror.example/pypi/simple"
+
+
+class TestFlatAndExplicit:
+    def test_a_configured_flat_index_keeps_its_url_as_written(self, settings) -> None:  # type: ignore[no-untyped-def]
+        """A flat page's links resolve against its URL, so its trailing slash stays; a simple
+        index's URL loses it. Both formats of one URL are cached apart."""
+        [wheels] = make_indexes([IndexRef(name="wheels")], settings, {})
+        assert (wheels.format, wheels.explicit) == ("flat", True)
+        assert wheels.url == "https://corp.example/wheels/"
+        url = "https://mirror.example/pypi/files/"
+        [flat] = make_indexes([IndexRef(url=url, format="flat")], settings, {})
+        [simple] = make_indexes([IndexRef(url=url)], settings, {})
+        assert (flat.url, simple.url) == (
+            "https://mirror.example/pypi/files/",
+            "https://mirror.example/pypi/files",
+        )
+        assert flat.identity != simple.identity
+
+    def test_sources_add_the_configured_index_they_name(self, settings) -> None:  # type: ignore[no-untyped-def]
+        """A package pinned to a configured index the request did not list brings that index
+        into the job, explicit: it serves only what is pinned to it."""
+        indexes = make_indexes([IndexRef(name="corp")], settings, {}, sources={"x": "pypi"})
+        assert [(i.name, i.explicit) for i in indexes] == [("corp", False), ("pypi", True)]
+        listed = make_indexes([], settings, {}, sources={"x": "corp", "y": "wheels"})
+        assert [i.name for i in listed] == ["corp", "pypi", "wheels"]
+
+    def test_sources_may_name_a_url_index_of_the_request(self, settings) -> None:  # type: ignore[no-untyped-def]
+        """An index the request names by URL is pinned to by that URL."""
+        url = "https://mirror.example/pypi/simple/"
+        indexes = make_indexes([IndexRef(url=url)], settings, {}, sources={"x": url})
+        assert [i.name for i in indexes] == ["https://mirror.example/pypi/simple"]
+
+    def test_an_unknown_source_index_names_the_package(self, settings) -> None:  # type: ignore[no-untyped-def]
+        """``sources`` naming no index of the job nor of the configuration is refused."""
+        with pytest.raises(IndexRefError) as caught:
+            make_indexes([], settings, {}, sources={"torch": "pytorch"})
+        assert caught.value.field == "sources.torch"
+        assert "'pytorch'" in caught.value.message

@@ -68,8 +68,28 @@ class TestFileJudge:
                 FileJudge(TARGET, cutoff=datetime(2024, 1, 1, tzinfo=UTC)),
                 "exclude_newer",
             ),
+            # Under a cutoff a file without an upload time is excluded too (uv does so).
+            (
+                [entry("demo-1.0.tar.gz")],
+                FileJudge(TARGET, cutoff=datetime(2024, 1, 1, tzinfo=UTC)),
+                "exclude_newer",
+            ),
+            (
+                [entry("demo-1.0.tar.gz", **{"upload-time": "2023-01-02T00:00:00Z"})],
+                FileJudge(TARGET, cutoff=datetime(2024, 1, 1, tzinfo=UTC)),
+                None,
+            ),
         ],
-        ids=["usable", "python", "tags", "no-binary", "only-binary", "exclude-newer"],
+        ids=[
+            "usable",
+            "python",
+            "tags",
+            "no-binary",
+            "only-binary",
+            "exclude-newer",
+            "no-upload-time",
+            "old-enough",
+        ],
     )
     def test_each_rule_rejects_for_its_reason(
         self, listed: list[dict[str, object]], judge: FileJudge, expected: str | None
