@@ -32,8 +32,8 @@ from service.resolution.environment import (
     make_target_environment,
     python_lower_bound,
 )
-from service.resolution.indexes import url_index_name
-from service.resolution.request import ResolveRequest
+from service.resolution.indexes import url_index_location
+from service.resolution.request import IndexRef, ResolveRequest
 from service.resolution.result import FileRef, Resolution, ResolvedPackage
 
 __all__ = [
@@ -107,13 +107,14 @@ class MissingHashError(ExportError):
         self.package = package.name
 
 
-def _url_index_name(url: str) -> str:
-    """The name the job's index got from ``url`` (as spelled, for a job made before URLs were
-    normalized that holds a spelling now refused)."""
+def _url_index_location(ref: IndexRef) -> str:
+    """Where the job read the index ``ref`` names by URL (its packages' ``index``); as spelled
+    for a job made before URLs were normalized that holds a spelling now refused."""
+    url, index_format = ref.url or "", ref.format or "simple"
     try:
-        return url_index_name(url)
+        return url_index_location(url, index_format)
     except AmbiguousURLError:
-        return url.rstrip("/")
+        return url if index_format == "flat" else url.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ class LockSource:
         """The URLs of the indexes the packages came from, in the request's priority order."""
         used = {url for package in self.resolution.packages if (url := self.index_url(package))}
         # A request that named no index used every configured one, in configuration order.
-        ranked = [ref.name or _url_index_name(ref.url or "") for ref in self.request.indexes]
+        ranked = [ref.name or _url_index_location(ref) for ref in self.request.indexes]
         seen: set[str] = set()
         for name in ranked or list(self.index_urls):
             url = self.index_urls[name] if name in self.index_urls else redact_url(name)
@@ -176,7 +177,11 @@ class LockSource:
     def is_flat(self, url: str) -> bool:
         """Whether the index at ``url`` (as ``iter_index_urls`` gives it) is a flat page."""
         configured = (self.index_urls.get(name) for name in self.flat_names)
-        named = (redact_url(r.url) for r in self.request.indexes if r.format == "flat" and r.url)
+        named = (
+            redact_url(_url_index_location(r))
+            for r in self.request.indexes
+            if r.format == "flat" and r.url
+        )
         return url in {*configured, *named}
 
     def target_marker(self) -> str:

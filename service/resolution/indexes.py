@@ -27,6 +27,7 @@ __all__ = [
     "make_configured_index",
     "make_indexes",
     "make_policy",
+    "url_index_location",
     "url_index_name",
     "url_is_allowed",
 ]
@@ -73,6 +74,15 @@ def url_index_name(url: str) -> str:
     Raises ``AmbiguousURLError`` for a URL with no one meaning (``service.index.urls``).
     """
     return normalize_url(url).rstrip("/")
+
+
+def url_index_location(url: str, index_format: IndexFormat = "simple") -> str:
+    """Where the index a request names by ``url`` is read (what its packages' ``index`` says):
+    the normalized URL, a simple index's without its trailing slash, a flat page's as given.
+
+    Raises ``AmbiguousURLError`` like ``url_index_name``.
+    """
+    return _index_url(normalize_url(url), index_format)
 
 
 def url_is_allowed(url: str, prefixes: Sequence[str]) -> bool:
@@ -213,7 +223,7 @@ def _make_listed(
         indexes.append(
             Index(
                 name=url,
-                url=_index_url(normalize_url(ref.url), ref.format or "simple"),
+                url=url_index_location(ref.url, ref.format or "simple"),
                 policy=_override(ErrorPolicy(), ref.ignore_error_codes),
                 named_by_url=True,
                 file_origins=_file_origins(url, None),
