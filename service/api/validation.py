@@ -18,16 +18,33 @@ from datetime import UTC, date, datetime
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from service.api.problems import InvalidRequest
-from service.api.schemas import ErrorCodesBody, FieldError, IndexRefBody, LockBody, ResolveBody
+from service.api.schemas import (
+    DependencyMetadataBody,
+    ErrorCodesBody,
+    FieldError,
+    IndexRefBody,
+    LockBody,
+    PyprojectBody,
+    ResolveBody,
+)
 from service.export import ExportError
 from service.export.reader import UnreadableLockError, read_job_lock, read_lock
 from service.jobs.model import JobDocument
 from service.resolution import IndexRefError, make_indexes
 from service.resolution.environment import UnsupportedTargetError, make_target_environment
 from service.resolution.markers import InvalidMarker, parse_marker, python_range_marker
-from service.resolution.request import IndexRef, LockInput, PolicyOverride, ResolveRequest, Target
+from service.resolution.pyproject import ProjectInputs, PyprojectError, read_pyproject
+from service.resolution.request import (
+    IndexRef,
+    LockInput,
+    PolicyOverride,
+    ResolveRequest,
+    StaticMetadata,
+    Target,
+)
 from service.settings import Settings
 
 __all__ = ["to_resolve_request"]
@@ -191,6 +208,59 @@ def _read_lock(
     return None
 
 
+def _read_pyproject(errors: _Errors, pyproject: PyprojectBody | None) -> ProjectInputs | None:
+    """The requirement lines and Requires-Python the ``pyproject`` selects."""
+    if pyproject is None:
+        return None
+    try:
+        return read_pyproject(pyproject.content, extras=pyproject.extras, groups=pyproject.groups)
+    except PyprojectError as exc:
+        for problem in exc.problems:
+            errors.add("invalid-pyproject", f"pyproject.{problem.field}", problem.message)
+    return None
+
+
+def _check_dependency_metadata(
+    errors: _Errors, entries: Sequence[DependencyMetadataBody], limit: int
+) -> tuple[StaticMetadata, ...]:
+    """``dependency_metadata`` with canonical names, one entry per name and version."""
+    seen: set[tuple[str, Version | None]] = set()
+    out = []
+    for position, entry in enumerate(entries):
+        field = f"dependency_metadata[{position}]"
+        try:
+            name = canonicalize_name(entry.name, validate=True)
+        except InvalidName:
+            errors.add("invalid-request", f"{field}.name", f"{entry.name!r} is not a package name")
+            continue
+        version = None
+        if entry.version is not None:
+            try:
+                version = Version(entry.version)
+            except InvalidVersion:
+                errors.add(
+                    "invalid-request", f"{field}.version", f"{entry.version!r} is not a version"
+                )
+        if (name, version) in seen:
+            errors.add("invalid-request", field, f"a second entry for {name} {version or ''}")
+        seen.add((name, version))
+        _check_requirements(errors, f"{field}.requires_dist", entry.requires_dist, limit)
+        if entry.requires_python is not None:
+            try:
+                SpecifierSet(entry.requires_python)
+            except InvalidSpecifier as exc:
+                errors.add("invalid-request", f"{field}.requires_python", str(exc))
+        out.append(
+            StaticMetadata(
+                name=name,
+                version=None if version is None else str(version),
+                requires_dist=tuple(entry.requires_dist),
+                requires_python=entry.requires_python,
+            )
+        )
+    return tuple(out)
+
+
 def _slug_for_index_error(exc: IndexRefError) -> str:
     if exc.field.endswith(".name"):
         return "unknown-index"
@@ -212,8 +282,15 @@ def to_resolve_request(
     """
     errors = _Errors()
     limit = settings.limits.max_requirements
-    if not body.requirements:
+    project = _read_pyproject(errors, body.pyproject)
+    if not body.requirements and body.pyproject is None:
         errors.add("invalid-requirement", "requirements", "at least one requirement is needed")
+    elif project is not None and not body.requirements and not project.requirements:
+        errors.add("invalid-pyproject", "pyproject", "selects no requirements")
+    if project is not None:
+        _check_requirements(
+            errors, "pyproject", project.requirements, limit - len(body.requirements)
+        )
     for field, values in (
         ("requirements", body.requirements),
         ("constraints", body.constraints),
@@ -257,15 +334,17 @@ def to_resolve_request(
         errors.add(_slug_for_index_error(exc), exc.field, exc.message)
 
     lock = _read_lock(errors, body.lock, lock_job, settings)
+    dependency_metadata = _check_dependency_metadata(errors, body.dependency_metadata, limit)
 
     errors.raise_if_any()
     return ResolveRequest(
-        requirements=tuple(body.requirements),
+        requirements=(*body.requirements, *(project.requirements if project else ())),
         constraints=tuple(body.constraints),
         overrides=tuple(body.overrides),
         environment=target,
         universal=body.universal,
-        requires_python=body.requires_python,
+        requires_python=body.requires_python
+        or (project.requires_python if project and body.universal else None),
         environments=tuple(body.environments),
         required_environments=tuple(body.required_environments),
         prerelease=body.prerelease,
@@ -279,4 +358,6 @@ def to_resolve_request(
         lock=lock,
         upgrade=body.upgrade,
         upgrade_packages=tuple(body.upgrade_packages),
+        no_deps=body.no_deps,
+        dependency_metadata=dependency_metadata,
     )

@@ -44,6 +44,7 @@ from service.resolution.fetch_errors import (
     make_page_diagnostic,
     metadata_reason,
 )
+from service.resolution.markers import marker_extras
 from service.resolution.preferences import Preferences
 from service.resolution.request import ResolveRequest
 from service.resolution.result import Reason, VersionRejection
@@ -217,6 +218,17 @@ class _Records:
     dependencies: dict[tuple[str, str], list[Requirement]] = field(default_factory=dict)
 
 
+def _extras_named(requires_dist: Sequence[str]) -> set[str]:
+    """The extras a list of Requires-Dist lines conditions on (``extra == "x"`` markers):
+    what static metadata provides, as uv infers for its ``dependency-metadata``."""
+    named: set[str] = set()
+    for line in requires_dist:
+        marker = _parse_requirement(line).marker
+        if marker is not None:
+            named |= marker_extras(marker)
+    return named
+
+
 def _matches(names: frozenset[str], name: str) -> bool:
     return ":all:" in names or name in names
 
@@ -263,6 +275,10 @@ class Finder:
             canonicalize_name(n) if n != ":all:" else n for n in request.only_binary
         )
         self._cutoff = parse_time(request.exclude_newer)
+        self._static = {
+            (m.name, None if m.version is None else Version(m.version)): m
+            for m in request.dependency_metadata
+        }
         self._judges: dict[tuple[bool, bool], FileJudge] = {}
         self._versions: dict[str, ProjectVersions] = {}
         self._metadata: dict[tuple[str, str], CoreMetadata | None] = {}
@@ -305,8 +321,8 @@ class Finder:
         except IndexFetchError:
             return  # the resolver meets the same error when it asks, and reports it there
         file = await asyncio.to_thread(self._likeliest_file, NormalizedName(name), index, page)
-        if file is None:
-            return
+        if file is None or self._request.no_deps or self._has_static(name):
+            return  # nothing to walk on to, or metadata the request supplies
         client, stats = self._client, self._stats
         metadata_future = self._bridge.schedule(
             ("metadata", index.url, file.url),
@@ -574,20 +590,43 @@ class Finder:
 
     # -- metadata and dependencies -------------------------------------------------------
 
+    def _has_static(self, name: str) -> bool:
+        return any(static_name == name for static_name, _ in self._static)
+
+    def _static_metadata(self, name: str, version: Version) -> CoreMetadata | None:
+        """The request's ``dependency_metadata`` for this version (a versioned entry first)."""
+        static = self._static.get((name, version)) or self._static.get((name, None))
+        if static is None:
+            return None
+        return CoreMetadata(
+            name=name,
+            version=str(version),
+            requires_dist=static.requires_dist,
+            requires_python=static.requires_python,
+            provides_extra=tuple(sorted(_extras_named(static.requires_dist))),
+        )
+
     def _load(self, name: str, entry: VersionEntry) -> bool:
-        """Fetch and check core metadata for ``entry``; False (recorded) when unusable."""
+        """Fetch and check core metadata for ``entry``; False (recorded) when unusable.
+
+        Metadata the request supplies (``dependency_metadata``) is taken instead: nothing is
+        fetched or built for that version."""
         key = (name, str(entry.version))
         if key in self._metadata:
             return self._metadata[key] is not None
         file, index = entry.file, entry.index
         assert file is not None
         client, stats = self._client, self._stats
-        metadata: CoreMetadata | None = None
+        metadata: CoreMetadata | None = self._static_metadata(name, entry.version)
         try:
-            metadata = client.peek_core_metadata(index, file, stats=stats) or self._bridge.wait(
-                self._bridge.schedule(
-                    ("metadata", index.url, file.url),
-                    lambda: client.find_core_metadata(index, file, stats=stats),
+            metadata = (
+                metadata
+                or client.peek_core_metadata(index, file, stats=stats)
+                or self._bridge.wait(
+                    self._bridge.schedule(
+                        ("metadata", index.url, file.url),
+                        lambda: client.find_core_metadata(index, file, stats=stats),
+                    )
                 )
             )
         except HTTPStatusError as error:
@@ -678,6 +717,8 @@ class Finder:
                         data={"extra": extra},
                     ),
                 )
+        if self._request.no_deps:
+            return  # uv's --no-deps: the listed requirements only
         for requirement in requirements:
             where = self._scope.applies(requirement.marker, candidate.extras)
             if where is None:

@@ -16,6 +16,7 @@ from service.index import IndexClient
 from service.index.models import ErrorPolicy, Index
 from service.resolution import Progress, ResolutionFailed, ResolveRequest, Target, resolve_request
 from service.resolution.explain.hints import MAX_PROBES
+from service.resolution.request import StaticMetadata
 from service.resolution.result import Failure, Resolution
 from service.settings import FetchLimits
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
@@ -501,6 +502,74 @@ class TestSkippedVersions:
         (hint,) = failure.hints
         assert (hint.code, hint.version) == (Code.NO_BINARY, "1.0")
         assert hint.data["setting"] == "no_binary"
+
+
+class TestInputs:
+    async def test_no_deps_resolves_only_the_listed_requirements(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """``no_deps``: the listed requirements (and the base of an extra) are pinned, none of
+        their dependencies, and no dependency's page is read."""
+        index_server.add_index(IndexSpec("corp", [FLASK, CLICK, BLINKER]))
+        result = await resolve(
+            client, request("flask", "click<8", no_deps=True), [index(index_server, "corp")]
+        )
+        assert versions(result) == {"flask": "3.1.0", "click": "7.0"}
+        assert index_server.count("/corp/blinker/") == 0
+
+    async def test_dependency_metadata_replaces_the_index_metadata(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """``dependency_metadata`` replaces a version's metadata: its Requires-Dist are followed
+        instead of the index's, and that version's metadata is never fetched."""
+        index_server.add_index(IndexSpec("corp", [FLASK, CLICK, BLINKER]))
+        static = StaticMetadata(name="flask", version="3.1.0", requires_dist=("blinker",))
+        result = await resolve(
+            client,
+            request("flask", dependency_metadata=(static,)),
+            [index(index_server, "corp")],
+        )
+        assert versions(result) == {"flask": "3.1.0", "blinker": "1.8.0"}
+        assert index_server.count("/corp/files/flask-3.1.0*") == 0
+
+    async def test_dependency_metadata_locks_a_dynamic_sdist_without_building(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """An sdist whose dependencies are Dynamic is usable with metadata for every version
+        of its name; its extras come from the markers; a Requires-Python there still rules."""
+        index_server.add_index(
+            IndexSpec(
+                "corp",
+                [
+                    Project(
+                        "legacy",
+                        [
+                            Release("1.0"),
+                            Release(
+                                "2.0", wheel=False, sdist=True, sdist_dynamic=["Requires-Dist"]
+                            ),
+                            Release(
+                                "3.0", wheel=False, sdist=True, sdist_dynamic=["Requires-Dist"]
+                            ),
+                        ],
+                    ),
+                    CLICK,
+                    BLINKER,
+                ],
+            )
+        )
+        static = (
+            StaticMetadata(name="legacy", requires_dist=("click", "blinker; extra == 'signals'")),
+            StaticMetadata(name="legacy", version="3.0", requires_python=">=3.13"),
+        )
+        result = await resolve(
+            client,
+            request("legacy[signals]", dependency_metadata=static),
+            [index(index_server, "corp")],
+        )
+        assert versions(result) == {"legacy": "2.0", "click": "8.1.7", "blinker": "1.8.0"}
+        assert [w.code for w in result.warnings] == []
+        assert index_server.count("/corp/files/legacy-*") == 0
 
 
 class TestRefusals:
