@@ -1,0 +1,127 @@
+"""The inputs repositories hold, end to end: a pyproject.toml with extras and PEP 735 groups.
+
+``uv pip compile pyproject.toml --extra … --group …`` is the oracle: on the same loopback index
+and target, a job given the same pyproject with the same extras and groups must pin the same
+versions. The index is shaped so that each selected part moves a pin (the ``full`` extra pulls
+``fast``, which holds ``util`` below 2.5; the ``test`` group pulls ``checker``, which holds
+``web`` below 2, and includes ``lint``, which bounds ``linter``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_submit import run_submit, write
+from tests.indexserver import IndexServer, IndexSpec, Project, Release
+from tests.support.cluster import Cluster, assert_not_internal
+from tests.support.installers import pins_of, uv_compile_pins
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+PYTHON_VERSION = "3.12"
+PLATFORM = "x86_64-manylinux_2_28"
+SPEC = IndexSpec(
+    "inputs",
+    [
+        Project("web", [Release("1.0", requires=["util"]), Release("2.0", requires=["util>=2"])]),
+        Project("util", [Release("1.0"), Release("2.0"), Release("2.5"), Release("3.0")]),
+        Project("sockslib", [Release("1.0")]),
+        Project("fast", [Release("1.0", requires=["util<2.5"])]),
+        Project("checker", [Release("1.0", requires=["web<2"])]),
+        Project("linter", [Release("1.0"), Release("1.5"), Release("2.0")]),
+    ],
+)
+PYPROJECT = """\
+[project]
+name = "app"
+version = "0.1"
+requires-python = ">=3.10"
+dependencies = ["web>=1", "util<3"]
+
+[project.optional-dependencies]
+socks = ["sockslib"]
+full = ["app[socks]", "fast"]
+
+[dependency-groups]
+test = ["checker", {include-group = "lint"}]
+lint = ["linter>=1,<2"]
+"""
+# (extras, groups) and the pins they give; every case is checked against uv as well.
+CASES = {
+    ((), ()): {"web": "2.0", "util": "2.5"},
+    (("full",), ("test",)): {
+        "web": "1.0",
+        "util": "2.0",
+        "sockslib": "1.0",
+        "fast": "1.0",
+        "checker": "1.0",
+        "linter": "1.5",
+    },
+    (("socks",), ("lint",)): {"web": "2.0", "util": "2.5", "sockslib": "1.0", "linter": "1.5"},
+}
+
+
+@pytest.fixture
+def served(cluster: Cluster) -> Cluster:
+    cluster.serve()
+    cluster.wait_ready()
+    return cluster
+
+
+class TestPyproject:
+    @pytest.mark.parametrize(("extras", "groups"), list(CASES), ids=str)
+    def test_pins_equal_uv_pip_compile(
+        self,
+        served: Cluster,
+        index_server: IndexServer,
+        tmp_path: Path,
+        extras: tuple[str, ...],
+        groups: tuple[str, ...],
+    ) -> None:
+        """A job given the pyproject, extras and groups pins what ``uv pip compile
+        pyproject.toml --extra … --group …`` pins on the same index and target."""
+        url = index_server.add_index(SPEC)
+        response = served.submit(
+            {
+                "pyproject": {"content": PYPROJECT, "extras": extras, "groups": groups},
+                "indexes": [{"url": url}],
+                "environment": {"python_version": PYTHON_VERSION, "platform": PLATFORM},
+            }
+        )
+        assert response.status_code == 202, response.text
+        document = served.wait_job(response.json()["id"])
+        assert_not_internal(document)
+        assert document["status"] == "succeeded", document["failure"]
+        pins = {p["name"]: p["version"] for p in document["result"]["packages"]}
+        assert pins == CASES[extras, groups]
+        write(tmp_path / "pyproject.toml", PYPROJECT)
+        options = [*(f"--extra={e}" for e in extras), *(f"--group={g}" for g in groups)]
+        target = (PYTHON_VERSION, PLATFORM)
+        assert uv_compile_pins(tmp_path, "pyproject.toml", url, target, *options) == pins
+
+    def test_submit_reads_a_pyproject_with_extra_and_group(
+        self, served: Cluster, tmp_path: Path
+    ) -> None:
+        """``resolvd submit pyproject.toml --extra X --group Y`` locks what they select."""
+        pyproject = write(
+            tmp_path / "pyproject.toml",
+            '[project]\nname = "svc"\ndependencies = ["flask<3"]\n'
+            '[project.optional-dependencies]\nsignals = ["blinker"]\n'
+            '[dependency-groups]\ndev = ["itsdangerous"]\n',
+        )
+        output = tmp_path / "requirements.txt"
+        args = [str(pyproject), "--url", served.base_url, "-o", str(output)]
+        result = run_submit(*args, "--extra", "all", "--group", "dev", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        pins = pins_of(output.read_text())
+        assert pins == {
+            "flask": "2.3.3",
+            "click": "8.1.7",
+            "blinker": "1.8.2",
+            "itsdangerous": "2.2.0",
+        }
+        refused = run_submit(*args, "--group", "nope", cwd=tmp_path)
+        assert refused.returncode == 2
+        assert "pyproject.groups[0]" in refused.stderr
