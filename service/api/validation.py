@@ -34,6 +34,7 @@ from service.export import ExportError
 from service.export.reader import UnreadableLockError, read_job_lock, read_lock
 from service.jobs.model import JobDocument
 from service.resolution import IndexRefError, make_indexes
+from service.resolution.direct import DirectURLError, direct_url_is_allowed, parse_direct_url
 from service.resolution.environment import UnsupportedTargetError, make_target_environment
 from service.resolution.markers import InvalidMarker, parse_marker, python_range_marker
 from service.resolution.pyproject import ProjectInputs, PyprojectError, read_pyproject
@@ -73,24 +74,53 @@ class _Errors:
         raise InvalidRequest(f"{first.field}: {first.message}{more}", slug=slug, errors=errors)
 
 
-def _check_requirements(errors: _Errors, field: str, values: Sequence[str], limit: int) -> None:
+def _check_requirements(
+    errors: _Errors,
+    field: str,
+    values: Sequence[str],
+    limit: int,
+    *,
+    settings: Settings | None = None,
+    direct: dict[str, str] | None = None,
+) -> None:
+    """PEP 508 lines; direct URLs only where ``settings`` is given (the lines to install),
+    one URL per name (``direct``: the URLs met so far, by canonical name)."""
     if len(values) > limit:
         errors.add(
             "too-many-requirements", field, f"{len(values)} entries; this server allows {limit}"
         )
         return
+    direct = {} if direct is None else direct
     for position, value in enumerate(values):
         try:
             requirement = Requirement(value)
         except InvalidRequirement as exc:
             errors.add("invalid-requirement", f"{field}[{position}]", str(exc))
             continue
-        if requirement.url is not None:
-            errors.add(
-                "invalid-requirement",
-                f"{field}[{position}]",
-                "direct URL requirements are not supported; name a package on an index",
-            )
+        if requirement.url is None:
+            continue
+        problem = _direct_url_problem(requirement, settings)
+        name = canonicalize_name(requirement.name)
+        if problem is None and direct.setdefault(name, requirement.url) != requirement.url:
+            problem = f"{name} is already required from another URL"
+        if problem is not None:
+            errors.add("invalid-requirement", f"{field}[{position}]", f"{value!r}: {problem}")
+
+
+def _direct_url_problem(requirement: Requirement, settings: Settings | None) -> str | None:
+    """Why a direct URL requirement is refused, or None (``settings``: None where no URL may be)."""
+    if settings is None:
+        return "direct URL requirements are accepted only among the requirements to resolve"
+    try:
+        direct = parse_direct_url(requirement)
+    except DirectURLError as exc:
+        return str(exc)
+    if not direct_url_is_allowed(direct.file.url, settings):
+        return (
+            "the URL is neither under a prefix of policy.allowed_index_urls nor on a "
+            "configured index's origin"
+        )
+    return None
 
 
 def _check_binary_names(errors: _Errors, field: str, values: Sequence[str]) -> None:
@@ -287,12 +317,17 @@ def to_resolve_request(
         errors.add("invalid-requirement", "requirements", "at least one requirement is needed")
     elif project is not None and not body.requirements and not project.requirements:
         errors.add("invalid-pyproject", "pyproject", "selects no requirements")
+    # Direct URLs by name, across both lists of lines to install: one URL per name.
+    direct: dict[str, str] = {}
+    _check_requirements(
+        errors, "requirements", body.requirements, limit, settings=settings, direct=direct
+    )
     if project is not None:
+        remaining = limit - len(body.requirements)
         _check_requirements(
-            errors, "pyproject", project.requirements, limit - len(body.requirements)
+            errors, "pyproject", project.requirements, remaining, settings=settings, direct=direct
         )
     for field, values in (
-        ("requirements", body.requirements),
         ("constraints", body.constraints),
         ("overrides", body.overrides),
         ("upgrade_packages", body.upgrade_packages),

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import msgspec
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
@@ -37,6 +38,7 @@ from service.resolution.candidates import (
     ResolverRequirement,
     SpecifierRequirement,
 )
+from service.resolution.direct import DirectFile, make_direct_index
 from service.resolution.fetch_errors import (
     FatalFetchError,
     describe_status,
@@ -256,8 +258,11 @@ class Finder:
         explicit_prerelease: frozenset[str],
         overrides: dict[str, list[Requirement]],
         preferences: Preferences | None = None,
+        direct: dict[str, DirectFile] | None = None,
     ) -> None:
         self._request = request
+        self._direct = direct or {}
+        self._direct_metadata: dict[tuple[str, str], CoreMetadata] = {}
         self._indexes = list(indexes)
         self._client = client
         self._stats = stats
@@ -301,7 +306,7 @@ class Finder:
     def prefetch(self, name: str) -> None:
         """Start fetching ``name``'s page from the first index, then the metadata of the
         version the resolver will most likely pick, without waiting for either."""
-        if name in self._versions or not self._indexes:
+        if name in self._versions or not self._indexes or name in self._direct:
             return
         index = self._indexes[0]
         if self._client.peek_project_page(index, name) is not None:
@@ -342,6 +347,11 @@ class Finder:
                 continue
             if self._scope.applies(requirement.marker, frozenset()) is not None:
                 self.prefetch(canonicalize_name(requirement.name))
+
+    @property
+    def direct_names(self) -> frozenset[str]:
+        """The names the job takes from a direct URL requirement."""
+        return frozenset(self._direct)
 
     @property
     def indexes(self) -> list[Index]:
@@ -391,6 +401,9 @@ class Finder:
         known = self._versions.get(name)
         if known is not None:
             return known
+        if name in self._direct:
+            self._versions[name] = self._find_direct(self._direct[name])
+            return self._versions[name]
         pages, missing = self._find_pages(name)
         judge = self._judge(name)
         versions = ProjectVersions(
@@ -405,6 +418,35 @@ class Finder:
         )
         self._versions[name] = versions
         return versions
+
+    def _find_direct(self, direct: DirectFile) -> ProjectVersions:
+        """The one version a direct URL requirement offers: its file downloaded whole (hash
+        checked when the URL gives one, else computed for the lock), its metadata read from it
+        unless the request supplies some, and the file judged for the scope like any other."""
+        name, version = direct.name, direct.version
+        index = make_direct_index(direct.file.url, self._indexes)
+        file = direct.file
+        static = self._static_metadata(name, version)
+        if static is None or not file.hashes:
+            client, stats = self._client, self._stats
+            try:
+                metadata, hashes = self._bridge.wait(
+                    self._bridge.schedule(
+                        ("direct", file.url),
+                        lambda: client.find_direct_metadata(index, file, stats=stats),
+                    )
+                )
+            except IndexFetchError as error:
+                diagnostic = make_metadata_diagnostic(
+                    error, index, name, str(version), severity=Severity.ERROR
+                )
+                raise FatalFetchError(diagnostic, "metadata_error") from error
+            file = msgspec.structs.replace(file, hashes=hashes)
+            self._direct_metadata[(name, str(version))] = metadata
+        choice = self._judge(name).choose((file,))
+        entry = VersionEntry(version, index, choice, choice.best)
+        self._judged(name, entry)
+        return ProjectVersions.from_entries(name, [entry], [index], [])
 
     def _judge(self, name: str) -> FileJudge:
         """The file judge for ``name``: the scope, and whether no/only-binary name it."""
@@ -617,7 +659,9 @@ class Finder:
         file, index = entry.file, entry.index
         assert file is not None
         client, stats = self._client, self._stats
-        metadata: CoreMetadata | None = self._static_metadata(name, entry.version)
+        metadata: CoreMetadata | None = self._static_metadata(
+            name, entry.version
+        ) or self._direct_metadata.get(key)
         try:
             metadata = (
                 metadata

@@ -26,6 +26,8 @@ dependencies = ["flask>=2"]
 lint = ["ruff"]
 dev = [{include-group = "lint"}, "pytest", "mypy", "coverage", "hypothesis"]
 """
+FILES = "http://127.0.0.1:9/files/ab/cd"  # the configured indexes' origin
+FLASK_WHEEL = f"{FILES}/flask-3.1.0-py3-none-any.whl"
 CYCLE = '[dependency-groups]\na = [{include-group = "b"}]\nb = [{include-group = "a"}]\n'
 
 
@@ -255,6 +257,48 @@ INVALID = [
             "dependency_metadata[1]",
         ),
         ("no-deps-not-bool", body(no_deps="yes"), 422, "invalid-request", "no_deps"),
+        *(
+            (
+                f"direct-url-{name}",
+                {"requirements": ["ok", line]},
+                422,
+                "invalid-requirement",
+                "requirements[1]",
+            )
+            for name, line in [
+                ("vcs", "flask @ git+https://github.com/pallets/flask"),
+                ("local", "flask @ file:///srv/flask-3.1.0-py3-none-any.whl"),
+                ("ftp", "flask @ ftp://files.pythonhosted.org/flask-3.1.0-py3-none-any.whl"),
+                ("not-allowed", "flask @ https://evil.example/flask-3.1.0-py3-none-any.whl"),
+                ("other-project", f"flask @ {FILES}/click-8.1.7-py3-none-any.whl"),
+                ("bad-hash", f"flask @ {FLASK_WHEEL}#sha256=abc"),
+                (
+                    "credentials",
+                    "flask @ https://u:p@files.pythonhosted.org/flask-3.1-py3-none-any.whl",
+                ),
+            ]
+        ),
+        (
+            "direct-url-twice",
+            {"requirements": [f"flask @ {FLASK_WHEEL}", f"flask @ {FILES}/flask-3.0.0.tar.gz"]},
+            422,
+            "invalid-requirement",
+            "requirements[1]",
+        ),
+        (
+            "direct-url-in-pyproject",
+            {"pyproject": {"content": '[project]\ndependencies = ["a @ git+https://x/a"]'}},
+            422,
+            "invalid-requirement",
+            "pyproject[0]",
+        ),
+        (
+            "direct-url-constraint",
+            body(constraints=[f"flask @ {FLASK_WHEEL}"]),
+            422,
+            "invalid-requirement",
+            "constraints[0]",
+        ),
     ]
 ]
 
@@ -448,6 +492,30 @@ class TestInputs:
         assert request["dependency_metadata"] == [
             {"name": "legacy-pkg", "version": "1.2.0", "requires_dist": ["six"]}
         ]
+
+
+class TestDirectURLs:
+    async def test_a_file_on_a_configured_index_origin_is_accepted(self, api: Client) -> None:
+        """A wheel URL on a configured index's origin, with a sha256, is queued as given."""
+        line = f"flask @ {FLASK_WHEEL}#sha256={'a' * 64}"
+        response = await api.post("/resolve", json={"requirements": [line]})
+        assert response.status_code == 202, response.text
+        assert response.json()["request"]["requirements"] == [line]
+
+    async def test_a_url_under_an_allowed_prefix_is_accepted(
+        self, make_client: ClientFactory, settings: Settings
+    ) -> None:
+        """A URL under ``policy.allowed_index_urls`` is accepted; beside the prefix it is not."""
+        allowed = msgspec.structs.replace(
+            settings, policy=PolicySettings(allowed_index_urls=("http://127.0.0.2:9/ok/",))
+        )
+        async with make_client(settings=allowed) as api:
+            inside = "a @ http://127.0.0.2:9/ok/files/a-1.0.tar.gz"
+            outside = "a @ http://127.0.0.2:9/other/a-1.0.tar.gz"
+            assert (await api.post("/resolve", json={"requirements": [inside]})).status_code == 202
+            refused = await api.post("/resolve", json={"requirements": [outside]})
+            assert refused.status_code == 422
+            assert "allowed_index_urls" in refused.json()["errors"][0]["message"]
 
 
 class TestDeduplication:

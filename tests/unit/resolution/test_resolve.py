@@ -6,9 +6,11 @@ failure — including the client-error policies that are resolvd's reason to exi
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import AsyncIterator, Sequence
 
+import httpx
 import pytest
 
 from service.diagnostics.model import Code
@@ -572,15 +574,83 @@ class TestInputs:
         assert index_server.count("/corp/files/legacy-*") == 0
 
 
-class TestRefusals:
-    async def test_direct_url_is_refused(
+class TestDirectURLs:
+    A = Project("a", [Release("1.0", requires=["b"]), Release("2.0", requires=["b"])])
+    B = Project("b", [Release("1.0")])
+
+    @staticmethod
+    def file_url(server: IndexServer, filename: str) -> tuple[str, str]:
+        """A served file's URL and sha256."""
+        url = f"{server.base_url}/corp/files/{filename}"
+        return url, hashlib.sha256(httpx.get(url).content).hexdigest()
+
+    async def test_a_wheel_url_is_the_only_candidate(
         self, index_server: IndexServer, client: IndexClient
     ) -> None:
-        """A direct URL requirement is refused: resolvd only fetches from its indexes."""
+        """``a @ URL`` pins the URL's version (the index has a newer one), follows its
+        dependencies, and the result carries the file with the sha256 computed from its bytes;
+        the index's page of ``a`` is never read."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, sha256 = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        result = await resolve(client, request(f"a @ {url}"), [index(index_server, "corp")])
+        assert versions(result) == {"a": "1.0", "b": "1.0"}
+        a = next(p for p in result.packages if p.name == "a")
+        assert a.direct and a.requested and a.index == "corp"
+        assert (a.file.url, a.file.hashes) == (url, {"sha256": sha256})
+        assert index_server.count("/corp/simple/a/") == 0
+        assert not next(p for p in result.packages if p.name == "b").direct
+
+    async def test_the_url_hash_is_checked(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """A ``#sha256=`` fragment is checked against the bytes: equal resolves, different
+        fails the job naming the file."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, sha256 = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        indexes = [index(index_server, "corp")]
+        result = await resolve(client, request(f"a @ {url}#sha256={sha256}"), indexes)
+        assert versions(result) == {"a": "1.0", "b": "1.0"}
+        failure = await fail(client, request(f"a @ {url}#sha256={'0' * 64}"), indexes)
+        assert failure.kind == "metadata_error"
+        assert "sha256 digest differs" in failure.message
+
+    async def test_a_static_sdist_url_and_a_conflicting_specifier(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """An sdist URL with static metadata resolves; another requirement the URL's version
+        does not meet makes the request unsatisfiable."""
+        a = Project("a", [Release("1.0", wheel=False, sdist=True, requires=["b"])])
+        index_server.add_index(IndexSpec("corp", [a, self.B]))
+        url, _ = self.file_url(index_server, "a-1.0.tar.gz")
+        indexes = [index(index_server, "corp")]
+        result = await resolve(client, request(f"a @ {url}"), indexes)
+        assert versions(result) == {"a": "1.0", "b": "1.0"}
+        failure = await fail(client, request(f"a @ {url}", "a>=2"), indexes)
+        assert failure.kind == "unsatisfiable"
+
+    async def test_static_metadata_spares_the_metadata_read(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """With ``dependency_metadata`` and a hash in the URL, the file is not even fetched."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, sha256 = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        index_server.clear_requests()
+        static = (StaticMetadata(name="a", requires_dist=()),)
+        req = request(f"a @ {url}#sha256={sha256}", dependency_metadata=static)
+        result = await resolve(client, req, [index(index_server, "corp")])
+        assert versions(result) == {"a": "1.0"}
+        assert index_server.requests == []
+
+
+class TestRefusals:
+    async def test_vcs_and_local_urls_are_refused(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """VCS URLs and local paths are refused: resolvd resolves published files only."""
         index_server.add_index(IndexSpec("corp", []))
-        req = request("a @ https://example.invalid/a-1.0-py3-none-any.whl")
-        failure = await fail(client, req, [index(index_server, "corp")])
-        assert failure.kind == "invalid_request" and "requirements[0]" in failure.message
+        for line in ("a @ git+https://example.invalid/a.git", "a @ file:///tmp/a-1.0.tar.gz"):
+            failure = await fail(client, request(line), [index(index_server, "corp")])
+            assert failure.kind == "invalid_request" and "requirements[0]" in failure.message
 
 
 class TestControl:
