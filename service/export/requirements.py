@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from service.diagnostics.redact import redact_url
 from service.export.source import CREATED_BY, LockSource, MissingHashError
 from service.resolution.result import ResolvedPackage
 
@@ -47,7 +48,7 @@ def _requirement(source: LockSource, package: ResolvedPackage) -> str:
     extras = f"[{','.join(package.extras)}]" if package.extras else ""
     markers = f" ; {package.markers}" if package.markers else ""
     if package.direct:  # pip fetches it from there, as the request named it
-        return f"{package.name}{extras} @ {source.files(package)[0].url}{markers}"
+        return f"{package.name}{extras} @ {redact_url(source.files(package)[0].url)}{markers}"
     return f"{package.name}{extras}=={package.version}{markers}"
 
 

@@ -4,19 +4,29 @@
 and target, a job given the same pyproject with the same extras and groups must pin the same
 versions. The index is shaped so that each selected part moves a pin (the ``full`` extra pulls
 ``fast``, which holds ``util`` below 2.5; the ``test`` group pulls ``checker``, which holds
-``web`` below 2, and includes ``lint``, which bounds ``linter``).
+``web`` below 2, and includes ``lint``, which bounds ``linter``). A direct URL requirement on
+the same index is pinned as uv pins it, and its exports install with pip, hash-checked.
 """
 
 from __future__ import annotations
 
+import hashlib
+import platform
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.test_submit import run_submit, write
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
 from tests.support.cluster import Cluster, assert_not_internal
-from tests.support.installers import pins_of, uv_compile_pins
+from tests.support.installers import (
+    installed,
+    pins_of,
+    pip_install_dry_run,
+    uv_compile_pins,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -125,3 +135,52 @@ class TestPyproject:
         refused = run_submit(*args, "--group", "nope", cwd=tmp_path)
         assert refused.returncode == 2
         assert "pyproject.groups[0]" in refused.stderr
+
+
+class TestDirectURLs:
+    def test_a_wheel_url_resolves_as_uv_pins_it_and_its_exports_install(
+        self, served: Cluster, index_server: IndexServer, tmp_path: Path
+    ) -> None:
+        """``util @ URL#sha256=…`` beside ``web``: util is the URL's 1.0, so web falls back to
+        1.0 (2.0 needs util>=2), as ``uv pip compile`` pins it; the requirements export
+        (``util @ URL`` with its hash) and the pylock install with pip, hash-checked."""
+        url = index_server.add_index(SPEC)
+        wheel = f"{index_server.base_url}/inputs/files/util-1.0-py3-none-any.whl"
+        sha256 = hashlib.sha256(httpx.get(wheel).content).hexdigest()
+        requirements = ["web", f"util @ {wheel}#sha256={sha256}"]
+        # pip installs a pylock only where it was made for: lock for this interpreter.
+        if sys.platform != "linux" or platform.machine() != "x86_64":
+            pytest.skip("pip installs the x86_64-manylinux_2_28 pylock on Linux x86_64 only")
+        python = f"{sys.version_info.major}.{sys.version_info.minor}"
+        response = served.submit(
+            {
+                "requirements": requirements,
+                "indexes": [{"url": url}],
+                "environment": {"python_version": python, "platform": PLATFORM},
+            }
+        )
+        assert response.status_code == 202, response.text
+        document = served.wait_job(response.json()["id"])
+        assert document["status"] == "succeeded", document["failure"]
+        packages = {p["name"]: p for p in document["result"]["packages"]}
+        assert {name: p["version"] for name, p in packages.items()} == {"web": "1.0", "util": "1.0"}
+        assert packages["util"]["direct"] and not packages["web"]["direct"]
+        assert packages["util"]["file"]["hashes"] == {"sha256": sha256}
+        write(tmp_path / "requirements.in", "\n".join(requirements) + "\n")
+        assert uv_compile_pins(tmp_path, "requirements.in", url, (python, PLATFORM)) == {
+            "web": "1.0",
+            "util": f"{wheel}#sha256={sha256}",  # uv writes the URL as given
+        }
+        job = document["id"]
+        for lock_format, filename in (
+            ("requirements", "requirements.txt"),
+            ("pylock", "pylock.toml"),
+        ):
+            text = served.http.get(f"/jobs/{job}/lock", params={"format": lock_format}).text
+            if lock_format == "requirements":
+                assert f"util @ {wheel} \\\n    --hash=sha256:{sha256}\n" in text
+            lock = write(tmp_path / filename, text)
+            report = pip_install_dry_run(tmp_path, lock, [url])
+            assert installed(report) == {"web": "1.0", "util": "1.0"}, lock_format
+            util = next(i for i in report["install"] if i["metadata"]["name"] == "util")
+            assert util["download_info"]["url"] == wheel, lock_format

@@ -119,12 +119,13 @@ def uv_compile_pins(
 
 
 def pins_of(requirements_txt: str) -> dict[str, str]:
-    """``{name: version}`` of a requirements.txt's ``name==version`` lines."""
+    """``{name: version}`` of a requirements.txt's ``name==version`` lines (``name @ URL``
+    lines: ``{name: URL}``)."""
     found = {}
     for line in requirements_txt.splitlines():
         if line and not line.startswith((" ", "#", "-")):
             requirement = Requirement(line.rstrip(" \\"))
-            found[requirement.name] = str(next(iter(requirement.specifier)).version)
+            found[requirement.name] = requirement.url or next(iter(requirement.specifier)).version
     return found
 
 
