@@ -75,7 +75,11 @@ def _parse_hashes(fragment: str) -> dict[str, str]:
 def parse_direct_url(requirement: Requirement) -> DirectFile:
     """What ``requirement`` (which has a URL) names; raise ``DirectURLError`` when refused."""
     assert requirement.url is not None
-    parts = urlsplit(requirement.url)
+    try:
+        parts = urlsplit(requirement.url)
+        parts.port  # noqa: B018 - raises for a port that is not a number in range
+    except ValueError as exc:
+        raise DirectURLError(f"not a valid URL: {exc}") from exc
     scheme = parts.scheme.lower()
     if "+" in scheme:
         raise DirectURLError(
