@@ -642,6 +642,19 @@ class TestDirectURLs:
         assert index_server.requests == []
 
 
+    async def test_a_universal_lock_takes_the_url_too(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """A universal job pins the URL's file everywhere, hashed, marked direct."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, sha256 = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        req = request(f"a @ {url}", universal=True, requires_python=">=3.10")
+        result = await resolve(client, req, [index(index_server, "corp")])
+        [a] = [p for p in result.packages if p.name == "a"]
+        assert (a.version, a.direct, a.markers) == ("1.0", True, None)
+        assert [(f.url, f.hashes) for f in a.files] == [(url, {"sha256": sha256})]
+
+
 class TestRefusals:
     async def test_vcs_and_local_urls_are_refused(
         self, index_server: IndexServer, client: IndexClient
