@@ -641,7 +641,6 @@ class TestDirectURLs:
         assert versions(result) == {"a": "1.0"}
         assert index_server.requests == []
 
-
     async def test_a_universal_lock_takes_the_url_too(
         self, index_server: IndexServer, client: IndexClient
     ) -> None:
