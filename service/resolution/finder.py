@@ -42,6 +42,7 @@ from service.resolution.direct import DirectFile, make_direct_index
 from service.resolution.fetch_errors import (
     FatalFetchError,
     describe_status,
+    make_direct_url_diagnostic,
     make_metadata_diagnostic,
     make_page_diagnostic,
     metadata_reason,
@@ -437,9 +438,7 @@ class Finder:
                     )
                 )
             except IndexFetchError as error:
-                diagnostic = make_metadata_diagnostic(
-                    error, index, name, str(version), severity=Severity.ERROR
-                )
+                diagnostic = make_direct_url_diagnostic(error, index, name, str(version))
                 raise FatalFetchError(diagnostic, "metadata_error") from error
             file = msgspec.structs.replace(file, hashes=hashes)
             self._direct_metadata[(name, str(version))] = metadata

@@ -604,7 +604,8 @@ class TestDirectURLs:
         self, index_server: IndexServer, client: IndexClient
     ) -> None:
         """A ``#sha256=`` fragment is checked against the bytes: equal resolves, different
-        fails the job naming the file."""
+        fails the job naming the requirement; so does a URL that answers 404, with no policy
+        advice (there is no other version to fall back to)."""
         index_server.add_index(IndexSpec("corp", [self.A, self.B]))
         url, sha256 = self.file_url(index_server, "a-1.0-py3-none-any.whl")
         indexes = [index(index_server, "corp")]
@@ -612,7 +613,13 @@ class TestDirectURLs:
         assert versions(result) == {"a": "1.0", "b": "1.0"}
         failure = await fail(client, request(f"a @ {url}#sha256={'0' * 64}"), indexes)
         assert failure.kind == "metadata_error"
+        assert failure.message.startswith(f"The file of the direct URL requirement a @ {url} ")
         assert "sha256 digest differs" in failure.message
+        missing = url.replace("a-1.0", "a-3.0")
+        failure = await fail(client, request(f"a @ {missing}"), indexes)
+        [hint] = failure.hints
+        assert (hint.code, hint.status) == (Code.METADATA_UNAVAILABLE, 404)
+        assert "used: 404 Not Found." in hint.message and "ignore_error_codes" not in hint.message
 
     async def test_a_static_sdist_url_and_a_conflicting_specifier(
         self, index_server: IndexServer, client: IndexClient
@@ -627,6 +634,7 @@ class TestDirectURLs:
         assert versions(result) == {"a": "1.0", "b": "1.0"}
         failure = await fail(client, request(f"a @ {url}", "a>=2"), indexes)
         assert failure.kind == "unsatisfiable"
+        assert f"you require a @ {url} and you require a>=2" in failure.message
 
     async def test_static_metadata_spares_the_metadata_read(
         self, index_server: IndexServer, client: IndexClient
