@@ -135,6 +135,10 @@ class TestPyproject:
         refused = run_submit(*args, "--group", "nope", cwd=tmp_path)
         assert refused.returncode == 2
         assert "pyproject.groups[0]" in refused.stderr
+        requirements_in = write(tmp_path / "requirements.in", "flask\n")
+        misused = run_submit(str(requirements_in), "--extra", "x", cwd=tmp_path)
+        assert misused.returncode == 2
+        assert "--extra and --group select from a pyproject.toml" in misused.stderr
 
 
 class TestDirectURLs:
