@@ -148,7 +148,8 @@ def prepare(request: ResolveRequest, scope: Scope) -> Prepared:
         yank_pins=dict(yank_pins),
         explicit_prerelease=frozenset(explicit),
         root_names=frozenset(r.name for r in roots),
-        direct=direct,
+        # An override replaces the requirement, its URL with it (overrides name no URLs).
+        direct={name: file for name, file in direct.items() if name not in overrides},
     )
 
 

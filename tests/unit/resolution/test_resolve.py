@@ -649,6 +649,17 @@ class TestDirectURLs:
         assert versions(result) == {"a": "1.0"}
         assert index_server.requests == []
 
+    async def test_an_override_replaces_the_url(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """An override of the name replaces the direct URL requirement, URL and all."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, _ = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        req = request(f"a @ {url}", overrides=("a>=2",))
+        result = await resolve(client, req, [index(index_server, "corp")])
+        assert versions(result) == {"a": "2.0", "b": "1.0"}
+        assert not next(p for p in result.packages if p.name == "a").direct
+
     async def test_a_universal_lock_takes_the_url_too(
         self, index_server: IndexServer, client: IndexClient
     ) -> None:
