@@ -323,7 +323,7 @@ def to_resolve_request(
         errors, "requirements", body.requirements, limit, settings=settings, direct=direct
     )
     if project is not None:
-        remaining = limit - len(body.requirements)
+        remaining = max(limit - len(body.requirements), 0)
         _check_requirements(
             errors, "pyproject", project.requirements, remaining, settings=settings, direct=direct
         )
