@@ -17,14 +17,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from packaging.markers import Marker
+from packaging.requirements import Requirement
 
 from tests.e2e.test_submit import run_submit, write
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
 from tests.support.cluster import Cluster, assert_not_internal
 from tests.support.installers import (
+    VENV_BIN,
     installed,
     pins_of,
     pip_install_dry_run,
+    run_tool,
     uv_compile_pins,
 )
 
@@ -110,6 +114,43 @@ class TestPyproject:
         options = [*(f"--extra={e}" for e in extras), *(f"--group={g}" for g in groups)]
         target = (PYTHON_VERSION, PLATFORM)
         assert uv_compile_pins(tmp_path, "pyproject.toml", url, target, *options) == pins
+
+    def test_requires_python_is_the_universal_default_as_in_uv(
+        self, served: Cluster, index_server: IndexServer, tmp_path: Path
+    ) -> None:
+        """A universal job takes the pyproject's ``requires-python`` as its domain: for
+        ``>=3.10``, ``modern`` forks (2.0 needs Python 3.11) exactly as ``uv pip compile
+        --universal --python-version 3.10`` forks it; from the target's 3.12 it would not."""
+        modern = Project("modern", [Release("1.0"), Release("2.0", requires_python=">=3.11")])
+        url = index_server.add_index(IndexSpec("modern", [modern]))
+        content = (
+            '[project]\nname = "app"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
+            'dependencies = ["modern"]\n'
+        )
+        response = served.submit(
+            {"pyproject": {"content": content}, "indexes": [{"url": url}], "universal": True}
+        )
+        assert response.status_code == 202, response.text
+        document = served.wait_job(response.json()["id"])
+        assert document["status"] == "succeeded", document["failure"]
+        assert document["result"]["requires_python"] == ">=3.10"
+        forks = {
+            (p["name"], p["version"], str(Marker(p["markers"])) if p["markers"] else None)
+            for p in document["result"]["packages"]
+        }
+        assert forks == {
+            ("modern", "1.0", 'python_full_version < "3.11"'),
+            ("modern", "2.0", 'python_full_version >= "3.11"'),
+        }
+        write(tmp_path / "pyproject.toml", content)
+        command = ["pip", "compile", "pyproject.toml", "--universal", "--index-url", url]
+        options = ["--python-version", "3.10", "--no-header", "--no-annotate"]
+        output = run_tool([str(VENV_BIN / "uv"), *command, *options], tmp_path).stdout
+        uv_forks = {
+            (r.name, str(next(iter(r.specifier)).version), str(r.marker) if r.marker else None)
+            for r in map(Requirement, output.splitlines())
+        }
+        assert uv_forks == forks
 
     def test_submit_reads_a_pyproject_with_extra_and_group(
         self, served: Cluster, tmp_path: Path
