@@ -577,11 +577,17 @@ class IndexClient:
             raise _archive_error(index, url, exc) from exc
 
     async def find_direct_metadata(
-        self, index: Index, file: DistFile, *, stats: FetchStats | None = None
-    ) -> tuple[CoreMetadata, dict[str, str]]:
+        self,
+        index: Index,
+        file: DistFile,
+        *,
+        stats: FetchStats | None = None,
+        read_metadata: bool = True,
+    ) -> tuple[CoreMetadata | None, dict[str, str]]:
         """A direct URL's file (``name @ URL``), downloaded whole: its core metadata, checked
-        against its filename, and its hashes (the URL's own, verified, else the sha256 computed
-        here: ``HashMismatchError`` when they differ).
+        against its filename (``None`` when not ``read_metadata``: the caller has its own),
+        and its hashes (the URL's own, verified, else the sha256 computed here:
+        ``HashMismatchError`` when they differ).
 
         Never read from or written to the cache: a page vouches for what an index file holds,
         nothing vouches for what a URL serves until its bytes are hashed.
@@ -589,8 +595,11 @@ class IndexClient:
         stats = FetchStats() if stats is None else stats
         url, expected = _file_target(index, file)
 
-        async def fetch() -> tuple[bytes, tuple[str, str]]:
+        async def fetch() -> tuple[bytes | None, tuple[str, str]]:
             spool, digest = await self._download_hashed(index, file, url, stats)
+            if not read_metadata:
+                spool.close()
+                return None, digest
             try:
                 raw = await asyncio.to_thread(self._read_spooled_metadata, spool, file, expected)
             except (ArchiveError, ArchiveContentError, MemberTooLargeError) as exc:
@@ -598,7 +607,8 @@ class IndexClient:
             return raw, digest
 
         raw, (algorithm, actual) = await self._within_deadline(index, url, fetch)
-        return self._check(index, url, raw, expected), {**file.hashes, algorithm: actual}
+        metadata = None if raw is None else self._check(index, url, raw, expected)
+        return metadata, {**file.hashes, algorithm: actual}
 
     # -- shared machinery --------------------------------------------------------------------
 

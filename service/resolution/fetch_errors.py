@@ -237,9 +237,14 @@ def make_direct_url_diagnostic(
         else error.message
     )
     data = {k: v for k, v in diagnostic.data.items() if k not in ("setting", "suggestion")}
+    advice = (
+        f"Give its metadata in the request's dependency_metadata (name {project!r})."
+        if isinstance(error, UnusableMetadataError)
+        else f"Check the URL (and its #sha256=), or require {project} from an index."
+    )
     return msgspec.structs.replace(
         diagnostic,
         message=f"The file of the direct URL requirement {project} @ {error.url} could not be "
-        f"used: {cause}. Check the URL (and its #sha256=), or require {project} from an index.",
+        f"used: {cause}. {advice}",
         data={**data, "direct_url": True},
     )

@@ -427,21 +427,26 @@ class Finder:
         name, version = direct.name, direct.version
         index = make_direct_index(direct.file.url, self._indexes)
         file = direct.file
-        static = self._static_metadata(name, version)
-        if static is None or not file.hashes:
+        # Metadata the request supplies is used as is; the file is then fetched only to learn
+        # its hash, when the URL gives none.
+        static = self._static_metadata(name, version) is not None
+        if not static or not file.hashes:
             client, stats = self._client, self._stats
             try:
                 metadata, hashes = self._bridge.wait(
                     self._bridge.schedule(
                         ("direct", file.url),
-                        lambda: client.find_direct_metadata(index, file, stats=stats),
+                        lambda: client.find_direct_metadata(
+                            index, file, stats=stats, read_metadata=not static
+                        ),
                     )
                 )
             except IndexFetchError as error:
                 diagnostic = make_direct_url_diagnostic(error, index, name, str(version))
                 raise FatalFetchError(diagnostic, "metadata_error") from error
             file = msgspec.structs.replace(file, hashes=hashes)
-            self._direct_metadata[(name, str(version))] = metadata
+            if metadata is not None:
+                self._direct_metadata[(name, str(version))] = metadata
         choice = self._judge(name).choose((file,))
         entry = VersionEntry(version, index, choice, choice.best)
         self._judged(name, entry)

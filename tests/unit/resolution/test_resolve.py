@@ -649,6 +649,30 @@ class TestDirectURLs:
         assert versions(result) == {"a": "1.0"}
         assert index_server.requests == []
 
+    async def test_a_dynamic_sdist_url_needs_dependency_metadata(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """An sdist URL whose dependencies are Dynamic fails, pointing at dependency_metadata;
+        with it, the file is fetched only for its hash and the metadata given is used."""
+        legacy = Project(
+            "legacy", [Release("1.0", wheel=False, sdist=True, sdist_dynamic=["Requires-Dist"])]
+        )
+        index_server.add_index(IndexSpec("corp", [legacy, self.B]))
+        url, sha256 = self.file_url(index_server, "legacy-1.0.tar.gz")
+        indexes = [index(index_server, "corp")]
+        failure = await fail(client, request(f"legacy @ {url}"), indexes)
+        [hint] = failure.hints
+        assert hint.code == Code.SDIST_DYNAMIC_METADATA
+        assert "dependency_metadata (name 'legacy')" in hint.message
+        static = (StaticMetadata(name="legacy", requires_dist=("b",)),)
+        result = await resolve(
+            client, request(f"legacy @ {url}", dependency_metadata=static), indexes
+        )
+        assert versions(result) == {"legacy": "1.0", "b": "1.0"}
+        assert next(p for p in result.packages if p.name == "legacy").file.hashes == {
+            "sha256": sha256
+        }
+
     async def test_an_override_replaces_the_url(
         self, index_server: IndexServer, client: IndexClient
     ) -> None:
