@@ -673,6 +673,31 @@ class TestDirectURLs:
             "sha256": sha256
         }
 
+    async def test_the_outbound_guard_applies(self, index_server: IndexServer) -> None:
+        """A direct URL is dialled through the outbound guard: with loopback blocked, the job
+        fails naming the requirement, and the file is never requested."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, _ = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        index_server.clear_requests()
+        limits = FetchLimits(retries=0, blocked_networks=("127.0.0.0/8", "::1/128"))
+        async with IndexClient(limits) as guarded:
+            failure = await fail(guarded, request(f"a @ {url}"), [index(index_server, "corp")])
+        assert failure.kind == "metadata_error"
+        assert failure.message.startswith(f"The file of the direct URL requirement a @ {url} ")
+        assert index_server.requests == []
+
+    async def test_a_url_on_no_index_of_the_job_is_fetched_anonymously(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """A URL on another origin than the job's indexes is fetched as an index of its own,
+        named by the URL's directory (the job's index credentials never go there)."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, _ = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        elsewhere = url.replace("127.0.0.1", "localhost")
+        result = await resolve(client, request(f"a @ {elsewhere}"), [index(index_server, "corp")])
+        a = next(p for p in result.packages if p.name == "a")
+        assert a.index == elsewhere.rsplit("/", 1)[0] and a.file.url == elsewhere
+
     async def test_an_override_replaces_the_url(
         self, index_server: IndexServer, client: IndexClient
     ) -> None:
