@@ -1,6 +1,8 @@
 """``resolvd submit``: resolve a ``requirements.in`` on a resolvd server and write its lock.
 
-The command reads the file (``read_requirements`` says what it accepts), ``POST``s it to
+The command reads the file (``read_requirements`` says what it accepts; a ``*.toml`` file is a
+``pyproject.toml``, sent whole as the job's ``pyproject`` with the ``--extra`` and ``--group``
+names, as ``uv pip compile pyproject.toml`` takes them), ``POST``s it to
 ``/resolve``, follows the job on stderr (a rich progress bar on a terminal, plain lines
 otherwise), and writes ``GET /jobs/{id}/lock`` in the chosen format to ``-o FILE`` or stdout.
 Like ``uv pip compile``, an existing ``-o FILE`` is sent as the job's ``lock``: its pins are
@@ -60,6 +62,7 @@ __all__ = [
     "UsageError",
     "add_submit_arguments",
     "format_changes_table",
+    "read_input",
     "read_requirements",
     "run_submit",
     "submit",
@@ -129,8 +132,11 @@ class SourceLine:
 
 @dataclass
 class RequirementsInput:
+    """What the input file holds: requirement and constraint lines, or a pyproject's text."""
+
     requirements: list[SourceLine] = field(default_factory=list)
     constraints: list[SourceLine] = field(default_factory=list)
+    pyproject: str | None = None
 
 
 # Options a pip requirements file may hold that resolvd cannot honour, and what to do instead.
@@ -233,6 +239,22 @@ def read_requirements(path: Path) -> RequirementsInput:
     if not into.requirements:
         raise UsageError(f"{path}: no requirements to resolve")
     return into
+
+
+def read_input(
+    path: Path, *, extras: Sequence[str] = (), groups: Sequence[str] = ()
+) -> RequirementsInput:
+    """``path`` as a ``pyproject.toml`` (any ``*.toml``: read whole, the server parses it) or
+    else as a ``requirements.in``; ``extras`` and ``groups`` need a pyproject."""
+    if path.suffix != ".toml":
+        if extras or groups:
+            raise UsageError("--extra and --group select from a pyproject.toml; give one")
+        return read_requirements(path)
+    try:
+        return RequirementsInput(pyproject=path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise UsageError(f"cannot read {path}: {why}") from exc
 
 
 # --- reports ---------------------------------------------------------------------------------
@@ -391,6 +413,8 @@ class SubmitOptions:
 
     requirements_file: Path
     url: str = DEFAULT_URL
+    extras: Sequence[str] = ()
+    groups: Sequence[str] = ()
     indexes: Sequence[str] = ()
     python_version: str | None = None
     platform: str | None = None
@@ -493,6 +517,12 @@ def _make_body(
         "requirements": [line.text for line in sent.requirements],
         "constraints": [line.text for line in sent.constraints],
     }
+    if sent.pyproject is not None:
+        body["pyproject"] = {
+            "content": sent.pyproject,
+            "extras": list(options.extras),
+            "groups": list(options.groups),
+        }
     if lock is not None:
         body["lock"] = {"format": options.chosen_format, "content": lock}
     if options.upgrade:
@@ -581,7 +611,7 @@ def submit(
     try:
         if options.diff and options.output is None:
             raise UsageError("--diff needs -o FILE: the existing file is the lock to compare with")
-        sent = read_requirements(options.requirements_file)
+        sent = read_input(options.requirements_file, extras=options.extras, groups=options.groups)
         lock = read_existing_lock(options)
         with _make_client(options, environ) as client:
             api = _Api(client)
@@ -613,7 +643,29 @@ def submit(
 
 def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``resolvd submit`` arguments, on ``parser``."""
-    parser.add_argument("requirements_file", type=Path, metavar="requirements.in")
+    parser.add_argument(
+        "requirements_file",
+        type=Path,
+        metavar="requirements.in|pyproject.toml",
+        help="requirement lines, or a pyproject.toml (any *.toml) whose dependencies to lock",
+    )
+    parser.add_argument(
+        "--extra",
+        dest="extras",
+        action="append",
+        default=[],
+        metavar="EXTRA",
+        help="with a pyproject.toml: also its optional dependencies EXTRA ('all': every "
+        "extra); repeatable",
+    )
+    parser.add_argument(
+        "--group",
+        dest="groups",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="with a pyproject.toml: also its PEP 735 dependency group GROUP; repeatable",
+    )
     parser.add_argument(
         "--index",
         action="append",
@@ -687,6 +739,8 @@ def run_submit(args: argparse.Namespace) -> int:
     options = SubmitOptions(
         requirements_file=args.requirements_file,
         url=args.url,
+        extras=tuple(args.extras),
+        groups=tuple(args.groups),
         indexes=tuple(args.index),
         python_version=args.python_version,
         platform=args.platform,

@@ -21,6 +21,7 @@ from service.resolution.request import (
 )
 
 __all__ = [
+    "DependencyMetadataBody",
     "EnvironmentBody",
     "ErrorCodesBody",
     "FieldError",
@@ -29,6 +30,7 @@ __all__ = [
     "IndexView",
     "LockBody",
     "Problem",
+    "PyprojectBody",
     "ReadyStatus",
     "ResolveBody",
 ]
@@ -77,10 +79,29 @@ class LockBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
     job: str | None = None
 
 
+class PyprojectBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A ``pyproject.toml``'s text and the extras (``"all"``: every one) and PEP 735
+    dependency groups whose requirements join the job's."""
+
+    content: str
+    extras: list[str] = []
+    groups: list[str] = []
+
+
+class DependencyMetadataBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Static metadata for a package (uv's ``dependency-metadata``): replaces what the index
+    offers for ``name`` (only that ``version`` when given)."""
+
+    name: str
+    version: str | None = None
+    requires_dist: list[str] = []
+    requires_python: str | None = None
+
+
 class ResolveBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The body of ``POST /resolve`` (``ResolveBody`` in the OpenAPI document)."""
 
-    requirements: list[str]
+    requirements: list[str] = []
     constraints: list[str] = []
     overrides: list[str] = []
     environment: EnvironmentBody | None = None
@@ -101,6 +122,9 @@ class ResolveBody(_Wire, frozen=True, kw_only=True, forbid_unknown_fields=True):
     lock: LockBody | None = None
     upgrade: bool = False
     upgrade_packages: list[str] = []
+    no_deps: bool = False
+    dependency_metadata: list[DependencyMetadataBody] = []
+    pyproject: PyprojectBody | None = None
 
 
 class FieldError(msgspec.Struct, frozen=True, kw_only=True):

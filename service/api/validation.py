@@ -21,16 +21,34 @@ from typing import TypeVar
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from service.api.problems import InvalidRequest
-from service.api.schemas import ErrorCodesBody, FieldError, IndexRefBody, LockBody, ResolveBody
+from service.api.schemas import (
+    DependencyMetadataBody,
+    ErrorCodesBody,
+    FieldError,
+    IndexRefBody,
+    LockBody,
+    PyprojectBody,
+    ResolveBody,
+)
 from service.export import ExportError
 from service.export.reader import UnreadableLockError, read_job_lock, read_lock
 from service.jobs.model import JobDocument
 from service.resolution import IndexRefError, make_indexes
+from service.resolution.direct import DirectURLError, direct_url_is_allowed, parse_direct_url
 from service.resolution.environment import UnsupportedTargetError, make_target_environment
 from service.resolution.markers import InvalidMarker, parse_marker, python_range_marker
-from service.resolution.request import IndexRef, LockInput, PolicyOverride, ResolveRequest, Target
+from service.resolution.pyproject import ProjectInputs, PyprojectError, read_pyproject
+from service.resolution.request import (
+    IndexRef,
+    LockInput,
+    PolicyOverride,
+    ResolveRequest,
+    StaticMetadata,
+    Target,
+)
 from service.settings import Settings
 
 __all__ = ["to_resolve_request"]
@@ -78,24 +96,53 @@ class _Errors:
         raise InvalidRequest(f"{first.field}: {first.message}{more}", slug=slug, errors=errors)
 
 
-def _check_requirements(errors: _Errors, field: str, values: Sequence[str], limit: int) -> None:
+def _check_requirements(
+    errors: _Errors,
+    field: str,
+    values: Sequence[str],
+    limit: int,
+    *,
+    settings: Settings | None = None,
+    direct: dict[str, str] | None = None,
+) -> None:
+    """PEP 508 lines; direct URLs only where ``settings`` is given (the lines to install),
+    one URL per name (``direct``: the URLs met so far, by canonical name)."""
     if len(values) > limit:
         errors.add(
             "too-many-requirements", field, f"{len(values)} entries; this server allows {limit}"
         )
         return
+    direct = {} if direct is None else direct
     for position, value in enumerate(values):
         try:
             requirement = Requirement(value)
         except InvalidRequirement as exc:
             errors.add("invalid-requirement", f"{field}[{position}]", str(exc))
             continue
-        if requirement.url is not None:
-            errors.add(
-                "invalid-requirement",
-                f"{field}[{position}]",
-                "direct URL requirements are not supported; name a package on an index",
-            )
+        if requirement.url is None:
+            continue
+        problem = _direct_url_problem(requirement, settings)
+        name = canonicalize_name(requirement.name)
+        if problem is None and direct.setdefault(name, requirement.url) != requirement.url:
+            problem = f"{name} is already required from another URL"
+        if problem is not None:
+            errors.add("invalid-requirement", f"{field}[{position}]", f"{value!r}: {problem}")
+
+
+def _direct_url_problem(requirement: Requirement, settings: Settings | None) -> str | None:
+    """Why a direct URL requirement is refused, or None (``settings``: None where no URL may be)."""
+    if settings is None:
+        return "direct URL requirements are accepted only among the requirements to resolve"
+    try:
+        direct = parse_direct_url(requirement)
+    except DirectURLError as exc:
+        return str(exc)
+    if not direct_url_is_allowed(direct.file.url, settings):
+        return (
+            "the URL is neither under a prefix of policy.allowed_index_urls nor on a "
+            "configured index's origin"
+        )
+    return None
 
 
 def _check_binary_names(errors: _Errors, field: str, values: Sequence[str]) -> None:
@@ -296,6 +343,59 @@ def _read_lock(
     return None
 
 
+def _read_pyproject(errors: _Errors, pyproject: PyprojectBody | None) -> ProjectInputs | None:
+    """The requirement lines and Requires-Python the ``pyproject`` selects."""
+    if pyproject is None:
+        return None
+    try:
+        return read_pyproject(pyproject.content, extras=pyproject.extras, groups=pyproject.groups)
+    except PyprojectError as exc:
+        for problem in exc.problems:
+            errors.add("invalid-pyproject", f"pyproject.{problem.field}", problem.message)
+    return None
+
+
+def _check_dependency_metadata(
+    errors: _Errors, entries: Sequence[DependencyMetadataBody], limit: int
+) -> tuple[StaticMetadata, ...]:
+    """``dependency_metadata`` with canonical names, one entry per name and version."""
+    seen: set[tuple[str, Version | None]] = set()
+    out = []
+    for position, entry in enumerate(entries):
+        field = f"dependency_metadata[{position}]"
+        try:
+            name = canonicalize_name(entry.name, validate=True)
+        except InvalidName:
+            errors.add("invalid-request", f"{field}.name", f"{entry.name!r} is not a package name")
+            continue
+        version = None
+        if entry.version is not None:
+            try:
+                version = Version(entry.version)
+            except InvalidVersion:
+                errors.add(
+                    "invalid-request", f"{field}.version", f"{entry.version!r} is not a version"
+                )
+        if (name, version) in seen:
+            errors.add("invalid-request", field, f"a second entry for {name} {version or ''}")
+        seen.add((name, version))
+        _check_requirements(errors, f"{field}.requires_dist", entry.requires_dist, limit)
+        if entry.requires_python is not None:
+            try:
+                SpecifierSet(entry.requires_python)
+            except InvalidSpecifier as exc:
+                errors.add("invalid-request", f"{field}.requires_python", str(exc))
+        out.append(
+            StaticMetadata(
+                name=name,
+                version=None if version is None else str(version),
+                requires_dist=tuple(entry.requires_dist),
+                requires_python=entry.requires_python,
+            )
+        )
+    return tuple(out)
+
+
 def _slug_for_index_error(exc: IndexRefError) -> str:
     if exc.field.endswith(".name") or exc.field.startswith("sources."):
         return "unknown-index"
@@ -319,10 +419,22 @@ def to_resolve_request(
     """
     errors = _Errors()
     limit = settings.limits.max_requirements
-    if not body.requirements:
+    project = _read_pyproject(errors, body.pyproject)
+    if not body.requirements and body.pyproject is None:
         errors.add("invalid-requirement", "requirements", "at least one requirement is needed")
+    elif project is not None and not body.requirements and not project.requirements:
+        errors.add("invalid-pyproject", "pyproject", "selects no requirements")
+    # Direct URLs by name, across both lists of lines to install: one URL per name.
+    direct: dict[str, str] = {}
+    _check_requirements(
+        errors, "requirements", body.requirements, limit, settings=settings, direct=direct
+    )
+    if project is not None:
+        remaining = max(limit - len(body.requirements), 0)
+        _check_requirements(
+            errors, "pyproject", project.requirements, remaining, settings=settings, direct=direct
+        )
     for field, values in (
-        ("requirements", body.requirements),
         ("constraints", body.constraints),
         ("overrides", body.overrides),
         ("upgrade_packages", body.upgrade_packages),
@@ -368,15 +480,17 @@ def to_resolve_request(
         errors.add(_slug_for_index_error(exc), field, exc.message)
 
     lock = _read_lock(errors, body.lock, lock_job, settings)
+    dependency_metadata = _check_dependency_metadata(errors, body.dependency_metadata, limit)
 
     errors.raise_if_any()
     return ResolveRequest(
-        requirements=tuple(body.requirements),
+        requirements=(*body.requirements, *(project.requirements if project else ())),
         constraints=tuple(body.constraints),
         overrides=tuple(body.overrides),
         environment=target,
         universal=body.universal,
-        requires_python=body.requires_python,
+        requires_python=body.requires_python
+        or (project.requires_python if project and body.universal else None),
         environments=tuple(body.environments),
         required_environments=tuple(body.required_environments),
         prerelease=body.prerelease,
@@ -393,4 +507,6 @@ def to_resolve_request(
         lock=lock,
         upgrade=body.upgrade,
         upgrade_packages=tuple(body.upgrade_packages),
+        no_deps=body.no_deps,
+        dependency_metadata=dependency_metadata,
     )

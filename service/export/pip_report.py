@@ -3,7 +3,7 @@
 The shape ``pip install --dry-run --report`` writes
 (https://pip.pypa.io/en/stable/reference/installation-report/): one ``install`` entry per
 package with ``download_info`` (url and ``archive_info`` hashes, as PEP 610 spells them),
-``is_direct`` (always false: resolvd refuses direct URLs), ``is_yanked``, ``requested``,
+``is_direct`` (true for a direct URL requirement's package), ``is_yanked``, ``requested``,
 ``requested_extras`` for what the request asked extras of, and ``metadata`` holding what the
 resolution knows of the core metadata: name, version, ``requires_dist`` (the resolved
 dependencies' names, not the original specifiers) and ``requires_python``. ``environment`` is
@@ -57,7 +57,7 @@ def _install_entry(source: LockSource, package: ResolvedPackage) -> dict[str, An
             "url": redact_url(file.url),
             "archive_info": _archive_info(file),
         },
-        "is_direct": False,
+        "is_direct": package.direct,
         "is_yanked": source.is_yanked(package),
         "requested": package.requested,
         "metadata": core,

@@ -2,12 +2,13 @@
 
 A header says who wrote it and for which target; ``--index-url`` (then ``--extra-index-url``)
 lines name the indexes the packages came from, in the request's priority order (``--find-links``
-a flat one); then one entry per package, sorted by name: ``name[extras]==version`` (with
-``; marker`` where a universal lock installs it only somewhere) and a ``--hash`` line per strong
-hash of every file the lock allows (every file the target could install; in a universal lock
-every file usable in its domain), ``# via`` (``-r requirements.in`` for what the request asked
-for, ``-c constraints.txt`` for what it constrained, else the packages that need it) and, as
-uv's ``--emit-index-annotation`` does, ``# from <index URL>``. Every file's hash is pinned, so
+a flat one); then one entry per package, sorted by name: ``name[extras]==version``
+(``name[extras] @ URL`` for a direct URL requirement's package; with ``; marker`` where a
+universal lock installs it only somewhere) and a ``--hash`` line per strong hash of every file
+the lock allows (every file the target could install; in a universal lock every file usable in
+its domain), ``# via`` (``-r requirements.in`` for what the request asked for,
+``-c constraints.txt`` for what it constrained, else the packages that need it) and, as uv's
+``--emit-index-annotation`` does, ``# from <index URL>``. Every file's hash is pinned, so
 ``pip install --require-hashes -r requirements.txt`` installs exactly the resolved files.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from service.diagnostics.redact import redact_url
 from service.export.source import CREATED_BY, LockSource, MissingHashError
 from service.resolution.result import ResolvedPackage
 
@@ -47,9 +49,11 @@ def _iter_header(source: LockSource) -> Iterator[str]:
         simple += 1
 
 
-def _requirement(package: ResolvedPackage) -> str:
+def _requirement(source: LockSource, package: ResolvedPackage) -> str:
     extras = f"[{','.join(package.extras)}]" if package.extras else ""
     markers = f" ; {package.markers}" if package.markers else ""
+    if package.direct:  # pip fetches it from there, as the request named it
+        return f"{package.name}{extras} @ {redact_url(source.files(package)[0].url)}{markers}"
     return f"{package.name}{extras}=={package.version}{markers}"
 
 
@@ -75,11 +79,12 @@ def _iter_entry(source: LockSource, package: ResolvedPackage) -> Iterator[str]:
         if not strong:
             raise MissingHashError(package, file, PIP_HASHES)
         hashes.extend(line for line in strong if line not in hashes)
-    yield f"{_requirement(package)} \\"
+    yield f"{_requirement(source, package)} \\"
     yield from (f"    {line} \\" for line in hashes[:-1])
     yield f"    {hashes[-1]}"
     yield from _iter_via(source, package)
-    yield f"    # from {source.index_url(package) or package.index}"
+    if not package.direct:
+        yield f"    # from {source.index_url(package) or package.index}"
 
 
 def format_requirements(source: LockSource) -> str:

@@ -154,7 +154,10 @@ class LockSource:
         return [package.file] if package.file is not None else []
 
     def index_url(self, package: ResolvedPackage) -> str | None:
-        """The (redacted) URL of the index ``package`` came from, or None if unknown."""
+        """The (redacted) URL of the index ``package`` came from, or None if unknown (or a
+        direct URL requirement's: no index was asked for it)."""
+        if package.direct:
+            return None
         if package.index in self.index_urls:
             return self.index_urls[package.index]
         if urlsplit(package.index).scheme in ("http", "https"):

@@ -121,6 +121,17 @@ def _archive_error(
     return _error(cls, index, url, str(exc))
 
 
+def _file_target(index: Index, file: DistFile) -> tuple[str, DistName]:
+    """The URL to fetch ``file`` from (no fragment, no userinfo) and what its name says."""
+    url = strip_userinfo(urldefrag(file.url).url)
+    expected = parse_dist_filename(file.filename)
+    if expected is None:
+        raise _error(
+            InvalidResponseError, index, url, f"{file.filename} is not a wheel or sdist name"
+        )
+    return url, expected
+
+
 def _pick_hash(hashes: dict[str, str]) -> tuple[str, str] | None:
     """The digest to verify against: sha256 if offered, else any algorithm hashlib guarantees."""
     for name in ("sha256", *sorted(hashes)):
@@ -384,12 +395,7 @@ class IndexClient:
         failed), ``HashMismatchError`` when a digest differs from the page's.
         """
         stats = FetchStats() if stats is None else stats
-        url = strip_userinfo(urldefrag(file.url).url)
-        expected = parse_dist_filename(file.filename)
-        if expected is None:
-            raise _error(
-                InvalidResponseError, index, url, f"{file.filename} is not a wheel or sdist name"
-            )
+        url, expected = _file_target(index, file)
         if self._cache is not None:
             cached = await self._cache.get_metadata(index, file)
             if cached is not None:
@@ -578,23 +584,30 @@ class IndexClient:
         self, index: Index, file: DistFile, url: str, stats: FetchStats
     ) -> IO[bytes]:
         """The whole file, spooled (in memory up to a point) and verified against its hash."""
-        digest = _pick_hash(file.hashes)
+        spool, _ = await self._download_hashed(index, file, url, stats)
+        return spool
 
-        async def consume(body: Body) -> tuple[IO[bytes], str | None]:
+    async def _download_hashed(
+        self, index: Index, file: DistFile, url: str, stats: FetchStats
+    ) -> tuple[IO[bytes], tuple[str, str]]:
+        """``_download``, and the file's digest: the algorithm verified, else sha256."""
+        digest = _pick_hash(file.hashes)
+        algorithm = digest[0] if digest else "sha256"
+
+        async def consume(body: Body) -> tuple[IO[bytes], str]:
             spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115  # handed to the caller, which closes it
-            hasher = hashlib.new(digest[0]) if digest else None
+            hasher = hashlib.new(algorithm)
 
             def write(chunk: bytes) -> None:
                 spool.write(chunk)
-                if hasher is not None:
-                    hasher.update(chunk)
+                hasher.update(chunk)
 
             try:
                 await body.read_into(self._limits.max_artifact_bytes, write)
             except BaseException:
                 spool.close()
                 raise
-            return spool, None if hasher is None else hasher.hexdigest()
+            return spool, hasher.hexdigest()
 
         spool, actual = await self._fetcher.get(
             index,
@@ -605,33 +618,67 @@ class IndexClient:
             stats=stats,
             purpose="file",
         )
-        if digest is not None and actual != digest[1]:
+        if digest is not None and actual != digest[1].lower():
             spool.close()
             raise _error(
-                HashMismatchError, index, url, f"{digest[0]} digest differs from the page's"
+                HashMismatchError, index, url, f"{digest[0]} digest differs from the expected one"
             )
         spool.seek(0)
-        return spool
+        return spool, (algorithm, actual)
+
+    def _read_spooled_metadata(self, spool: IO[bytes], file: DistFile, expected: DistName) -> bytes:
+        """METADATA (wheel) or PKG-INFO (sdist) from a downloaded file, which it closes."""
+        limits = self._limits
+        with spool:
+            if expected.kind == "wheel":
+                return read_wheel_metadata(spool, expected.project, limits.max_metadata_bytes)
+            return read_sdist_pkg_info(
+                spool, file.filename, limits.max_metadata_bytes, limits.max_artifact_bytes
+            )
 
     async def _find_metadata_in_download(
         self, index: Index, file: DistFile, url: str, expected: DistName, stats: FetchStats
     ) -> bytes:
         """Download the whole file (verifying its hash) and read METADATA or PKG-INFO from it."""
         spool = await self._download(index, file, url, stats)
-        limits = self._limits
-
-        def read_and_close() -> bytes:
-            with spool:
-                if expected.kind == "wheel":
-                    return read_wheel_metadata(spool, expected.project, limits.max_metadata_bytes)
-                return read_sdist_pkg_info(
-                    spool, file.filename, limits.max_metadata_bytes, limits.max_artifact_bytes
-                )
-
         try:
-            return await asyncio.to_thread(read_and_close)
+            return await asyncio.to_thread(self._read_spooled_metadata, spool, file, expected)
         except (ArchiveError, ArchiveContentError, MemberTooLargeError) as exc:
             raise _archive_error(index, url, exc) from exc
+
+    async def find_direct_metadata(
+        self,
+        index: Index,
+        file: DistFile,
+        *,
+        stats: FetchStats | None = None,
+        read_metadata: bool = True,
+    ) -> tuple[CoreMetadata | None, dict[str, str]]:
+        """A direct URL's file (``name @ URL``), downloaded whole: its core metadata, checked
+        against its filename (``None`` when not ``read_metadata``: the caller has its own),
+        and its hashes (the URL's own, verified, else the sha256 computed here:
+        ``HashMismatchError`` when they differ).
+
+        Never read from or written to the cache: a page vouches for what an index file holds,
+        nothing vouches for what a URL serves until its bytes are hashed.
+        """
+        stats = FetchStats() if stats is None else stats
+        url, expected = _file_target(index, file)
+
+        async def fetch() -> tuple[bytes | None, tuple[str, str]]:
+            spool, digest = await self._download_hashed(index, file, url, stats)
+            if not read_metadata:
+                spool.close()
+                return None, digest
+            try:
+                raw = await asyncio.to_thread(self._read_spooled_metadata, spool, file, expected)
+            except (ArchiveError, ArchiveContentError, MemberTooLargeError) as exc:
+                raise _archive_error(index, url, exc) from exc
+            return raw, digest
+
+        raw, (algorithm, actual) = await self._within_deadline(index, url, fetch)
+        metadata = None if raw is None else self._check(index, url, raw, expected)
+        return metadata, {**file.hashes, algorithm: actual}
 
     # -- shared machinery --------------------------------------------------------------------
 

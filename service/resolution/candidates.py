@@ -19,6 +19,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from service.diagnostics.redact import redact_url
 from service.index.models import DistFile, Index
 from service.resolution.markers import ANY, BaseMarker
 
@@ -172,9 +173,10 @@ class SpecifierRequirement(ResolverRequirement):
         return known
 
     def format_for_error(self) -> str:
-        if self.extras:
-            return f"{self.name}[{','.join(sorted(self.extras))}]{self.specifier}"
-        return f"{self.name}{self.specifier}"
+        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
+        if self.requirement.url:
+            return f"{self.name}{extras} @ {redact_url(self.requirement.url)}"
+        return f"{self.name}{extras}{self.specifier}"
 
     def __repr__(self) -> str:
         return f"SpecifierRequirement({self.format_for_error()!r})"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Literal
 
+import msgspec
+
 from service.diagnostics.model import Code, Diagnostic, Severity
 from service.index.errors import (
     FetchTimeoutError,
@@ -27,6 +29,7 @@ __all__ = [
     "FatalFetchError",
     "FatalFetchKind",
     "describe_status",
+    "make_direct_url_diagnostic",
     "make_metadata_diagnostic",
     "make_page_diagnostic",
     "metadata_reason",
@@ -219,4 +222,29 @@ def make_metadata_diagnostic(
         index=name,
         url=error.url,
         data=details,
+    )
+
+
+def make_direct_url_diagnostic(
+    error: IndexFetchError, index: Index, project: str, version: str
+) -> Diagnostic:
+    """An error Diagnostic for the file a direct URL requirement names: there is no other
+    version to fall back to, so no policy setting can help, and the message says so."""
+    diagnostic = make_metadata_diagnostic(error, index, project, version, severity=Severity.ERROR)
+    cause = (
+        describe_status(error.status, error.reason)
+        if isinstance(error, HTTPStatusError)
+        else error.message
+    )
+    data = {k: v for k, v in diagnostic.data.items() if k not in ("setting", "suggestion")}
+    advice = (
+        f"Give its metadata in the request's dependency_metadata (name {project!r})."
+        if isinstance(error, UnusableMetadataError)
+        else f"Check the URL (and its #sha256=), or require {project} from an index."
+    )
+    return msgspec.structs.replace(
+        diagnostic,
+        message=f"The file of the direct URL requirement {project} @ {error.url} could not be "
+        f"used: {cause}. {advice}",
+        data={**data, "direct_url": True},
     )

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import msgspec
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
@@ -39,13 +40,16 @@ from service.resolution.candidates import (
     ResolverRequirement,
     SpecifierRequirement,
 )
+from service.resolution.direct import DirectFile, make_direct_index
 from service.resolution.fetch_errors import (
     FatalFetchError,
     describe_status,
+    make_direct_url_diagnostic,
     make_metadata_diagnostic,
     make_page_diagnostic,
     metadata_reason,
 )
+from service.resolution.markers import marker_extras
 from service.resolution.preferences import Preferences
 from service.resolution.request import ResolveRequest
 from service.resolution.result import Reason, VersionRejection
@@ -239,6 +243,17 @@ class _Records:
     dependencies: dict[tuple[str, str], list[Requirement]] = field(default_factory=dict)
 
 
+def _extras_named(requires_dist: Sequence[str]) -> set[str]:
+    """The extras a list of Requires-Dist lines conditions on (``extra == "x"`` markers):
+    what static metadata provides, as uv infers for its ``dependency-metadata``."""
+    named: set[str] = set()
+    for line in requires_dist:
+        marker = _parse_requirement(line).marker
+        if marker is not None:
+            named |= marker_extras(marker)
+    return named
+
+
 def _matches(names: frozenset[str], name: str) -> bool:
     return ":all:" in names or name in names
 
@@ -266,8 +281,11 @@ class Finder:
         explicit_prerelease: frozenset[str],
         overrides: dict[str, list[Requirement]],
         preferences: Preferences | None = None,
+        direct: dict[str, DirectFile] | None = None,
     ) -> None:
         self._request = request
+        self._direct = direct or {}
+        self._direct_metadata: dict[tuple[str, str], CoreMetadata] = {}
         self._indexes = list(indexes)
         self._client = client
         self._stats = stats
@@ -285,6 +303,10 @@ class Finder:
             canonicalize_name(n) if n != ":all:" else n for n in request.only_binary
         )
         self._cutoff = parse_time(request.exclude_newer)
+        self._static = {
+            (m.name, None if m.version is None else Version(m.version)): m
+            for m in request.dependency_metadata
+        }
         self._judges: dict[tuple[bool, bool, datetime | None], FileJudge] = {}
         self._versions: dict[str, ProjectVersions] = {}
         self._metadata: dict[tuple[str, str], CoreMetadata | None] = {}
@@ -316,7 +338,7 @@ class Finder:
         """Start fetching ``name``'s page from its first index, then the metadata of the
         version the resolver will most likely pick, without waiting for either."""
         indexes = self.indexes_for(name)
-        if name in self._versions or not indexes:
+        if name in self._versions or not indexes or name in self._direct:
             return
         index = indexes[0]
         if self._client.peek_project_page(index, name) is not None:
@@ -336,8 +358,8 @@ class Finder:
         except IndexFetchError:
             return  # the resolver meets the same error when it asks, and reports it there
         file = await asyncio.to_thread(self._likeliest_file, NormalizedName(name), index, page)
-        if file is None:
-            return
+        if file is None or self._request.no_deps or self._has_static(name):
+            return  # nothing to walk on to, or metadata the request supplies
         client, stats = self._client, self._stats
         metadata_future = self._bridge.schedule(
             ("metadata", index.url, file.url),
@@ -357,6 +379,11 @@ class Finder:
                 continue
             if self._scope.applies(requirement.marker, frozenset()) is not None:
                 self.prefetch(canonicalize_name(requirement.name))
+
+    @property
+    def direct_names(self) -> frozenset[str]:
+        """The names the job takes from a direct URL requirement."""
+        return frozenset(self._direct)
 
     @property
     def indexes(self) -> list[Index]:
@@ -409,6 +436,9 @@ class Finder:
         known = self._versions.get(name)
         if known is not None:
             return known
+        if name in self._direct:
+            self._versions[name] = self._find_direct(self._direct[name])
+            return self._versions[name]
         pages, missing = self._find_pages(name)
         judge = self._judge(name)
         versions = ProjectVersions(
@@ -423,6 +453,38 @@ class Finder:
         )
         self._versions[name] = versions
         return versions
+
+    def _find_direct(self, direct: DirectFile) -> ProjectVersions:
+        """The one version a direct URL requirement offers: its file downloaded whole (hash
+        checked when the URL gives one, else computed for the lock), its metadata read from it
+        unless the request supplies some, and the file judged for the scope like any other."""
+        name, version = direct.name, direct.version
+        index = make_direct_index(direct.file.url, self._indexes)
+        file = direct.file
+        # Metadata the request supplies is used as is; the file is then fetched only to learn
+        # its hash, when the URL gives none.
+        static = self._static_metadata(name, version) is not None
+        if not static or not file.hashes:
+            client, stats = self._client, self._stats
+            try:
+                metadata, hashes = self._bridge.wait(
+                    self._bridge.schedule(
+                        ("direct", file.url),
+                        lambda: client.find_direct_metadata(
+                            index, file, stats=stats, read_metadata=not static
+                        ),
+                    )
+                )
+            except IndexFetchError as error:
+                diagnostic = make_direct_url_diagnostic(error, index, name, str(version))
+                raise FatalFetchError(diagnostic, "metadata_error") from error
+            file = msgspec.structs.replace(file, hashes=hashes)
+            if metadata is not None:
+                self._direct_metadata[(name, str(version))] = metadata
+        choice = self._judge(name).choose((file,))
+        entry = VersionEntry(version, index, choice, choice.best)
+        self._judged(name, entry)
+        return ProjectVersions.from_entries(name, [entry], [index], [])
 
     def _judge(self, name: str) -> FileJudge:
         """The file judge for ``name``: the scope, whether no/only-binary name it, its cutoff."""
@@ -625,20 +687,45 @@ class Finder:
 
     # -- metadata and dependencies -------------------------------------------------------
 
+    def _has_static(self, name: str) -> bool:
+        return any(static_name == name for static_name, _ in self._static)
+
+    def _static_metadata(self, name: str, version: Version) -> CoreMetadata | None:
+        """The request's ``dependency_metadata`` for this version (a versioned entry first)."""
+        static = self._static.get((name, version)) or self._static.get((name, None))
+        if static is None:
+            return None
+        return CoreMetadata(
+            name=name,
+            version=str(version),
+            requires_dist=static.requires_dist,
+            requires_python=static.requires_python,
+            provides_extra=tuple(sorted(_extras_named(static.requires_dist))),
+        )
+
     def _load(self, name: str, entry: VersionEntry) -> bool:
-        """Fetch and check core metadata for ``entry``; False (recorded) when unusable."""
+        """Fetch and check core metadata for ``entry``; False (recorded) when unusable.
+
+        Metadata the request supplies (``dependency_metadata``) is taken instead: nothing is
+        fetched or built for that version."""
         key = (name, str(entry.version))
         if key in self._metadata:
             return self._metadata[key] is not None
         file, index = entry.file, entry.index
         assert file is not None
         client, stats = self._client, self._stats
-        metadata: CoreMetadata | None = None
+        metadata: CoreMetadata | None = self._static_metadata(
+            name, entry.version
+        ) or self._direct_metadata.get(key)
         try:
-            metadata = client.peek_core_metadata(index, file, stats=stats) or self._bridge.wait(
-                self._bridge.schedule(
-                    ("metadata", index.url, file.url),
-                    lambda: client.find_core_metadata(index, file, stats=stats),
+            metadata = (
+                metadata
+                or client.peek_core_metadata(index, file, stats=stats)
+                or self._bridge.wait(
+                    self._bridge.schedule(
+                        ("metadata", index.url, file.url),
+                        lambda: client.find_core_metadata(index, file, stats=stats),
+                    )
                 )
             )
         except HTTPStatusError as error:
@@ -729,6 +816,8 @@ class Finder:
                         data={"extra": extra},
                     ),
                 )
+        if self._request.no_deps:
+            return  # uv's --no-deps: the listed requirements only
         for requirement in requirements:
             where = self._scope.applies(requirement.marker, candidate.extras)
             if where is None:

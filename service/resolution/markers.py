@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from dep_logic.markers import (
     AnyMarker,
@@ -64,6 +64,7 @@ __all__ = [
     "format_marker",
     "is_empty",
     "lower_python_bound",
+    "marker_extras",
     "parse_marker",
     "python_range_marker",
     "requirement_marker",
@@ -207,6 +208,21 @@ def _extra_holds(item: tuple[object, object, object], extra: str) -> bool:
         return extra != wanted
     # "in" / "not in" on extras are legal but unseen in practice: let packaging decide.
     return Marker(_atom(item)).evaluate({"extra": extra})
+
+
+def marker_extras(marker: Marker) -> frozenset[str]:
+    """The extras ``marker`` names (``extra == "x"``), canonical."""
+
+    def walk(tree: object) -> Iterator[str]:
+        if isinstance(tree, tuple) and _is_extra(tree):
+            left, _, right = tree
+            value = right if type(left).__name__ == "Variable" else left
+            yield canonicalize_name(str(getattr(value, "value", value)))
+        elif isinstance(tree, list):
+            for item in tree:
+                yield from walk(item)
+
+    return frozenset(walk(marker._markers))
 
 
 def _build(tree: object, extra: str) -> BaseMarker:

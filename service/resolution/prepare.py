@@ -7,6 +7,7 @@ running one resolvelib search with every way it can end mapped to a ``Resolution
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from service.diagnostics.model import Code, Diagnostic, Severity
 from service.index.models import Index
 from service.resolution.bridge import FetchBridge, StoppedError
 from service.resolution.candidates import Candidate, ResolverRequirement, SpecifierRequirement
+from service.resolution.direct import DirectFile, DirectURLError, parse_direct_url
 from service.resolution.fetch_errors import FatalFetchError
 from service.resolution.finder import Finder
 from service.resolution.preferences import Preferences
@@ -70,9 +72,15 @@ class Prepared:
     yank_pins: dict[str, set[Version]]
     explicit_prerelease: frozenset[str]
     root_names: frozenset[str]
+    # Names the requirements take from a direct URL (``name @ https://…``), and the file.
+    direct: dict[str, DirectFile] = dataclasses.field(default_factory=dict)
 
 
-def _parse(lines: Sequence[str], field: str) -> list[Requirement]:
+def _parse(
+    lines: Sequence[str], field: str, direct: dict[str, DirectFile] | None = None
+) -> list[Requirement]:
+    """``lines`` parsed; direct URLs only where ``direct`` collects them (validated already by
+    the API: refused here too, as the worker trusts nothing it cannot check again)."""
     parsed = []
     for position, line in enumerate(lines):
         try:
@@ -80,10 +88,15 @@ def _parse(lines: Sequence[str], field: str) -> list[Requirement]:
         except InvalidRequirement as error:
             raise invalid(f"{field}[{position}]: invalid requirement: {error}") from error
         if requirement.url:
-            raise invalid(
-                f"{field}[{position}]: direct URL requirements are not supported; "
-                "publish the distribution to an index"
-            )
+            if direct is None:
+                raise invalid(f"{field}[{position}]: direct URL requirements are not accepted")
+            try:
+                found = parse_direct_url(requirement)
+            except DirectURLError as error:
+                raise invalid(f"{field}[{position}]: {line!r}: {error}") from error
+            known = direct.setdefault(found.name, found)
+            if known.file.url != found.file.url or known.file.hashes != found.file.hashes:
+                raise invalid(f"{field}[{position}]: {found.name} is required from two URLs")
         parsed.append(requirement)
     return parsed
 
@@ -120,7 +133,8 @@ def prepare(request: ResolveRequest, scope: Scope) -> Prepared:
     for requirement in constraint_lines:
         constraints[canonicalize_name(requirement.name)].append(requirement.specifier)
     roots: list[SpecifierRequirement] = []
-    for requirement in _parse(request.requirements, "requirements"):
+    direct: dict[str, DirectFile] = {}
+    for requirement in _parse(request.requirements, "requirements", direct):
         name = canonicalize_name(requirement.name)
         for replaced in overrides.get(name, [requirement]):
             where = scope.applies(replaced.marker, frozenset())
@@ -141,6 +155,8 @@ def prepare(request: ResolveRequest, scope: Scope) -> Prepared:
         yank_pins=dict(yank_pins),
         explicit_prerelease=frozenset(explicit),
         root_names=frozenset(r.name for r in roots),
+        # An override replaces the requirement, its URL with it (overrides name no URLs).
+        direct={name: file for name, file in direct.items() if name not in overrides},
     )
 
 
@@ -169,6 +185,7 @@ def make_finder(
         explicit_prerelease=prepared.explicit_prerelease,
         overrides=prepared.overrides,
         preferences=preferences,
+        direct=prepared.direct,
     )
     for root in prepared.roots:
         finder.prefetch(root.name)

@@ -18,6 +18,7 @@ __all__ = [
     "PrereleaseMode",
     "ResolutionMode",
     "ResolveRequest",
+    "StaticMetadata",
     "Target",
 ]
 
@@ -96,6 +97,16 @@ class LockInput(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     requires_python: str | None = None
 
 
+class StaticMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Metadata the request supplies for a package (uv's ``dependency-metadata``), used instead
+    of the index's for ``name`` (canonical) and, when given, only that ``version``."""
+
+    name: str
+    version: str | None = None
+    requires_dist: tuple[str, ...] = ()
+    requires_python: str | None = None
+
+
 class ResolveRequest(msgspec.Struct, frozen=True, kw_only=True):
     """A validated resolution request. Holds no secrets: it is stored in the job document."""
 
@@ -127,3 +138,6 @@ class ResolveRequest(msgspec.Struct, frozen=True, kw_only=True):
     lock: LockInput | None = None
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
+    # Only the listed requirements, none of their dependencies (uv's --no-deps).
+    no_deps: bool = False
+    dependency_metadata: tuple[StaticMetadata, ...] = ()

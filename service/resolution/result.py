@@ -68,6 +68,8 @@ class ResolvedPackage(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     index: str
     requested: bool
+    # Taken from a direct URL requirement (``name @ https://…``): ``file`` is that URL's file.
+    direct: bool = False
     extras: list[str]
     markers: str | None
     requires_python: str | None

@@ -82,6 +82,7 @@ def _build_resolution(
                 version=str(candidate.version),
                 index=candidate.index.display_name,
                 requested=name in prepared.root_names,
+                direct=name in prepared.direct,
                 extras=sorted(extras[name]),
                 markers=None,
                 requires_python=finder.metadata(candidate).requires_python,

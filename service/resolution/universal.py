@@ -413,6 +413,7 @@ def merge_forks(
                 version=str(version),
                 index=entry.index.display_name,
                 requested=name in root_names,
+                direct=any(name in result.finder.direct_names for result in results),
                 extras=sorted(entry.extras),
                 markers=format_marker(simplify(entry.marker, domain)),
                 requires_python=entry.requires_python,

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.requirements import Requirement
 
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
 from tests.support.cluster import Cluster, assert_not_internal
-from tests.support.installers import VENV_BIN, run_tool
+from tests.support.installers import uv_compile_pins
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -103,33 +102,11 @@ def uv_compile(
     """``uv pip compile requirements.in -o lock.txt [options]`` with ``lock.txt`` holding
     ``lock_text`` beforehand; the pins it writes."""
     (tmp_path / "requirements.in").write_text("\n".join(requirements) + "\n")
-    output = tmp_path / "lock.txt"
-    output.write_text(lock_text)
-    run_tool(
-        [
-            str(VENV_BIN / "uv"),
-            "pip",
-            "compile",
-            "requirements.in",
-            "-o",
-            str(output),
-            "--index-url",
-            index_url,
-            "--python-version",
-            PYTHON_VERSION,
-            "--python-platform",
-            PLATFORM,
-            "--no-header",
-            *options,
-        ],
-        tmp_path,
+    (tmp_path / "lock.txt").write_text(lock_text)
+    target = (PYTHON_VERSION, PLATFORM)
+    return uv_compile_pins(
+        tmp_path, "requirements.in", index_url, target, "-o", "lock.txt", *options
     )
-    found = {}
-    for line in output.read_text().splitlines():
-        if line and not line.startswith((" ", "#", "-")):
-            requirement = Requirement(line.rstrip(" \\"))
-            found[requirement.name] = str(next(iter(requirement.specifier)).version)
-    return found
 
 
 @pytest.fixture

@@ -10,7 +10,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["VENV_BIN", "installed", "pip_install_dry_run", "run_tool", "tool_env"]
+from packaging.requirements import Requirement
+
+__all__ = [
+    "VENV_BIN",
+    "installed",
+    "pins_of",
+    "pip_install_dry_run",
+    "run_tool",
+    "tool_env",
+    "uv_compile_pins",
+]
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -77,6 +87,46 @@ def pip_install_dry_run(
     )
     result: dict[str, Any] = json.loads(report.read_text())
     return result
+
+
+def uv_compile_pins(
+    tmp_path: Path, source: str, index_url: str, target: tuple[str, str], *options: str
+) -> dict[str, str]:
+    """``uv pip compile SOURCE --index-url URL`` for ``target`` (Python version, uv platform)
+    with ``options``, run in ``tmp_path``: ``{name: version}`` of the pins it prints or writes
+    (with ``-o FILE`` among the options, read from that file)."""
+    python_version, platform = target
+    result = run_tool(
+        [
+            str(VENV_BIN / "uv"),
+            "pip",
+            "compile",
+            source,
+            "--index-url",
+            index_url,
+            "--python-version",
+            python_version,
+            "--python-platform",
+            platform,
+            "--no-header",
+            *options,
+        ],
+        tmp_path,
+    )
+    output = options[options.index("-o") + 1] if "-o" in options else None
+    text = (tmp_path / output).read_text() if output else result.stdout
+    return pins_of(text)
+
+
+def pins_of(requirements_txt: str) -> dict[str, str]:
+    """``{name: version}`` of a requirements.txt's ``name==version`` lines (``name @ URL``
+    lines: ``{name: URL}``)."""
+    found = {}
+    for line in requirements_txt.splitlines():
+        if line and not line.startswith((" ", "#", "-")):
+            requirement = Requirement(line.rstrip(" \\"))
+            found[requirement.name] = requirement.url or next(iter(requirement.specifier)).version
+    return found
 
 
 def installed(report: Mapping[str, Any]) -> dict[str, str]:

@@ -21,6 +21,19 @@ from tests.support.scripted import make_resolution
 
 PROBLEM = "application/problem+json"
 OK = {"requirements": ["flask>=2"]}
+PYPROJECT = """
+[project]
+name = "app"
+requires-python = ">=3.11"
+dependencies = ["flask>=2"]
+
+[dependency-groups]
+lint = ["ruff"]
+dev = [{include-group = "lint"}, "pytest", "mypy", "coverage", "hypothesis"]
+"""
+FILES = "http://127.0.0.1:9/files/ab/cd"  # the configured indexes' origin
+FLASK_WHEEL = f"{FILES}/flask-3.1.0-py3-none-any.whl"
+CYCLE = '[dependency-groups]\na = [{include-group = "b"}]\nb = [{include-group = "a"}]\n'
 
 
 def body(**fields: Any) -> dict[str, Any]:
@@ -42,7 +55,7 @@ INVALID = [
     Invalid(*case)
     for case in [
         ("not-json", b"{", 400, "malformed-body", None),
-        ("missing-requirements", {}, 422, "invalid-request", "requirements"),
+        ("missing-requirements", {}, 422, "invalid-requirement", "requirements"),
         (
             "requirements-not-a-list",
             {"requirements": "flask"},
@@ -220,6 +233,135 @@ INVALID = [
         ),
         ("bad-no-binary", body(no_binary=["not a name"]), 422, "invalid-request", "no_binary[0]"),
         ("body-too-large", {"requirements": ["x" * 3000]}, 413, "body-too-large", None),
+        (
+            "pyproject-not-toml",
+            {"pyproject": {"content": "[project"}},
+            422,
+            "invalid-pyproject",
+            "pyproject.content",
+        ),
+        (
+            "pyproject-without-content",
+            {"pyproject": {"extras": ["x"]}},
+            422,
+            "invalid-request",
+            "pyproject.content",
+        ),
+        (
+            "pyproject-unknown-extra",
+            {"pyproject": {"content": PYPROJECT, "extras": ["gpu"]}},
+            422,
+            "invalid-pyproject",
+            "pyproject.extras[0]",
+        ),
+        (
+            "pyproject-unknown-group",
+            {"pyproject": {"content": PYPROJECT, "groups": ["dev", "docs"]}},
+            422,
+            "invalid-pyproject",
+            "pyproject.groups[1]",
+        ),
+        (
+            "pyproject-group-cycle",
+            {"pyproject": {"content": CYCLE, "groups": ["a"]}},
+            422,
+            "invalid-pyproject",
+            "pyproject.groups[0]",
+        ),
+        (
+            "pyproject-selects-nothing",
+            {"pyproject": {"content": "[project]\nname = 'x'\n"}},
+            422,
+            "invalid-pyproject",
+            "pyproject",
+        ),
+        (
+            "pyproject-too-many",
+            body(pyproject={"content": PYPROJECT, "groups": ["dev"]}, constraints=["a"] * 0),
+            422,
+            "too-many-requirements",
+            "pyproject",
+        ),
+        (
+            "dependency-metadata-bad-name",
+            body(dependency_metadata=[{"name": "not a name"}]),
+            422,
+            "invalid-request",
+            "dependency_metadata[0].name",
+        ),
+        (
+            "dependency-metadata-bad-version",
+            body(dependency_metadata=[{"name": "a", "version": "one"}]),
+            422,
+            "invalid-request",
+            "dependency_metadata[0].version",
+        ),
+        (
+            "dependency-metadata-bad-requires-dist",
+            body(dependency_metadata=[{"name": "a", "requires_dist": ["b", "c >>"]}]),
+            422,
+            "invalid-requirement",
+            "dependency_metadata[0].requires_dist[1]",
+        ),
+        (
+            "dependency-metadata-bad-requires-python",
+            body(dependency_metadata=[{"name": "a", "requires_python": "3.8+"}]),
+            422,
+            "invalid-request",
+            "dependency_metadata[0].requires_python",
+        ),
+        (
+            "dependency-metadata-twice",
+            body(
+                dependency_metadata=[{"name": "A", "version": "1"}, {"name": "a", "version": "1.0"}]
+            ),
+            422,
+            "invalid-request",
+            "dependency_metadata[1]",
+        ),
+        ("no-deps-not-bool", body(no_deps="yes"), 422, "invalid-request", "no_deps"),
+        *(
+            (
+                f"direct-url-{name}",
+                {"requirements": ["ok", line]},
+                422,
+                "invalid-requirement",
+                "requirements[1]",
+            )
+            for name, line in [
+                ("vcs", "flask @ git+https://github.com/pallets/flask"),
+                ("local", "flask @ file:///srv/flask-3.1.0-py3-none-any.whl"),
+                ("ftp", "flask @ ftp://files.pythonhosted.org/flask-3.1.0-py3-none-any.whl"),
+                ("not-allowed", "flask @ https://evil.example/flask-3.1.0-py3-none-any.whl"),
+                ("other-project", f"flask @ {FILES}/click-8.1.7-py3-none-any.whl"),
+                ("bad-hash", f"flask @ {FLASK_WHEEL}#sha256=abc"),
+                (
+                    "credentials",
+                    "flask @ https://u:p@files.pythonhosted.org/flask-3.1-py3-none-any.whl",
+                ),
+            ]
+        ),
+        (
+            "direct-url-twice",
+            {"requirements": [f"flask @ {FLASK_WHEEL}", f"flask @ {FILES}/flask-3.0.0.tar.gz"]},
+            422,
+            "invalid-requirement",
+            "requirements[1]",
+        ),
+        (
+            "direct-url-in-pyproject",
+            {"pyproject": {"content": '[project]\ndependencies = ["a @ git+https://x/a"]'}},
+            422,
+            "invalid-requirement",
+            "pyproject[0]",
+        ),
+        (
+            "direct-url-constraint",
+            body(constraints=[f"flask @ {FLASK_WHEEL}"]),
+            422,
+            "invalid-requirement",
+            "constraints[0]",
+        ),
     ]
 ]
 
@@ -416,6 +558,77 @@ class TestAccepted:
         assert response.json()["type"] == "urn:resolvd:problem:index-url-not-allowed"
         assert [error["field"] for error in response.json()["errors"]] == ["indexes[0].url"]
         assert await count_queued(redis_client) == (0, 0)
+
+
+class TestInputs:
+    async def test_a_pyproject_alone_gives_the_requirements(self, api: Client) -> None:
+        """With ``pyproject``, ``requirements`` may be omitted; the selected lines follow the
+        given requirements, and a universal job takes ``requires-python`` as its default."""
+        response = await api.post(
+            "/resolve",
+            json={
+                "requirements": ["click"],
+                "pyproject": {"content": PYPROJECT, "groups": ["lint"]},
+                "universal": True,
+            },
+        )
+        assert response.status_code == 202, response.text
+        request = response.json()["request"]
+        assert request["requirements"] == ["click", "flask>=2", "ruff"]
+        assert request["requires_python"] == ">=3.11"
+
+    async def test_a_given_requires_python_wins(self, api: Client) -> None:
+        """``requires_python`` in the body overrides the pyproject's."""
+        response = await api.post(
+            "/resolve",
+            json={
+                "pyproject": {"content": PYPROJECT},
+                "universal": True,
+                "requires_python": ">=3.12",
+            },
+        )
+        assert response.json()["request"]["requires_python"] == ">=3.12"
+
+    async def test_no_deps_and_dependency_metadata_are_echoed(self, api: Client) -> None:
+        """``dependency_metadata`` names and versions are normalized in the echo."""
+        response = await api.post(
+            "/resolve",
+            json=body(
+                no_deps=True,
+                dependency_metadata=[
+                    {"name": "Legacy_Pkg", "version": "1.2.0", "requires_dist": ["six"]}
+                ],
+            ),
+        )
+        request = response.json()["request"]
+        assert request["no_deps"] is True
+        assert request["dependency_metadata"] == [
+            {"name": "legacy-pkg", "version": "1.2.0", "requires_dist": ["six"]}
+        ]
+
+
+class TestDirectURLs:
+    async def test_a_file_on_a_configured_index_origin_is_accepted(self, api: Client) -> None:
+        """A wheel URL on a configured index's origin, with a sha256, is queued as given."""
+        line = f"flask @ {FLASK_WHEEL}#sha256={'a' * 64}"
+        response = await api.post("/resolve", json={"requirements": [line]})
+        assert response.status_code == 202, response.text
+        assert response.json()["request"]["requirements"] == [line]
+
+    async def test_a_url_under_an_allowed_prefix_is_accepted(
+        self, make_client: ClientFactory, settings: Settings
+    ) -> None:
+        """A URL under ``policy.allowed_index_urls`` is accepted; beside the prefix it is not."""
+        allowed = msgspec.structs.replace(
+            settings, policy=PolicySettings(allowed_index_urls=("http://127.0.0.2:9/ok/",))
+        )
+        async with make_client(settings=allowed) as api:
+            inside = "a @ http://127.0.0.2:9/ok/files/a-1.0.tar.gz"
+            outside = "a @ http://127.0.0.2:9/other/a-1.0.tar.gz"
+            assert (await api.post("/resolve", json={"requirements": [inside]})).status_code == 202
+            refused = await api.post("/resolve", json={"requirements": [outside]})
+            assert refused.status_code == 422
+            assert "allowed_index_urls" in refused.json()["errors"][0]["message"]
 
 
 class TestDeduplication:

@@ -15,6 +15,7 @@ from service.index.builder import BuildScope, build_scope
 from service.index.errors import InconsistentMetadataError, MetadataBuildError
 from service.index.models import DistFile, Index
 from service.resolution import Progress, ResolutionFailed, ResolveRequest, Target, resolve_request
+from service.resolution.request import StaticMetadata
 from service.settings import FetchLimits
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
 
@@ -75,11 +76,14 @@ async def client_with() -> AsyncIterator[Callable[[ScriptedBuilder], IndexClient
         await client.aclose()
 
 
-async def resolve(client: IndexClient, index: Index, *requirements: str) -> list[str]:
+async def resolve(
+    client: IndexClient, index: Index, *requirements: str, **options: object
+) -> list[str]:
     request = ResolveRequest(
         requirements=requirements,
         environment=Target(python_version="3.12", platform="x86_64-manylinux_2_28"),
         index_strategy="unsafe-best-match",
+        **options,  # type: ignore[arg-type]
     )
     resolution = await resolve_request(
         request, indexes=[index], client=client, progress=Progress(), stop=threading.Event()
@@ -173,3 +177,14 @@ class TestResolution:
         for hint in hints:
             assert "dependency_metadata" in hint.message
             assert "[builds] enabled" in hint.message
+
+    async def test_dependency_metadata_spares_the_build(
+        self, corp: Index, client_with: Callable[[ScriptedBuilder], IndexClient]
+    ) -> None:
+        """Metadata the request supplies for a dynamic sdist's version is used instead: that
+        version is never built, not even by the prefetcher."""
+        builder = ScriptedBuilder(lambda f: metadata("legacy", f.version, "six"))
+        static = (StaticMetadata(name="legacy", version="2.0", requires_dist=()),)
+        client = client_with(builder)
+        assert await resolve(client, corp, "legacy", dependency_metadata=static) == ["legacy==2.0"]
+        assert builder.asked == []

@@ -41,14 +41,17 @@ def package(
     filename: str | None = None,
     hashes: Mapping[str, str] | None = None,
     upload_time: str | None = "2024-05-01T12:00:00.000000Z",
+    direct: bool = False,
 ) -> ResolvedPackage:
-    """A resolved package whose file lives under a credentialed files host."""
+    """A resolved package whose file lives under a credentialed files host (``direct``: as
+    the request named it by URL)."""
     filename = filename or f"{name}-{version}-py3-none-any.whl"
     return ResolvedPackage(
         name=name,
         version=version,
         index=index,
         requested=requested,
+        direct=direct,
         extras=list(extras),
         markers=None,
         requires_python=requires_python,

@@ -111,3 +111,9 @@ class TestFormatPipReport:
         """The report does not need a hash; it says there is none rather than refusing."""
         report = json.loads(format_pip_report(source([package("click", "8.1.7", hashes={})])))
         assert report["install"][0]["download_info"]["archive_info"] == {"hashes": {}}
+
+    def test_a_direct_url_package_is_direct(self) -> None:
+        """``is_direct`` is true for a direct URL requirement's package only."""
+        packages = [package("click", "8.1.7", direct=True), package("flask", "3.0.0")]
+        report = json.loads(format_pip_report(source(packages)))
+        assert [item["is_direct"] for item in report["install"]] == [True, False]

@@ -168,3 +168,12 @@ class TestFormatPylock:
             MissingHashError, match=re.escape("click 8.1.7: the index published no hash")
         ):
             format_pylock(source(packages))
+
+    def test_a_direct_url_package_has_no_index(self) -> None:
+        """A direct URL requirement's package keeps its file URL and hashes, and no index."""
+        packages = [package("click", "8.1.7", requested=True, direct=True)]
+        lock = tomllib.loads(format_pylock(source(packages)))
+        [entry] = lock["packages"]
+        assert "index" not in entry
+        assert entry["wheels"][0]["url"].endswith("/click-8.1.7-py3-none-any.whl")
+        Pylock.from_dict(lock)

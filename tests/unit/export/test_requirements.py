@@ -151,3 +151,20 @@ class TestFormatRequirements:
         packages = [package("click", "8.1.7", requested=True, hashes={"md5": "bb"})]
         with pytest.raises(MissingHashError, match="no sha256, sha384 or sha512 hash"):
             format_requirements(source(packages))
+
+    def test_a_direct_url_package_is_named_by_its_url(self) -> None:
+        """A direct URL requirement's package is ``name @ URL`` with its hash, and neither
+        names nor adds an index."""
+        packages = [
+            package("click", "8.1.7", requested=True, direct=True),
+            package("flask", "3.0.0", requested=True),
+        ]
+        text = format_requirements(source(packages))
+        assert (
+            "click @ https://ci:****@files.example/click-8.1.7-py3-none-any.whl \\\n"
+            f"    --hash=sha256:{HASH}\n"
+            "    # via -r requirements.in\n"
+            "flask==3.0.0"
+        ) in text
+        assert "--extra-index-url" not in text
+        assert SECRET not in text

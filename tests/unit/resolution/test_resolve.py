@@ -6,9 +6,11 @@ failure — including the client-error policies that are resolvd's reason to exi
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import AsyncIterator, Sequence
 
+import httpx
 import pytest
 
 from service.diagnostics.model import Code
@@ -16,6 +18,7 @@ from service.index import IndexClient
 from service.index.models import ErrorPolicy, Index
 from service.resolution import Progress, ResolutionFailed, ResolveRequest, Target, resolve_request
 from service.resolution.explain.hints import MAX_PROBES
+from service.resolution.request import StaticMetadata
 from service.resolution.result import Failure, Resolution
 from service.settings import FetchLimits
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
@@ -503,15 +506,231 @@ class TestSkippedVersions:
         assert hint.data["setting"] == "no_binary"
 
 
-class TestRefusals:
-    async def test_direct_url_is_refused(
+class TestInputs:
+    async def test_no_deps_resolves_only_the_listed_requirements(
         self, index_server: IndexServer, client: IndexClient
     ) -> None:
-        """A direct URL requirement is refused: resolvd only fetches from its indexes."""
+        """``no_deps``: the listed requirements (and the base of an extra) are pinned, none of
+        their dependencies, and no dependency's page is read."""
+        index_server.add_index(IndexSpec("corp", [FLASK, CLICK, BLINKER]))
+        result = await resolve(
+            client, request("flask", "click<8", no_deps=True), [index(index_server, "corp")]
+        )
+        assert versions(result) == {"flask": "3.1.0", "click": "7.0"}
+        assert index_server.count("/corp/blinker/") == 0
+
+    async def test_dependency_metadata_replaces_the_index_metadata(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """``dependency_metadata`` replaces a version's metadata: its Requires-Dist are followed
+        instead of the index's, and that version's metadata is never fetched."""
+        index_server.add_index(IndexSpec("corp", [FLASK, CLICK, BLINKER]))
+        static = StaticMetadata(name="flask", version="3.1.0", requires_dist=("blinker",))
+        result = await resolve(
+            client,
+            request("flask", dependency_metadata=(static,)),
+            [index(index_server, "corp")],
+        )
+        assert versions(result) == {"flask": "3.1.0", "blinker": "1.8.0"}
+        assert index_server.count("/corp/files/flask-3.1.0*") == 0
+
+    async def test_dependency_metadata_locks_a_dynamic_sdist_without_building(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """An sdist whose dependencies are Dynamic is usable with metadata for every version
+        of its name; its extras come from the markers; a Requires-Python there still rules."""
+        index_server.add_index(
+            IndexSpec(
+                "corp",
+                [
+                    Project(
+                        "legacy",
+                        [
+                            Release("1.0"),
+                            Release(
+                                "2.0", wheel=False, sdist=True, sdist_dynamic=["Requires-Dist"]
+                            ),
+                            Release(
+                                "3.0", wheel=False, sdist=True, sdist_dynamic=["Requires-Dist"]
+                            ),
+                        ],
+                    ),
+                    CLICK,
+                    BLINKER,
+                ],
+            )
+        )
+        static = (
+            StaticMetadata(name="legacy", requires_dist=("click", "blinker; extra == 'signals'")),
+            StaticMetadata(name="legacy", version="3.0", requires_python=">=3.13"),
+        )
+        result = await resolve(
+            client,
+            request("legacy[signals]", dependency_metadata=static),
+            [index(index_server, "corp")],
+        )
+        assert versions(result) == {"legacy": "2.0", "click": "8.1.7", "blinker": "1.8.0"}
+        assert [w.code for w in result.warnings] == []
+        assert index_server.count("/corp/files/legacy-*") == 0
+
+
+class TestDirectURLs:
+    A = Project("a", [Release("1.0", requires=["b"]), Release("2.0", requires=["b"])])
+    B = Project("b", [Release("1.0")])
+
+    @staticmethod
+    def file_url(server: IndexServer, filename: str) -> tuple[str, str]:
+        """A served file's URL and sha256."""
+        url = f"{server.base_url}/corp/files/{filename}"
+        return url, hashlib.sha256(httpx.get(url).content).hexdigest()
+
+    async def test_a_wheel_url_is_the_only_candidate(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """``a @ URL`` pins the URL's version (the index has a newer one), follows its
+        dependencies, and the result carries the file with the sha256 computed from its bytes;
+        the index's page of ``a`` is never read."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, sha256 = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        result = await resolve(client, request(f"a @ {url}"), [index(index_server, "corp")])
+        assert versions(result) == {"a": "1.0", "b": "1.0"}
+        a = next(p for p in result.packages if p.name == "a")
+        assert a.direct and a.requested and a.index == "corp"
+        assert (a.file.url, a.file.hashes) == (url, {"sha256": sha256})
+        assert index_server.count("/corp/simple/a/") == 0
+        assert not next(p for p in result.packages if p.name == "b").direct
+
+    async def test_the_url_hash_is_checked(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """A ``#sha256=`` fragment is checked against the bytes: equal resolves, different
+        fails the job naming the requirement; so does a URL that answers 404, with no policy
+        advice (there is no other version to fall back to)."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, sha256 = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        indexes = [index(index_server, "corp")]
+        result = await resolve(client, request(f"a @ {url}#sha256={sha256}"), indexes)
+        assert versions(result) == {"a": "1.0", "b": "1.0"}
+        failure = await fail(client, request(f"a @ {url}#sha256={'0' * 64}"), indexes)
+        assert failure.kind == "metadata_error"
+        assert failure.message.startswith(f"The file of the direct URL requirement a @ {url} ")
+        assert "sha256 digest differs" in failure.message
+        missing = url.replace("a-1.0", "a-3.0")
+        failure = await fail(client, request(f"a @ {missing}"), indexes)
+        [hint] = failure.hints
+        assert (hint.code, hint.status) == (Code.METADATA_UNAVAILABLE, 404)
+        assert "used: 404 Not Found." in hint.message and "ignore_error_codes" not in hint.message
+
+    async def test_a_static_sdist_url_and_a_conflicting_specifier(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """An sdist URL with static metadata resolves; another requirement the URL's version
+        does not meet makes the request unsatisfiable."""
+        a = Project("a", [Release("1.0", wheel=False, sdist=True, requires=["b"])])
+        index_server.add_index(IndexSpec("corp", [a, self.B]))
+        url, _ = self.file_url(index_server, "a-1.0.tar.gz")
+        indexes = [index(index_server, "corp")]
+        result = await resolve(client, request(f"a @ {url}"), indexes)
+        assert versions(result) == {"a": "1.0", "b": "1.0"}
+        failure = await fail(client, request(f"a @ {url}", "a>=2"), indexes)
+        assert failure.kind == "unsatisfiable"
+        assert f"you require a @ {url} and you require a>=2" in failure.message
+
+    async def test_static_metadata_spares_the_metadata_read(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """With ``dependency_metadata`` and a hash in the URL, the file is not even fetched."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, sha256 = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        index_server.clear_requests()
+        static = (StaticMetadata(name="a", requires_dist=()),)
+        req = request(f"a @ {url}#sha256={sha256}", dependency_metadata=static)
+        result = await resolve(client, req, [index(index_server, "corp")])
+        assert versions(result) == {"a": "1.0"}
+        assert index_server.requests == []
+
+    async def test_a_dynamic_sdist_url_needs_dependency_metadata(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """An sdist URL whose dependencies are Dynamic fails, pointing at dependency_metadata;
+        with it, the file is fetched only for its hash and the metadata given is used."""
+        legacy = Project(
+            "legacy", [Release("1.0", wheel=False, sdist=True, sdist_dynamic=["Requires-Dist"])]
+        )
+        index_server.add_index(IndexSpec("corp", [legacy, self.B]))
+        url, sha256 = self.file_url(index_server, "legacy-1.0.tar.gz")
+        indexes = [index(index_server, "corp")]
+        failure = await fail(client, request(f"legacy @ {url}"), indexes)
+        [hint] = failure.hints
+        assert hint.code == Code.SDIST_DYNAMIC_METADATA
+        assert "dependency_metadata (name 'legacy')" in hint.message
+        static = (StaticMetadata(name="legacy", requires_dist=("b",)),)
+        result = await resolve(
+            client, request(f"legacy @ {url}", dependency_metadata=static), indexes
+        )
+        assert versions(result) == {"legacy": "1.0", "b": "1.0"}
+        assert next(p for p in result.packages if p.name == "legacy").file.hashes == {
+            "sha256": sha256
+        }
+
+    async def test_the_outbound_guard_applies(self, index_server: IndexServer) -> None:
+        """A direct URL is dialled through the outbound guard: with loopback blocked, the job
+        fails naming the requirement, and the file is never requested."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, _ = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        index_server.clear_requests()
+        limits = FetchLimits(retries=0, blocked_networks=("127.0.0.0/8", "::1/128"))
+        async with IndexClient(limits) as guarded:
+            failure = await fail(guarded, request(f"a @ {url}"), [index(index_server, "corp")])
+        assert failure.kind == "metadata_error"
+        assert failure.message.startswith(f"The file of the direct URL requirement a @ {url} ")
+        assert index_server.requests == []
+
+    async def test_a_url_on_no_index_of_the_job_is_fetched_anonymously(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """A URL on another origin than the job's indexes is fetched as an index of its own,
+        named by the URL's directory (the job's index credentials never go there)."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, _ = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        elsewhere = url.replace("127.0.0.1", "localhost")
+        result = await resolve(client, request(f"a @ {elsewhere}"), [index(index_server, "corp")])
+        a = next(p for p in result.packages if p.name == "a")
+        assert a.index == elsewhere.rsplit("/", 1)[0] and a.file.url == elsewhere
+
+    async def test_an_override_replaces_the_url(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """An override of the name replaces the direct URL requirement, URL and all."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, _ = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        req = request(f"a @ {url}", overrides=("a>=2",))
+        result = await resolve(client, req, [index(index_server, "corp")])
+        assert versions(result) == {"a": "2.0", "b": "1.0"}
+        assert not next(p for p in result.packages if p.name == "a").direct
+
+    async def test_a_universal_lock_takes_the_url_too(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """A universal job pins the URL's file everywhere, hashed, marked direct."""
+        index_server.add_index(IndexSpec("corp", [self.A, self.B]))
+        url, sha256 = self.file_url(index_server, "a-1.0-py3-none-any.whl")
+        req = request(f"a @ {url}", universal=True, requires_python=">=3.10")
+        result = await resolve(client, req, [index(index_server, "corp")])
+        [a] = [p for p in result.packages if p.name == "a"]
+        assert (a.version, a.direct, a.markers) == ("1.0", True, None)
+        assert [(f.url, f.hashes) for f in a.files] == [(url, {"sha256": sha256})]
+
+
+class TestRefusals:
+    async def test_vcs_and_local_urls_are_refused(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """VCS URLs and local paths are refused: resolvd resolves published files only."""
         index_server.add_index(IndexSpec("corp", []))
-        req = request("a @ https://example.invalid/a-1.0-py3-none-any.whl")
-        failure = await fail(client, req, [index(index_server, "corp")])
-        assert failure.kind == "invalid_request" and "requirements[0]" in failure.message
+        for line in ("a @ git+https://example.invalid/a.git", "a @ file:///tmp/a-1.0.tar.gz"):
+            failure = await fail(client, request(line), [index(index_server, "corp")])
+            assert failure.kind == "invalid_request" and "requirements[0]" in failure.message
 
 
 class TestControl:
