@@ -39,6 +39,7 @@ __all__ = [
     "JobNotFound",
     "LockUnavailable",
     "RateLimited",
+    "TooManyWatches",
     "Unauthorized",
     "problem_response",
     "problem_spec",
@@ -104,6 +105,10 @@ class RateLimited(ApiProblem):
     """Too many jobs submitted by this client in the current minute."""
 
 
+class TooManyWatches(ApiProblem):
+    """Too many long-polls and event streams open for this client (``service.api.watches``)."""
+
+
 class Unauthorized(ApiProblem):
     """Missing or unknown bearer token."""
 
@@ -131,6 +136,7 @@ PROBLEMS: dict[type[BaseException], ProblemRow] = {
     MethodNotAllowedException: ProblemRow(405, "method-not-allowed", "Method not allowed"),
     RequestEntityTooLarge: ProblemRow(413, "body-too-large", "Request body too large"),
     RateLimited: ProblemRow(429, "rate-limited", "Too many jobs submitted"),
+    TooManyWatches: ProblemRow(429, "too-many-watches", "Too many open waits and streams"),
     BackendUnavailable: ProblemRow(503, "store-unavailable", "Job store unavailable"),
     RedisError: ProblemRow(503, "store-unavailable", "Job store unavailable"),
     HTTPException: ProblemRow(500, "http-error", "HTTP error"),

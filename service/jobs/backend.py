@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -54,6 +54,12 @@ _CONNECT_TIMEOUT_SECONDS = 2.0
 # fails, after the restart: a 503 from the API, a lost try for a worker's job. A transaction
 # that was watching keys is not resent: it raises WatchError, and the store starts it over.
 _RECONNECT = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+# Each client's pool holds at most this many connections; a command finding them all busy
+# waits up to _POOL_WAIT_SECONDS for one rather than failing at once (redis-py's default pool
+# raises "Too many connections" past 100: a burst of 150 long-polls answered 51 of them 503).
+# A process's API and its in-process worker never share a pool (``service.api.app``).
+_POOL_CONNECTIONS = 64
+_POOL_WAIT_SECONDS = 10.0
 
 
 class BackendUnavailable(RuntimeError):
@@ -91,12 +97,15 @@ async def give_up(store: JobStore, stats: StatsStore, job_id: str, tries: int) -
 
 
 def _make_redis(url: str) -> Redis:
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=_POOL_CONNECTIONS,
+        timeout=_POOL_WAIT_SECONDS,
         socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
         health_check_interval=30,
         retry=_RECONNECT,
     )
+    return Redis.from_pool(pool)
 
 
 @contextlib.asynccontextmanager

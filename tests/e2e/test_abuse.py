@@ -1,0 +1,173 @@
+"""A hostile client against ``resolvd serve`` (issue 16): floods of waiters, and bad inputs.
+
+Real processes on the test Redis: the API with its in-process worker, two clients with their
+own bearer tokens. One client floods its own running job with long-polls and event streams;
+the other client's job, running meanwhile, must not notice. Bad inputs must be answered with a
+4xx problem naming the field, and queue nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.indexserver import IndexServer, IndexSpec, Project, Release
+from tests.support.cluster import Cluster, assert_not_internal
+from tests.support.health import HealthProbe
+
+FLOOD_POLLS = 300
+FLOOD_STREAMS = 100
+# The flooded job walks a chain of projects, each page and file delayed, so it runs (and
+# changes its document, waking every waiter) for the whole flood.
+CHAIN_LENGTH = 20
+CHAIN_DELAY_SECONDS = 0.3
+TOKENS = {"flooder": "tok-flooder-1", "other": "tok-other-2"}
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def make_chain(length: int = CHAIN_LENGTH) -> IndexSpec:
+    """``link0`` needs ``link1`` needs ... ``link<length-1>``: a resolution of ``length`` steps."""
+    projects = [
+        Project(f"link{n}", [Release("1.0", requires=[f"link{n + 1}"] if n + 1 < length else [])])
+        for n in range(length)
+    ]
+    return IndexSpec("chain", projects)
+
+
+def bearer(client: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[client]}"}
+
+
+@pytest.fixture
+def two_clients(cluster: Cluster) -> Cluster:
+    """``cluster`` with bearer tokens for ``flooder`` and ``other``; ``cluster.http`` is other's."""
+    cluster.env["RESOLVD_AUTH_TOKENS_ENV"] = "ABUSE_TEST_TOKENS"
+    cluster.env["ABUSE_TEST_TOKENS"] = " ".join(f"{c}:{t}" for c, t in TOKENS.items())
+    cluster.http.headers.update(bearer("other"))
+    return cluster
+
+
+def describe(kind: str, response: httpx.Response, body: bytes) -> str:
+    """One flooding request's outcome: ``200``, ``429``, or what went wrong with it."""
+    status = response.status_code
+    if status == 429:
+        return "429" if response.headers.get("Retry-After") else f"{kind} 429 without Retry-After"
+    if status != 200:
+        return f"{kind} {status}: {body[:200]!r}"
+    if kind == "stream":
+        documents = [
+            json.loads(line.removeprefix(b"data: "))
+            for line in body.splitlines()
+            if line.startswith(b"data: {")
+        ]
+        if not documents or documents[-1]["status"] not in TERMINAL:
+            return "stream 200 ended before the job did"
+    return "200"
+
+
+async def flood(base_url: str, job_id: str) -> list[str]:
+    """``FLOOD_POLLS`` long-polls and ``FLOOD_STREAMS`` event streams on ``job_id`` at once."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=bearer("flooder"), timeout=60, limits=limits, trust_env=False
+    ) as client:
+
+        async def one(kind: str) -> str:
+            url = f"/jobs/{job_id}" + ("/events" if kind == "stream" else "")
+            params = {"wait": 25} if kind == "poll" else None
+            try:
+                async with client.stream("GET", url, params=params) as response:
+                    body = await response.aread()
+            except httpx.HTTPError as exc:
+                return f"{kind}: no HTTP answer ({type(exc).__name__})"
+            return describe(kind, response, body)
+
+        kinds = ["poll"] * FLOOD_POLLS + ["stream"] * FLOOD_STREAMS
+        return list(await asyncio.gather(*(one(kind) for kind in kinds)))
+
+
+def start_flood(base_url: str, job_id: str) -> tuple[threading.Thread, list[str]]:
+    outcomes: list[str] = []
+    thread = threading.Thread(
+        target=lambda: outcomes.extend(asyncio.run(flood(base_url, job_id))), daemon=True
+    )
+    thread.start()
+    return thread, outcomes
+
+
+@pytest.fixture
+def chain_url(index_server: IndexServer) -> str:
+    """The slow chain's index; ``corp`` is slowed too, so that the other client's job writes
+    its progress all through a flood."""
+    url = index_server.add_index(make_chain())
+    index_server.inject("/chain/*", delay=CHAIN_DELAY_SECONDS)
+    index_server.inject("/corp/*", delay=0.2)
+    return url
+
+
+def read_record(redis_url: str, job_id: str) -> dict[str, Any]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        raw = client.get(f"resolvd:job:{job_id}")
+    finally:
+        client.close()
+    assert raw is not None, job_id
+    record: dict[str, Any] = json.loads(raw)
+    return record
+
+
+class TestWatcherFlood:
+    @pytest.mark.parametrize(
+        "watch_cap",
+        [None, FLOOD_POLLS + FLOOD_STREAMS],
+        ids=["default-cap", "cap-above-the-flood"],
+    )
+    def test_a_flood_of_waiters_does_not_starve_another_clients_job(
+        self,
+        two_clients: Cluster,
+        chain_url: str,
+        clean_redis: str,
+        watch_cap: int | None,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """300 long-polls and 100 streams on one client's running job: every one is answered
+        200 or 429 (with Retry-After), /healthz answers every probe, and the other client's job
+        succeeds on its first try. With the cap raised above the flood, all are served: the
+        worker's store never shares a pool with the waiters."""
+        cluster = two_clients
+        if watch_cap is not None:
+            cluster.env["RESOLVD_LIMITS_MAX_WATCHES_PER_CLIENT"] = str(watch_cap)
+        cluster.serve()
+        cluster.wait_ready()
+        flooded = cluster.submit(
+            {"requirements": ["link0"], "indexes": [{"url": chain_url}]},
+            headers=bearer("flooder"),
+        )
+        assert flooded.status_code == 202, flooded.text
+        with HealthProbe(cluster.base_url) as probe:
+            thread, outcomes = start_flood(cluster.base_url, flooded.json()["id"])
+            other = cluster.submit({"requirements": ["flask"], "indexes": [{"name": "corp"}]})
+            assert other.status_code == 202, other.text
+            document = cluster.wait_job(other.json()["id"])
+            thread.join(timeout=90)
+        with capsys.disabled():
+            print(f"\n[{watch_cap or 'default'} cap] {probe.summary()}; flood: {Counter(outcomes)}")
+        assert not thread.is_alive(), "the flood did not end"
+        assert_not_internal(document)
+        assert document["status"] == "succeeded", document
+        assert read_record(clean_redis, document["id"])["attempts"] == 1
+        assert len(outcomes) == FLOOD_POLLS + FLOOD_STREAMS
+        assert set(outcomes) <= {"200", "429"}, Counter(outcomes)
+        if watch_cap is None:
+            assert "429" in outcomes and "200" in outcomes, Counter(outcomes)
+        else:
+            assert set(outcomes) == {"200"}, Counter(outcomes)
+        assert probe.failures == [], probe.failures[:5]
+        assert probe.latencies, "no /healthz probe was answered"
