@@ -12,6 +12,8 @@ import asyncio
 import json
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +23,7 @@ import redis
 from tests.indexserver import IndexServer, IndexSpec, Project, Release
 from tests.support.cluster import Cluster, assert_not_internal
 from tests.support.health import HealthProbe
+from tests.support.redis import RedisServer
 
 FLOOD_POLLS = 300
 FLOOD_STREAMS = 100
@@ -171,3 +174,101 @@ class TestWatcherFlood:
             assert set(outcomes) == {"200"}, Counter(outcomes)
         assert probe.failures == [], probe.failures[:5]
         assert probe.latencies, "no /healthz probe was answered"
+
+
+async def wait_until_admitted(client: httpx.AsyncClient, job_id: str) -> None:
+    """A short wait, repeated until one is admitted again (the slots were given back)."""
+    for _ in range(300):
+        response = await client.get(f"/jobs/{job_id}", params={"wait": 0.01})
+        if response.status_code == 200:
+            return
+        assert response.status_code == 429, response.text
+        await asyncio.sleep(0.05)
+    raise AssertionError("no slot was given back")
+
+
+def flooder(base_url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url, headers=bearer("flooder"), timeout=30, trust_env=False
+    )
+
+
+class TestWatchLimit:
+    async def test_waits_and_streams_past_the_limit_are_429_until_slots_free(
+        self, two_clients: Cluster, chain_url: str
+    ) -> None:
+        """With limits.max_watches_per_client = 2: a third wait or a stream is a
+        ``too-many-watches`` 429 with Retry-After (a plain read is not limited, nor is another
+        client); a stream holds a slot until its client leaves; 404s hold none."""
+        cluster = two_clients
+        cluster.env["RESOLVD_LIMITS_MAX_WATCHES_PER_CLIENT"] = "2"
+        cluster.serve()
+        cluster.wait_ready()
+        flooded = cluster.submit(
+            {"requirements": ["link0"], "indexes": [{"url": chain_url}]},
+            headers=bearer("flooder"),
+        )
+        job_id = flooded.json()["id"]
+        async with flooder(cluster.base_url) as client:
+            for path in ("/jobs/nope/events", "/jobs/nope?wait=1", "/jobs/nope/events"):
+                assert (await client.get(path)).status_code == 404
+            waits = await asyncio.gather(
+                *(client.get(f"/jobs/{job_id}", params={"wait": 2}) for _ in range(3))
+            )
+            assert sorted(w.status_code for w in waits) == [200, 200, 429]
+            async with (
+                client.stream("GET", f"/jobs/{job_id}/events") as first,
+                client.stream("GET", f"/jobs/{job_id}/events") as second,
+            ):
+                # Each stream holds its slot from its first event on.
+                assert (await anext(first.aiter_lines())).startswith("id:")
+                assert (await anext(second.aiter_lines())).startswith("id:")
+                refused = await client.get(f"/jobs/{job_id}", params={"wait": 1})
+                assert refused.status_code == 429
+                assert refused.headers["content-type"] == "application/problem+json"
+                assert refused.headers["retry-after"] == "5"
+                assert refused.json()["type"] == "urn:resolvd:problem:too-many-watches"
+                assert "limits.max_watches_per_client" in refused.json()["detail"]
+                assert (await client.get(f"/jobs/{job_id}/events")).status_code == 429
+                assert (await client.get(f"/jobs/{job_id}")).status_code == 200
+                others = cluster.http.get("/jobs/nope", params={"wait": 0.01})
+                assert others.status_code == 404
+            # The streams' client left: their slots come back.
+            await wait_until_admitted(client, job_id)
+
+
+@pytest.fixture
+def lone_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which it may stop."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class TestStoreLoss:
+    async def test_an_event_stream_ends_cleanly_when_the_store_goes(
+        self, cluster: Cluster, chain_url: str, lone_redis: RedisServer
+    ) -> None:
+        """Redis stops mid-stream: the stream ends with its body complete (no connection
+        dropped mid-response), and the API answers again once Redis is back."""
+        cluster.env["RESOLVD_REDIS_URL"] = lone_redis.url
+        cluster.serve()
+        cluster.wait_ready()
+        job_id = cluster.submit(
+            {"requirements": ["link0"], "indexes": [{"url": chain_url}]}
+        ).json()["id"]
+        async with (
+            httpx.AsyncClient(base_url=cluster.base_url, timeout=30, trust_env=False) as client,
+            client.stream("GET", f"/jobs/{job_id}/events") as stream,
+        ):
+            lines = stream.aiter_lines()
+            assert (await anext(lines)).startswith("id:")
+            lone_redis.stop()
+            rest = [line async for line in lines]
+        assert not any(line.startswith("event: gone") for line in rest), rest
+        lone_redis.start()
+        cluster.wait_ready("/healthz")
+        assert "Exception in ASGI application" not in cluster.logs(), cluster.logs()
