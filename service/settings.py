@@ -82,6 +82,8 @@ class AuthSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 class Limits(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_body_bytes: int = 256 * 1024
     max_requirements: int = 500
+    # Entries in a request's indexes[] (each requirement is looked up on each of them).
+    max_indexes: Annotated[int, msgspec.Meta(ge=1)] = 10
     jobs_per_client_per_minute: int = 120
     default_deadline_seconds: float = 120.0
     max_deadline_seconds: float = 600.0

@@ -41,6 +41,7 @@ __all__ = [
     "RateLimited",
     "TooManyWatches",
     "Unauthorized",
+    "UnsupportedMediaType",
     "problem_response",
     "problem_spec",
     "problem_type",
@@ -113,6 +114,10 @@ class Unauthorized(ApiProblem):
     """Missing or unknown bearer token."""
 
 
+class UnsupportedMediaType(ApiProblem):
+    """A request body that is not declared as JSON (``Content-Type``)."""
+
+
 @dataclass(frozen=True)
 class ProblemRow:
     status: int
@@ -135,6 +140,7 @@ PROBLEMS: dict[type[BaseException], ProblemRow] = {
     NotFoundException: ProblemRow(404, "not-found", "Not found"),
     MethodNotAllowedException: ProblemRow(405, "method-not-allowed", "Method not allowed"),
     RequestEntityTooLarge: ProblemRow(413, "body-too-large", "Request body too large"),
+    UnsupportedMediaType: ProblemRow(415, "unsupported-media-type", "The body must be JSON"),
     RateLimited: ProblemRow(429, "rate-limited", "Too many jobs submitted"),
     TooManyWatches: ProblemRow(429, "too-many-watches", "Too many open waits and streams"),
     BackendUnavailable: ProblemRow(503, "store-unavailable", "Job store unavailable"),

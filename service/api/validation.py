@@ -7,6 +7,11 @@ override; the target environment; ``exclude_newer``; binary-policy names; the in
 here (``service.export.reader``) so the job carries its entries and an unreadable one queues
 nothing. All problems are collected, each naming its field (``requirements[2]``,
 ``indexes[0].url``, ``lock.content``).
+
+Every value that reaches a URL is bounded too: a requirement's length and its package name's
+(a name goes into a page URL), ``limits.max_indexes``, and each index URL as the HTTP library
+would take it (``make_indexes`` through ``service.index.urls``: length, control characters,
+IDNA, port).
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ __all__ = ["to_resolve_request"]
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _BINARY_WILDCARDS = frozenset({":all:", ":none:"})
+# A project name goes into a page URL, and a requirement is parsed before anything else: PEP 508
+# sets no length, so these are far above any real name or requirement line, and far below what
+# would make a URL the HTTP library refuses.
+_MAX_NAME_LENGTH = 256
+_MAX_REQUIREMENT_LENGTH = 4096
 
 
 class _Errors:
@@ -63,11 +73,22 @@ def _check_requirements(errors: _Errors, field: str, values: Sequence[str], limi
         )
         return
     for position, value in enumerate(values):
+        if len(value) > _MAX_REQUIREMENT_LENGTH:
+            errors.add(
+                "invalid-requirement",
+                f"{field}[{position}]",
+                f"{len(value)} characters long; at most {_MAX_REQUIREMENT_LENGTH} are accepted",
+            )
+            continue
         try:
             requirement = Requirement(value)
         except InvalidRequirement as exc:
             errors.add("invalid-requirement", f"{field}[{position}]", str(exc))
             continue
+        if len(requirement.name) > _MAX_NAME_LENGTH:
+            errors.add(
+                "invalid-requirement", f"{field}[{position}]", _name_too_long(requirement.name)
+            )
         if requirement.url is not None:
             errors.add(
                 "invalid-requirement",
@@ -76,9 +97,18 @@ def _check_requirements(errors: _Errors, field: str, values: Sequence[str], limi
             )
 
 
+def _name_too_long(name: str) -> str:
+    return (
+        f"the package name is {len(name)} characters long; at most {_MAX_NAME_LENGTH} are accepted"
+    )
+
+
 def _check_binary_names(errors: _Errors, field: str, values: Sequence[str]) -> None:
     for position, value in enumerate(values):
         if value in _BINARY_WILDCARDS:
+            continue
+        if len(value) > _MAX_NAME_LENGTH:
+            errors.add("invalid-request", f"{field}[{position}]", _name_too_long(value))
             continue
         try:
             canonicalize_name(value, validate=True)
@@ -251,10 +281,17 @@ def to_resolve_request(
         deadline = min(body.deadline_seconds, settings.limits.max_deadline_seconds)
 
     refs = _make_refs(errors, body.indexes)
-    try:
-        make_indexes(refs, settings, environ)
-    except IndexRefError as exc:
-        errors.add(_slug_for_index_error(exc), exc.field, exc.message)
+    if len(refs) > settings.limits.max_indexes:
+        errors.add(
+            "too-many-indexes",
+            "indexes",
+            f"{len(refs)} entries; this server allows {settings.limits.max_indexes}",
+        )
+    else:
+        try:
+            make_indexes(refs, settings, environ)
+        except IndexRefError as exc:
+            errors.add(_slug_for_index_error(exc), exc.field, exc.message)
 
     lock = _read_lock(errors, body.lock, lock_job, settings)
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from service.index.models import ErrorPolicy, Index, TLSProfile
+from service.index.urls import UnusableURLError, check_url
 from service.resolution.request import IndexRef, PolicyOverride
 from service.settings import ErrorCodes, IndexSettings, Settings
 
@@ -131,6 +132,10 @@ def make_indexes(
             )
             continue
         assert ref.url is not None
+        try:
+            check_url(ref.url)
+        except UnusableURLError as exc:
+            raise IndexRefError(f"{field}.url", str(exc)) from exc
         parts = urlsplit(ref.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise IndexRefError(f"{field}.url", "must be an absolute http(s) URL")
