@@ -24,6 +24,8 @@ from tests.indexserver import IndexServer, IndexSpec, Project, Release
 from tests.support.cluster import Cluster, assert_not_internal
 from tests.support.health import HealthProbe
 from tests.support.redis import RedisServer
+from tests.unit.index.edge import Listener
+from tests.unit.index.loopback import StaticServer
 
 FLOOD_POLLS = 300
 FLOOD_STREAMS = 100
@@ -272,3 +274,122 @@ class TestStoreLoss:
         lone_redis.start()
         cluster.wait_ready("/healthz")
         assert "Exception in ASGI application" not in cluster.logs(), cluster.logs()
+
+
+def bad_inputs(index_base: str) -> dict[str, tuple[dict[str, Any] | bytes, int, str, str]]:
+    """name -> (body, or raw bytes sent as text/plain; status; problem slug; field named)."""
+    allowed = f"{index_base}/corp/simple"
+    return {
+        "200-kb-requirement-name": (
+            {"requirements": ["a" * 200_000]},
+            422,
+            "invalid-requirement",
+            "requirements[0]",
+        ),
+        "tab-in-index-url": (
+            {"requirements": ["flask"], "indexes": [{"url": allowed[:-3] + "\tple"}]},
+            422,
+            "index-url-not-allowed",
+            "indexes[0].url",
+        ),
+        "crlf-in-index-url": (
+            {"requirements": ["flask"], "indexes": [{"url": allowed + "\r\nX-Evil: 1"}]},
+            422,
+            "index-url-not-allowed",
+            "indexes[0].url",
+        ),
+        "100-kb-index-url": (
+            {"requirements": ["flask"], "indexes": [{"url": f"{allowed}/{'a' * 100_000}"}]},
+            422,
+            "index-url-not-allowed",
+            "indexes[0].url",
+        ),
+        "1000-indexes": (
+            {
+                "requirements": ["flask"],
+                "indexes": [{"url": f"{index_base}/i{n}/simple"} for n in range(1000)],
+            },
+            422,
+            "too-many-indexes",
+            "indexes",
+        ),
+        "text-plain-body": (
+            json.dumps({"requirements": ["flask"]}).encode(),
+            415,
+            "unsupported-media-type",
+            "Content-Type",
+        ),
+    }
+
+
+class TestBadInputs:
+    def test_each_bad_input_is_a_4xx_naming_the_field_and_queues_nothing(
+        self, cluster: Cluster, index_server: IndexServer, clean_redis: str
+    ) -> None:
+        """Values the URL library would refuse (under an allowed prefix, so only the new checks
+        stop them), a 200 KB name, 1,000 indexes and a text/plain body: each a problem naming
+        its field; no job document and nothing on the queue."""
+        cluster.serve()
+        cluster.wait_ready()
+        for name, (body, status, slug, field) in bad_inputs(index_server.base_url).items():
+            if isinstance(body, bytes):
+                response = cluster.http.post(
+                    "/resolve", content=body, headers={"Content-Type": "text/plain"}
+                )
+            else:
+                response = cluster.submit(body)
+            problem = response.json()
+            assert response.status_code == status, (name, response.text[:500])
+            assert problem["type"] == f"urn:resolvd:problem:{slug}", (name, problem)
+            assert field in [error["field"] for error in problem["errors"]], (name, problem)
+        client = redis.Redis.from_url(clean_redis)
+        try:
+            assert client.keys("resolvd:job:*") == []
+            assert client.llen("saq:resolvd:queued") == 0
+        finally:
+            client.close()
+        assert "Traceback" not in cluster.logs(), cluster.logs()
+
+
+WHEEL = "demo-1.0-py3-none-any.whl"
+
+
+def page_linking(url: str) -> bytes:
+    """A PEP 691 page for ``demo`` whose one file lives at ``url``."""
+    file = {"filename": WHEEL, "url": url, "hashes": {}, "core-metadata": {"sha256": "0" * 64}}
+    return json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": [file]}).encode()
+
+
+class TestOffOriginFile:
+    async def test_a_file_link_to_another_loopback_port_sees_no_request(
+        self, cluster: Cluster
+    ) -> None:
+        """An allowed index links its file on another port: the job fails with
+        ``file_origin_refused`` and the listener there sees no connection."""
+        async with Listener() as listener:
+            with StaticServer() as index:
+                index.add(
+                    "/simple/demo/",
+                    page_linking(f"{listener.base_url}/files/{WHEEL}"),
+                    content_type="application/vnd.pypi.simple.v1+json",
+                )
+                cluster.env["RESOLVD_ALLOWED_INDEX_URLS"] += f",{index.base_url}/"
+                cluster.serve()
+                cluster.wait_ready()
+                body = {"requirements": ["demo"], "indexes": [{"url": f"{index.base_url}/simple"}]}
+                async with httpx.AsyncClient(
+                    base_url=cluster.base_url, timeout=30, trust_env=False
+                ) as client:
+                    job = (await client.post("/resolve", json=body)).json()
+                    for _ in range(30):
+                        document = (
+                            await client.get(f"/jobs/{job['id']}", params={"wait": 10})
+                        ).json()
+                        if document["status"] in TERMINAL:
+                            break
+            await asyncio.sleep(0.2)  # a connection in the backlog would be counted now
+            assert listener.connections == 0
+        assert_not_internal(document)
+        assert document["status"] == "failed", document
+        codes = {error["code"] for error in document["failure"]["fetch_errors"]}
+        assert codes == {"file_origin_refused"}, document["failure"]
