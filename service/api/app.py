@@ -21,7 +21,7 @@ from service.api.auth import load_token_table, provide_client
 from service.api.controllers.blocked import BlockedController
 from service.api.controllers.dashboard import DashboardController
 from service.api.controllers.diagnostics import DiagnosticsController
-from service.api.controllers.jobs import JobsController
+from service.api.controllers.jobs import JobReads, JobsController
 from service.api.controllers.lock import LockController
 from service.api.controllers.metrics import MetricsController, SubmissionMetrics
 from service.api.controllers.ops import HealthController, IndexesController
@@ -114,11 +114,13 @@ def create_app(
     submissions = SubmissionMetrics()
     documents = FinishedDocuments(result_ttl_seconds=settings.jobs.result_ttl_seconds)
     watches = WatchSlots(settings.limits.max_watches_per_client)
+    job_reads = JobReads()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             opened = await stack.enter_async_context(open_backend(settings, backend))
+            stack.push_async_callback(job_reads.aclose)
             app.state.backend = opened
             app.state.builds = await stack.enter_async_context(
                 open_build_store(settings, opened.kind)
@@ -168,6 +170,7 @@ def create_app(
             "submissions": Provide(lambda: submissions, sync_to_thread=False),
             "documents": Provide(lambda: documents, sync_to_thread=False),
             "watches": Provide(lambda: watches, sync_to_thread=False),
+            "job_reads": Provide(lambda: job_reads, sync_to_thread=False),
         },
         exception_handlers={Exception: problem_response},
         before_send=[_allow_every_method],

@@ -18,13 +18,12 @@ from redis.exceptions import RedisError
 
 from service.api.documents import FinishedDocuments
 from service.api.problems import JobNotFound, problem_spec
-from service.api.watches import WatchSlot, WatchSlots
+from service.api.watches import SharedReads, WatchSlot, WatchSlots
 from service.jobs.backend import Backend
 from service.jobs.model import JobDocument, JobRecord, mark_abandoned, mark_cancelled
 from service.jobs.stats import record_finished_job
-from service.jobs.store import JobStore
 
-__all__ = ["JobId", "JobsController", "find_job"]
+__all__ = ["JobId", "JobReads", "JobsController", "find_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +47,8 @@ _WATCH_ERRORS = {
 }
 
 JobId = Annotated[str, PathParameter(description="The opaque job id from `POST /resolve`.")]
+JobReads = SharedReads[tuple[str, str], JobRecord]
+"""Waiters' reads of a job, by (job id, client): ``find_job`` once for all woken together."""
 
 
 async def find_job(backend: Backend, job_id: str, client: str) -> JobRecord:
@@ -100,6 +101,7 @@ class JobsController(Controller):
         backend: NamedDependency[Backend],
         documents: NamedDependency[FinishedDocuments],
         watches: NamedDependency[WatchSlots],
+        job_reads: NamedDependency[JobReads],
         wait: Annotated[
             float,
             QueryParameter(
@@ -119,10 +121,10 @@ class JobsController(Controller):
             until = time.monotonic() + wait
             with watches.take(client):
                 async with store.watch(job_id) as watch:
-                    record = await find_job(backend, job_id, client)
+                    record = await _find_shared(job_reads, backend, job_id, client)
                     while not record.terminal and (remaining := until - time.monotonic()) > 0:
                         await watch.wait(min(remaining, _REREAD_SECONDS))
-                        record = await find_job(backend, job_id, client)
+                        record = await _find_shared(job_reads, backend, job_id, client)
         return Response(documents.encode(record), media_type=MediaType.JSON)
 
     @get(
@@ -145,6 +147,7 @@ class JobsController(Controller):
         client: NamedDependency[str],
         backend: NamedDependency[Backend],
         watches: NamedDependency[WatchSlots],
+        job_reads: NamedDependency[JobReads],
     ) -> ServerSentEvent:
         slot = watches.take(client)
         try:
@@ -152,7 +155,7 @@ class JobsController(Controller):
         except BaseException:
             slot.release()
             raise
-        events = _iter_job_events(backend.store, job_id, client, slot)
+        events = _iter_job_events(backend, job_reads, job_id, client, slot)
         # A stream whose client left before it started is never iterated, so its ``finally``
         # never runs: the slot is given back when the generator is collected.
         weakref.finalize(events, slot.release)
@@ -184,17 +187,24 @@ class JobsController(Controller):
         return updated.record.document
 
 
+async def _find_shared(
+    job_reads: JobReads, backend: Backend, job_id: str, client: str
+) -> JobRecord:
+    return await job_reads.read((job_id, client), lambda: find_job(backend, job_id, client))
+
+
 async def _iter_job_events(
-    store: JobStore, job_id: str, client: str, slot: WatchSlot
+    backend: Backend, job_reads: JobReads, job_id: str, client: str, slot: WatchSlot
 ) -> AsyncIterator[ServerSentEventMessage]:
     """The stream's events; it ends (cleanly, as any stream does) if the store fails: the
     headers are sent, so there is no status left to answer with, and the client reconnects."""
     try:
-        async with store.watch(job_id) as watch:
+        async with backend.store.watch(job_id) as watch:
             sent_version = 0
             while True:
-                record = await store.get(job_id)
-                if record is None or record.client != client:
+                try:
+                    record = await _find_shared(job_reads, backend, job_id, client)
+                except JobNotFound:
                     yield ServerSentEventMessage(event="gone", data=job_id)
                     return
                 if record.version != sent_version:
