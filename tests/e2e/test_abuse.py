@@ -1,9 +1,19 @@
-"""A hostile client against ``resolvd serve`` (issue 16): floods of waiters, and bad inputs.
+"""A hostile client and a hostile index against ``resolvd serve`` (issue 16), as real processes.
 
-Real processes on the test Redis: the API with its in-process worker, two clients with their
-own bearer tokens. One client floods its own running job with long-polls and event streams;
-the other client's job, running meanwhile, must not notice. Bad inputs must be answered with a
-4xx problem naming the field, and queue nothing.
+Each test reproduces one defect the adversarial probe found (the 600k-link page is in
+``test_big_page.py``):
+
+- ``TestWatcherFlood``: 300 long-polls and 100 event streams from one client on its running
+  job, while another client's job runs: every flooding request is answered 200 or 429 (with
+  ``Retry-After``), ``/healthz`` answers every probe (its latencies are printed, not asserted),
+  and the other job succeeds on its first try. Before: 503s and connections dropped mid-response.
+- ``TestWatchLimit``: ``limits.max_watches_per_client`` and its slots coming back.
+- ``TestStoreLoss``: an event stream whose Redis goes away ends cleanly.
+- ``TestBadInputs``: values the URL library refuses, a 200 KB name, 1,000 indexes and a
+  ``text/plain`` body are each a 4xx naming the field, and queue nothing. Before: queued, then
+  failed as ``internal``.
+- ``TestOffOriginFile``: a file link to another loopback port is refused with
+  ``file_origin_refused`` and the listener there sees no connection.
 """
 
 from __future__ import annotations
