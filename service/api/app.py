@@ -119,7 +119,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            opened = await stack.enter_async_context(open_backend(settings, backend))
+            opened = await stack.enter_async_context(
+                open_backend(settings, backend, role="resolvd-api")
+            )
             stack.push_async_callback(job_reads.aclose)
             app.state.backend = opened
             app.state.builds = await stack.enter_async_context(
@@ -135,7 +137,9 @@ def create_app(
                 # long-polls may use up the API's pool, never the pool a job finishes on.
                 working = opened
                 if opened.kind == "redis":
-                    working = await stack.enter_async_context(open_backend(settings, "redis"))
+                    working = await stack.enter_async_context(
+                        open_backend(settings, "redis", role="resolvd-worker")
+                    )
                 runner = JobRunner(
                     working.store, settings, resolve, environ=environ, stats=working.stats
                 )

@@ -96,9 +96,10 @@ async def give_up(store: JobStore, stats: StatsStore, job_id: str, tries: int) -
         await record_finished_job(stats, updated.record)
 
 
-def _make_redis(url: str) -> Redis:
+def _make_redis(url: str, client_name: str) -> Redis:
     pool = BlockingConnectionPool.from_url(
         url,
+        client_name=client_name,
         max_connections=_POOL_CONNECTIONS,
         timeout=_POOL_WAIT_SECONDS,
         socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
@@ -109,8 +110,14 @@ def _make_redis(url: str) -> Redis:
 
 
 @contextlib.asynccontextmanager
-async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterator[Backend]:
-    """Connect to the configured backend for the lifetime of the context."""
+async def open_backend(
+    settings: Settings, choice: BackendChoice, *, role: str = "resolvd"
+) -> AsyncIterator[Backend]:
+    """Connect to the configured backend for the lifetime of the context.
+
+    ``role`` names its Redis connections (``CLIENT LIST`` shows ``<role>`` and
+    ``<role>-queue``), so an operator sees who holds them.
+    """
     result_ttl = settings.jobs.result_ttl_seconds
     bounds = Bounds(
         max_versions=settings.limits.blocked_versions_per_index,
@@ -123,7 +130,7 @@ async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterat
         )
         return
     url = settings.redis.url
-    redis = _make_redis(url)
+    redis = _make_redis(url, role)
     store = RedisJobStore(redis, result_ttl=result_ttl)
     try:
         await store.ping()
@@ -143,7 +150,7 @@ async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterat
             "memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue(), memory_stats
         )
         return
-    saq_queue = SweepingRedisQueue(_make_redis(url), name=QUEUE_NAME)
+    saq_queue = SweepingRedisQueue(_make_redis(url, f"{role}-queue"), name=QUEUE_NAME)
     stats = RedisStatsStore(redis, RedisBlockedStore(redis, bounds))
     saq_queue.on_give_up = functools.partial(give_up, store, stats)
     try:

@@ -127,6 +127,14 @@ def chain_url(index_server: IndexServer) -> str:
     return url
 
 
+@pytest.fixture
+def stuck_url(index_server: IndexServer) -> str:
+    """An index whose one project's page takes a minute: a job on it stays running."""
+    url = index_server.add_index(IndexSpec("stuck", [Project("stuck", [Release("1.0")])]))
+    index_server.inject("/stuck/*", delay=60)
+    return url
+
+
 def read_record(redis_url: str, job_id: str) -> dict[str, Any]:
     client = redis.Redis.from_url(redis_url)
     try:
@@ -136,6 +144,15 @@ def read_record(redis_url: str, job_id: str) -> dict[str, Any]:
     assert raw is not None, job_id
     record: dict[str, Any] = json.loads(raw)
     return record
+
+
+def client_names(redis_url: str) -> set[str]:
+    """The names of the connections Redis has open (``CLIENT LIST``)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return {str(entry["name"]) for entry in client.client_list()}
+    finally:
+        client.close()
 
 
 class TestWatcherFlood:
@@ -155,7 +172,7 @@ class TestWatcherFlood:
         """300 long-polls and 100 streams on one client's running job: every one is answered
         200 or 429 (with Retry-After), /healthz answers every probe, and the other client's job
         succeeds on its first try. With the cap raised above the flood, all are served: the
-        worker's store never shares a pool with the waiters."""
+        worker's store never shares a pool with the waiters (its connections are its own)."""
         cluster = two_clients
         if watch_cap is not None:
             cluster.env["RESOLVD_LIMITS_MAX_WATCHES_PER_CLIENT"] = str(watch_cap)
@@ -186,6 +203,11 @@ class TestWatcherFlood:
             assert set(outcomes) == {"200"}, Counter(outcomes)
         assert probe.failures == [], probe.failures[:5]
         assert probe.latencies, "no /healthz probe was answered"
+        # Why the other job was safe: serve's in-process worker has Redis connections (and
+        # pools) of its own, apart from the API's that the waiters use.
+        assert {"resolvd-api", "resolvd-worker", "resolvd-worker-queue"} <= client_names(
+            clean_redis
+        )
 
 
 async def wait_until_admitted(client: httpx.AsyncClient, job_id: str) -> None:
@@ -207,7 +229,7 @@ def flooder(base_url: str) -> httpx.AsyncClient:
 
 class TestWatchLimit:
     async def test_waits_and_streams_past_the_limit_are_429_until_slots_free(
-        self, two_clients: Cluster, chain_url: str
+        self, two_clients: Cluster, stuck_url: str
     ) -> None:
         """With limits.max_watches_per_client = 2: a third wait or a stream is a
         ``too-many-watches`` 429 with Retry-After (a plain read is not limited, nor is another
@@ -216,11 +238,11 @@ class TestWatchLimit:
         cluster.env["RESOLVD_LIMITS_MAX_WATCHES_PER_CLIENT"] = "2"
         cluster.serve()
         cluster.wait_ready()
-        flooded = cluster.submit(
-            {"requirements": ["link0"], "indexes": [{"url": chain_url}]},
+        stuck = cluster.submit(
+            {"requirements": ["stuck"], "indexes": [{"url": stuck_url}]},
             headers=bearer("flooder"),
         )
-        job_id = flooded.json()["id"]
+        job_id = stuck.json()["id"]
         async with flooder(cluster.base_url) as client:
             for path in ("/jobs/nope/events", "/jobs/nope?wait=1", "/jobs/nope/events"):
                 assert (await client.get(path)).status_code == 404
@@ -232,9 +254,11 @@ class TestWatchLimit:
                 client.stream("GET", f"/jobs/{job_id}/events") as first,
                 client.stream("GET", f"/jobs/{job_id}/events") as second,
             ):
-                # Each stream holds its slot from its first event on.
-                assert (await anext(first.aiter_lines())).startswith("id:")
-                assert (await anext(second.aiter_lines())).startswith("id:")
+                # Each stream holds its slot from its first event on. (The line iterators are
+                # kept: one collected early would close its connection.)
+                streams = [first.aiter_lines(), second.aiter_lines()]
+                for lines in streams:
+                    assert (await anext(lines)).startswith("id:")
                 refused = await client.get(f"/jobs/{job_id}", params={"wait": 1})
                 assert refused.status_code == 429
                 assert refused.headers["content-type"] == "application/problem+json"
@@ -247,6 +271,7 @@ class TestWatchLimit:
                 assert others.status_code == 404
             # The streams' client left: their slots come back.
             await wait_until_admitted(client, job_id)
+            assert (await client.delete(f"/jobs/{job_id}")).json()["status"] == "cancelled"
 
 
 @pytest.fixture
@@ -262,7 +287,7 @@ def lone_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 class TestStoreLoss:
     async def test_an_event_stream_ends_cleanly_when_the_store_goes(
-        self, cluster: Cluster, chain_url: str, lone_redis: RedisServer
+        self, cluster: Cluster, stuck_url: str, lone_redis: RedisServer
     ) -> None:
         """Redis stops mid-stream: the stream ends with its body complete (no connection
         dropped mid-response), and the API answers again once Redis is back."""
@@ -270,7 +295,7 @@ class TestStoreLoss:
         cluster.serve()
         cluster.wait_ready()
         job_id = cluster.submit(
-            {"requirements": ["link0"], "indexes": [{"url": chain_url}]}
+            {"requirements": ["stuck"], "indexes": [{"url": stuck_url}]}
         ).json()["id"]
         async with (
             httpx.AsyncClient(base_url=cluster.base_url, timeout=30, trust_env=False) as client,
