@@ -86,10 +86,15 @@ class AuthSettings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 class Limits(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_body_bytes: int = 256 * 1024
     max_requirements: int = 500
+    # Entries in a request's indexes[] (each requirement is looked up on each of them).
+    max_indexes: Annotated[int, msgspec.Meta(ge=1)] = 10
     jobs_per_client_per_minute: int = 120
     default_deadline_seconds: float = 120.0
     max_deadline_seconds: float = 600.0
     max_rounds: int = 20_000
+    # Long-polls (?wait=) and event streams one client may hold open at once, per API process;
+    # past it, 429 with Retry-After.
+    max_watches_per_client: Annotated[int, msgspec.Meta(ge=1)] = 50
     # The mirror block catalogue (GET /indexes/{name}/blocked): versions kept per index, and days.
     blocked_versions_per_index: Annotated[int, msgspec.Meta(ge=1)] = 1000
     blocked_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 30

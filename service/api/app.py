@@ -21,13 +21,14 @@ from service.api.auth import load_token_table, provide_client
 from service.api.controllers.blocked import BlockedController
 from service.api.controllers.dashboard import DashboardController
 from service.api.controllers.diagnostics import DiagnosticsController
-from service.api.controllers.jobs import JobsController
+from service.api.controllers.jobs import JobReads, JobsController
 from service.api.controllers.lock import LockController
 from service.api.controllers.metrics import MetricsController, SubmissionMetrics
 from service.api.controllers.ops import HealthController, IndexesController
 from service.api.controllers.resolve import ResolveController
 from service.api.documents import FinishedDocuments
 from service.api.problems import problem_response
+from service.api.watches import WatchSlots
 from service.builds import BuildStore, open_build_store, open_builder
 from service.jobs.backend import Backend, BackendChoice, open_backend
 from service.jobs.runner import JobRunner, Resolver, open_resolver
@@ -112,11 +113,16 @@ def create_app(
     concurrency = worker_concurrency or settings.jobs.worker_concurrency
     submissions = SubmissionMetrics()
     documents = FinishedDocuments(result_ttl_seconds=settings.jobs.result_ttl_seconds)
+    watches = WatchSlots(settings.limits.max_watches_per_client)
+    job_reads = JobReads()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            opened = await stack.enter_async_context(open_backend(settings, backend))
+            opened = await stack.enter_async_context(
+                open_backend(settings, backend, role="resolvd-api")
+            )
+            stack.push_async_callback(job_reads.aclose)
             app.state.backend = opened
             app.state.builds = await stack.enter_async_context(
                 open_build_store(settings, opened.kind)
@@ -127,11 +133,18 @@ def create_app(
                         open_builder(settings, app.state.builds, environ=environ)
                     )
                 resolve = await stack.enter_async_context(resolver(settings))
+                # The worker's store writes get connections of their own: a flood of
+                # long-polls may use up the API's pool, never the pool a job finishes on.
+                working = opened
+                if opened.kind == "redis":
+                    working = await stack.enter_async_context(
+                        open_backend(settings, "redis", role="resolvd-worker")
+                    )
                 runner = JobRunner(
-                    opened.store, settings, resolve, environ=environ, stats=opened.stats
+                    working.store, settings, resolve, environ=environ, stats=working.stats
                 )
                 worker = make_worker(
-                    opened,
+                    working,
                     runner,
                     concurrency=concurrency,
                     settings=settings,
@@ -160,6 +173,8 @@ def create_app(
             "client": Provide(provide_client),
             "submissions": Provide(lambda: submissions, sync_to_thread=False),
             "documents": Provide(lambda: documents, sync_to_thread=False),
+            "watches": Provide(lambda: watches, sync_to_thread=False),
+            "job_reads": Provide(lambda: job_reads, sync_to_thread=False),
         },
         exception_handlers={Exception: problem_response},
         before_send=[_allow_every_method],

@@ -39,7 +39,9 @@ __all__ = [
     "JobNotFound",
     "LockUnavailable",
     "RateLimited",
+    "TooManyWatches",
     "Unauthorized",
+    "UnsupportedMediaType",
     "problem_response",
     "problem_spec",
     "problem_type",
@@ -104,8 +106,16 @@ class RateLimited(ApiProblem):
     """Too many jobs submitted by this client in the current minute."""
 
 
+class TooManyWatches(ApiProblem):
+    """Too many long-polls and event streams open for this client (``service.api.watches``)."""
+
+
 class Unauthorized(ApiProblem):
     """Missing or unknown bearer token."""
+
+
+class UnsupportedMediaType(ApiProblem):
+    """A request body that is not declared as JSON (``Content-Type``)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,9 @@ PROBLEMS: dict[type[BaseException], ProblemRow] = {
     NotFoundException: ProblemRow(404, "not-found", "Not found"),
     MethodNotAllowedException: ProblemRow(405, "method-not-allowed", "Method not allowed"),
     RequestEntityTooLarge: ProblemRow(413, "body-too-large", "Request body too large"),
+    UnsupportedMediaType: ProblemRow(415, "unsupported-media-type", "The body must be JSON"),
     RateLimited: ProblemRow(429, "rate-limited", "Too many jobs submitted"),
+    TooManyWatches: ProblemRow(429, "too-many-watches", "Too many open waits and streams"),
     BackendUnavailable: ProblemRow(503, "store-unavailable", "Job store unavailable"),
     RedisError: ProblemRow(503, "store-unavailable", "Job store unavailable"),
     HTTPException: ProblemRow(500, "http-error", "HTTP error"),

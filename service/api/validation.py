@@ -9,6 +9,11 @@ the job uses one cutoff); binary-policy names; the indexes and ``sources`` (thro
 here (``service.export.reader``) so the job carries its entries and an unreadable one queues
 nothing. All problems are collected, each naming its field (``requirements[2]``,
 ``indexes[0].url``, ``lock.content``).
+
+Every value that reaches a URL is bounded too: a requirement's length and its package name's
+(a name goes into a page URL), ``limits.max_indexes``, and each index URL as the HTTP library
+would take it (``make_indexes`` through ``service.index.urls``: length, control characters,
+IDNA, port).
 """
 
 from __future__ import annotations
@@ -74,6 +79,11 @@ _ISO_DURATION = re.compile(
 )
 _ISO_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _BINARY_WILDCARDS = frozenset({":all:", ":none:"})
+# A project name goes into a page URL, and a requirement is parsed before anything else: PEP 508
+# sets no length, so these are far above any real name or requirement line, and far below what
+# would make a URL the HTTP library refuses.
+_MAX_NAME_LENGTH = 256
+_MAX_REQUIREMENT_LENGTH = 4096
 
 
 class _Errors:
@@ -114,10 +124,22 @@ def _check_requirements(
         return
     direct = {} if direct is None else direct
     for position, value in enumerate(values):
+        if len(value) > _MAX_REQUIREMENT_LENGTH:
+            errors.add(
+                "invalid-requirement",
+                f"{field}[{position}]",
+                f"{len(value)} characters long; at most {_MAX_REQUIREMENT_LENGTH} are accepted",
+            )
+            continue
         try:
             requirement = Requirement(value)
         except InvalidRequirement as exc:
             errors.add("invalid-requirement", f"{field}[{position}]", str(exc))
+            continue
+        if len(requirement.name) > _MAX_NAME_LENGTH:
+            errors.add(
+                "invalid-requirement", f"{field}[{position}]", _name_too_long(requirement.name)
+            )
             continue
         if requirement.url is None:
             continue
@@ -145,9 +167,18 @@ def _direct_url_problem(requirement: Requirement, settings: Settings | None) -> 
     return None
 
 
+def _name_too_long(name: str) -> str:
+    return (
+        f"the package name is {len(name)} characters long; at most {_MAX_NAME_LENGTH} are accepted"
+    )
+
+
 def _check_binary_names(errors: _Errors, field: str, values: Sequence[str]) -> None:
     for position, value in enumerate(values):
         if value in _BINARY_WILDCARDS:
+            continue
+        if len(value) > _MAX_NAME_LENGTH:
+            errors.add("invalid-request", f"{field}[{position}]", _name_too_long(value))
             continue
         try:
             canonicalize_name(value, validate=True)
@@ -471,13 +502,20 @@ def to_resolve_request(
         canonicalize_name(key): key for key, _ in _canonical_keys(errors, "sources", body.sources)
     }
     sources = {name: body.sources[key] for name, key in given.items()}
-    try:
-        make_indexes(refs, settings, environ, sources=sources)
-    except IndexRefError as exc:
-        field = exc.field
-        if field.startswith("sources."):
-            field = f"sources.{given[field.removeprefix('sources.')]}"
-        errors.add(_slug_for_index_error(exc), field, exc.message)
+    if len(refs) > settings.limits.max_indexes:
+        errors.add(
+            "too-many-indexes",
+            "indexes",
+            f"{len(refs)} entries; this server allows {settings.limits.max_indexes}",
+        )
+    else:
+        try:
+            make_indexes(refs, settings, environ, sources=sources)
+        except IndexRefError as exc:
+            field = exc.field
+            if field.startswith("sources."):
+                field = f"sources.{given[field.removeprefix('sources.')]}"
+            errors.add(_slug_for_index_error(exc), field, exc.message)
 
     lock = _read_lock(errors, body.lock, lock_job, settings)
     dependency_metadata = _check_dependency_metadata(errors, body.dependency_metadata, limit)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -47,6 +47,12 @@ _CONNECT_TIMEOUT_SECONDS = 2.0
 # fails, after the restart: a 503 from the API, a lost try for a worker's job. A transaction
 # that was watching keys is not resent: it raises WatchError, and the store starts it over.
 _RECONNECT = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+# Each client's pool holds at most this many connections; a command finding them all busy
+# waits up to _POOL_WAIT_SECONDS for one rather than failing at once (redis-py's default pool
+# raises "Too many connections" past 100: a burst of 150 long-polls answered 51 of them 503).
+# A process's API and its in-process worker never share a pool (``service.api.app``).
+_POOL_CONNECTIONS = 64
+_POOL_WAIT_SECONDS = 10.0
 
 
 class BackendUnavailable(RuntimeError):
@@ -63,18 +69,28 @@ class Backend:
     stats: StatsStore
 
 
-def _make_redis(url: str) -> Redis:
-    return Redis.from_url(
+def _make_redis(url: str, client_name: str) -> Redis:
+    pool = BlockingConnectionPool.from_url(
         url,
+        client_name=client_name,
+        max_connections=_POOL_CONNECTIONS,
+        timeout=_POOL_WAIT_SECONDS,
         socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
         health_check_interval=30,
         retry=_RECONNECT,
     )
+    return Redis.from_pool(pool)
 
 
 @contextlib.asynccontextmanager
-async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterator[Backend]:
-    """Connect to the configured backend for the lifetime of the context."""
+async def open_backend(
+    settings: Settings, choice: BackendChoice, *, role: str = "resolvd"
+) -> AsyncIterator[Backend]:
+    """Connect to the configured backend for the lifetime of the context.
+
+    ``role`` names its Redis connections (``CLIENT LIST`` shows ``<role>`` and
+    ``<role>-queue``), so an operator sees who holds them.
+    """
     result_ttl = settings.jobs.result_ttl_seconds
     bounds = Bounds(
         max_versions=settings.limits.blocked_versions_per_index,
@@ -87,7 +103,7 @@ async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterat
         )
         return
     url = settings.redis.url
-    redis = _make_redis(url)
+    redis = _make_redis(url, role)
     store = RedisJobStore(redis, result_ttl=result_ttl)
     try:
         await store.ping()
@@ -107,7 +123,7 @@ async def open_backend(settings: Settings, choice: BackendChoice) -> AsyncIterat
             "memory", MemoryJobStore(result_ttl=result_ttl), MemoryJobQueue(), memory_stats
         )
         return
-    saq_queue = SweepingRedisQueue(_make_redis(url), name=QUEUE_NAME)
+    saq_queue = SweepingRedisQueue(_make_redis(url, f"{role}-queue"), name=QUEUE_NAME)
     stats = RedisStatsStore(redis, RedisBlockedStore(redis, bounds))
     saq_queue.on_give_up = functools.partial(give_up, store, stats)
     try:

@@ -250,7 +250,10 @@ async def run_worker_process(
     settings: Settings, *, concurrency: int, resolver: Resolver = open_resolver
 ) -> None:
     """``resolvd worker``: consume the Redis queue until SIGTERM/SIGINT, then drain."""
-    async with open_backend(settings, "redis") as backend, resolver(settings) as resolve:
+    async with (
+        open_backend(settings, "redis", role="resolvd-worker") as backend,
+        resolver(settings) as resolve,
+    ):
         runner = JobRunner(backend.store, settings, resolve, stats=backend.stats)
         worker = make_worker(
             backend, runner, concurrency=concurrency, settings=settings, handle_signals=True

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from service.index.models import ErrorPolicy, Index, TLSProfile
-from service.index.urls import AmbiguousURLError, normalize_url
+from service.index.urls import AmbiguousURLError, UnusableURLError, check_url, normalize_url
 from service.resolution.request import IndexFormat, IndexRef, PolicyOverride
 from service.settings import ErrorCodes, IndexSettings, Settings
 
@@ -205,6 +205,10 @@ def _make_listed(
             )
             continue
         assert ref.url is not None
+        try:
+            check_url(ref.url)
+        except UnusableURLError as exc:
+            raise IndexRefError(f"{field}.url", str(exc)) from exc
         parts = urlsplit(ref.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise IndexRefError(f"{field}.url", "must be an absolute http(s) URL")

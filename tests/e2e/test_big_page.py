@@ -8,18 +8,17 @@ read.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
 from service.settings import CacheSettings
 from tests.support.cluster import Cluster, assert_not_internal
+from tests.support.health import HealthProbe
 from tests.unit.index.loopback import StaticServer
 
 LINKS = 600_000
@@ -49,38 +48,6 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
     return total
-
-
-class HealthProbe:
-    """GET /healthz every 50 ms in a thread; the slowest answer, and any that failed."""
-
-    def __init__(self, base_url: str) -> None:
-        self._client = httpx.Client(base_url=base_url, timeout=30)
-        self._stop = threading.Event()
-        self.slowest = 0.0
-        self.failures: list[str] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            started = time.perf_counter()
-            try:
-                status = self._client.get("/healthz").status_code
-            except httpx.HTTPError as exc:
-                self.failures.append(repr(exc))
-                continue
-            self.slowest = max(self.slowest, time.perf_counter() - started)
-            if status != 200:
-                self.failures.append(str(status))
-
-    def __enter__(self) -> HealthProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._client.close()
 
 
 @pytest.fixture(scope="module")

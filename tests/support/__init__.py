@@ -7,6 +7,7 @@
 - ``settings``: ``make_test_settings``. ``scripted``: ``ScriptedResolver``.
 - ``cluster``: ``Cluster``, real ``serve``/``worker`` processes for end-to-end tests.
 - ``api``: the in-process API client types and ``count_queued``.
+- ``health``: ``HealthProbe``, polling ``/healthz`` in a thread and keeping every latency.
 - ``fixtures``: the pytest plugin the root conftest loads (``redis_url``, ``clean_redis``,
   ``redis_client``, ``settings``, ``resolver``).
 - ``ensure-tools.sh``: installs the Debian packages the suite drives (``make test-tools``).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -12,14 +14,18 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from redis.exceptions import RedisError
 
 from service.api.documents import FinishedDocuments
 from service.api.problems import JobNotFound, problem_spec
+from service.api.watches import SharedReads, WatchSlot, WatchSlots
 from service.jobs.backend import Backend
 from service.jobs.lifecycle import finish_job
 from service.jobs.model import JobDocument, JobRecord, mark_cancelled, mark_given_up
 
-__all__ = ["JobId", "JobsController", "find_job"]
+__all__ = ["JobId", "JobReads", "JobsController", "find_job"]
+
+logger = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 30
 # Waiters re-read the document at least this often, so a lost notification costs little.
@@ -33,8 +39,16 @@ _ERRORS = {
     404: problem_spec("Unknown or expired job"),
     503: problem_spec("The job store is unreachable"),
 }
+_WATCH_ERRORS = {
+    **_ERRORS,
+    429: problem_spec(
+        "This client holds limits.max_watches_per_client waits and streams open already"
+    ),
+}
 
 JobId = Annotated[str, PathParameter(description="The opaque job id from `POST /resolve`.")]
+JobReads = SharedReads[tuple[str, str], JobRecord]
+"""Waiters' reads of a job, by (job id, client): ``find_job`` once for all woken together."""
 
 
 async def find_job(backend: Backend, job_id: str, client: str) -> JobRecord:
@@ -66,21 +80,26 @@ class JobsController(Controller):
         summary="Read a job",
         description=(
             "The job document. With `?wait=N` (0 to 30 seconds) the reply is held until the "
-            "job ends or N seconds pass, whichever comes first."
+            "job ends or N seconds pass, whichever comes first. A client holds at most "
+            "`limits.max_watches_per_client` waits and event streams open at once; past it "
+            "a wait is answered `429` with `Retry-After`."
         ),
         responses={
             200: ResponseSpec(
                 data_container=JobDocument, description="The job", generate_examples=False
             ),
-            **_ERRORS,
+            **_WATCH_ERRORS,
         },
     )
     async def get_job(
         self,
+        *,
         job_id: JobId,
         client: NamedDependency[str],
         backend: NamedDependency[Backend],
         documents: NamedDependency[FinishedDocuments],
+        watches: NamedDependency[WatchSlots],
+        job_reads: NamedDependency[JobReads],
         wait: Annotated[
             float,
             QueryParameter(
@@ -98,11 +117,12 @@ class JobsController(Controller):
             record = await find_job(backend, job_id, client)
         else:
             until = time.monotonic() + wait
-            async with store.watch(job_id) as watch:
-                record = await find_job(backend, job_id, client)
-                while not record.terminal and (remaining := until - time.monotonic()) > 0:
-                    await watch.wait(min(remaining, _REREAD_SECONDS))
-                    record = await find_job(backend, job_id, client)
+            with watches.take(client):
+                async with store.watch(job_id) as watch:
+                    record = await _find_shared(job_reads, backend, job_id, client)
+                    while not record.terminal and (remaining := until - time.monotonic()) > 0:
+                        await watch.wait(min(remaining, _REREAD_SECONDS))
+                        record = await _find_shared(job_reads, backend, job_id, client)
         return Response(documents.encode(record), media_type=MediaType.JSON)
 
     @get(
@@ -112,17 +132,32 @@ class JobsController(Controller):
         description=(
             "Server-sent events: a `job` event carrying the job document now and after every "
             "change (`id` is the document's version), ending after the document reaches a "
-            "terminal status. A job that expires mid-stream ends it with a `gone` event."
+            "terminal status. A job that expires mid-stream ends it with a `gone` event. "
+            "Streams count against `limits.max_watches_per_client` with waits (`429` past it)."
         ),
-        responses=_ERRORS,
+        responses=_WATCH_ERRORS,
         media_type="text/event-stream",
         response_description="A stream of `job` events, each carrying the job document as JSON",
     )
     async def stream_job_events(
-        self, job_id: JobId, client: NamedDependency[str], backend: NamedDependency[Backend]
+        self,
+        job_id: JobId,
+        client: NamedDependency[str],
+        backend: NamedDependency[Backend],
+        watches: NamedDependency[WatchSlots],
+        job_reads: NamedDependency[JobReads],
     ) -> ServerSentEvent:
-        await find_job(backend, job_id, client)
-        return ServerSentEvent(_iter_job_events(backend, job_id, client))
+        slot = watches.take(client)
+        try:
+            await find_job(backend, job_id, client)
+        except BaseException:
+            slot.release()
+            raise
+        events = _iter_job_events(backend, job_reads, job_id, client, slot)
+        # A stream whose client left before it started is never iterated, so its ``finally``
+        # never runs: the slot is given back when the generator is collected.
+        weakref.finalize(events, slot.release)
+        return ServerSentEvent(events)
 
     @delete(
         "/{job_id:str}",
@@ -149,27 +184,38 @@ class JobsController(Controller):
         return updated.record.document
 
 
+async def _find_shared(
+    job_reads: JobReads, backend: Backend, job_id: str, client: str
+) -> JobRecord:
+    return await job_reads.read((job_id, client), lambda: find_job(backend, job_id, client))
+
+
 async def _iter_job_events(
-    backend: Backend, job_id: str, client: str
+    backend: Backend, job_reads: JobReads, job_id: str, client: str, slot: WatchSlot
 ) -> AsyncIterator[ServerSentEventMessage]:
-    async with backend.store.watch(job_id) as watch:
-        sent_version = 0
-        while True:
-            try:
-                # Read as GET /jobs/{id} reads: a job the queue gave up on is failed, and ends
-                # the stream, instead of streaming keepalives until it expires.
-                record = await find_job(backend, job_id, client)
-            except JobNotFound:
-                yield ServerSentEventMessage(event="gone", data=job_id)
-                return
-            if record.version != sent_version:
-                sent_version = record.version
-                yield ServerSentEventMessage(
-                    event="job",
-                    id=record.version,
-                    data=msgspec.json.encode(record.document).decode(),
-                )
-            if record.terminal:
-                return
-            if not await watch.wait(_KEEPALIVE_SECONDS):
-                yield ServerSentEventMessage(comment="keepalive", data=None)
+    """The stream's events; it ends (cleanly, as any stream does) if the store fails: the
+    headers are sent, so there is no status left to answer with, and the client reconnects."""
+    try:
+        async with backend.store.watch(job_id) as watch:
+            sent_version = 0
+            while True:
+                try:
+                    record = await _find_shared(job_reads, backend, job_id, client)
+                except JobNotFound:
+                    yield ServerSentEventMessage(event="gone", data=job_id)
+                    return
+                if record.version != sent_version:
+                    sent_version = record.version
+                    yield ServerSentEventMessage(
+                        event="job",
+                        id=record.version,
+                        data=msgspec.json.encode(record.document).decode(),
+                    )
+                if record.terminal:
+                    return
+                if not await watch.wait(_KEEPALIVE_SECONDS):
+                    yield ServerSentEventMessage(comment="keepalive", data=None)
+    except (RedisError, OSError) as exc:
+        logger.warning("event stream of job %s ended: the job store failed (%s)", job_id, exc)
+    finally:
+        slot.release()

@@ -7,18 +7,20 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, post
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import HeaderParameter, JSONBody
 
 from service.api.controllers.lock import find_lock_job
 from service.api.controllers.metrics import SubmissionMetrics
-from service.api.problems import InvalidRequest, RateLimited, problem_spec
+from service.api.problems import InvalidRequest, RateLimited, UnsupportedMediaType, problem_spec
 from service.api.schemas import FieldError, ResolveBody
 from service.api.validation import to_resolve_request
 from service.jobs.backend import Backend
@@ -28,12 +30,32 @@ from service.resolution.request import ResolveRequest
 from service.resolution.result import make_job_failure
 from service.settings import Settings
 
-__all__ = ["ResolveController", "fingerprint"]
+__all__ = ["JSON_MEDIA_TYPE", "ResolveController", "fingerprint", "is_json_media_type"]
 
 logger = logging.getLogger(__name__)
 
 _RATE_WINDOW_SECONDS = 60
 _MAX_IDEMPOTENCY_KEY_LENGTH = 255
+JSON_MEDIA_TYPE = "application/json"
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """True for ``application/json`` and ``application/<subtype>+json``, parameters aside."""
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def require_json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A guard: the body must be declared JSON (checked before it is read, so before a 400)."""
+    content_type = connection.headers.get("content-type")
+    if not is_json_media_type(content_type):
+        declared = f"{content_type[:100]!r}" if content_type else "no Content-Type"
+        raise UnsupportedMediaType(
+            f"The body must be JSON ({JSON_MEDIA_TYPE}); the request declared {declared}.",
+            errors=[FieldError(field="Content-Type", message=f"must be {JSON_MEDIA_TYPE}")],
+            headers={"Accept-Post": JSON_MEDIA_TYPE},
+        )
 
 
 def fingerprint(request: ResolveRequest) -> str:
@@ -94,6 +116,7 @@ class ResolveController(Controller):
             "body is a `422`. Nothing is queued on any 4xx."
         ),
         status_code=202,
+        guards=[require_json_body],
         operation_class=_RateLimitedOperation,
         responses={
             200: ResponseSpec(
@@ -106,6 +129,7 @@ class ResolveController(Controller):
             404: problem_spec("`lock.job` names no job of this client"),
             409: problem_spec("`lock.job` names a job that has not succeeded"),
             413: problem_spec("The body exceeds limits.max_body_bytes"),
+            415: problem_spec("The body is not declared as JSON (`Content-Type`)"),
             422: problem_spec("Invalid field values (each named in `errors`)"),
             429: problem_spec("Too many jobs from this client this minute"),
             503: problem_spec("The job store is unreachable"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, NamedTuple
 
@@ -349,6 +350,13 @@ INVALID = [
             "requirements[1]",
         ),
         (
+            "name-too-long",
+            {"requirements": ["flask", "a" * 300 + ">=1"]},
+            422,
+            "invalid-requirement",
+            "requirements[1]",
+        ),
+        (
             "direct-url-in-pyproject",
             {"pyproject": {"content": '[project]\ndependencies = ["a @ git+https://x/a"]'}},
             422,
@@ -362,6 +370,20 @@ INVALID = [
             "invalid-requirement",
             "constraints[0]",
         ),
+        (
+            "no-binary-name-too-long",
+            body(no_binary=["a" * 300]),
+            422,
+            "invalid-request",
+            "no_binary[0]",
+        ),
+        (
+            "too-many-indexes",
+            body(indexes=[{"url": f"http://127.0.0.1:9/pypi/{n}"} for n in range(4)]),
+            422,
+            "too-many-indexes",
+            "indexes",
+        ),
     ]
 ]
 
@@ -371,7 +393,9 @@ def settings(settings: Settings) -> Settings:
     """Small limits so the limit cases are cheap."""
     return msgspec.structs.replace(
         settings,
-        limits=Limits(max_requirements=5, max_body_bytes=2048, max_deadline_seconds=300),
+        limits=Limits(
+            max_requirements=5, max_body_bytes=2048, max_deadline_seconds=300, max_indexes=3
+        ),
     )
 
 
@@ -397,6 +421,39 @@ class TestValidation:
         if case.field is not None:
             assert case.field in [error["field"] for error in problem["errors"]]
         assert await count_queued(redis_client) == (0, 0)
+
+    @pytest.mark.parametrize(
+        "content_type", ["text/plain", "application/x-www-form-urlencoded", "jsonish", None]
+    )
+    async def test_a_body_not_declared_json_is_415_naming_the_header(
+        self, api: Client, redis_client: Redis, content_type: str | None
+    ) -> None:
+        """Even a body that parses as JSON: 415 ``unsupported-media-type``, ``Accept-Post``."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = await api.post("/resolve", content=json.dumps(body()), headers=headers)
+        assert response.status_code == 415, response.text
+        assert response.headers["content-type"] == PROBLEM
+        assert response.headers["accept-post"] == "application/json"
+        problem = response.json()
+        assert problem["type"] == "urn:resolvd:problem:unsupported-media-type"
+        assert [error["field"] for error in problem["errors"]] == ["Content-Type"]
+        assert await count_queued(redis_client) == (0, 0)
+
+    @pytest.mark.parametrize(
+        "content_type",
+        [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/vnd.x+json",
+        ],
+    )
+    async def test_json_media_types_are_accepted(self, api: Client, content_type: str) -> None:
+        """``application/json`` with parameters, in any case, and ``+json`` subtypes."""
+        response = await api.post(
+            "/resolve", content=json.dumps(body()), headers={"Content-Type": content_type}
+        )
+        assert response.status_code == 202, response.text
 
     async def test_packaging_explains_an_invalid_requirement(self, api: Client) -> None:
         """The message for a bad requirement is packaging's own reason."""

@@ -174,3 +174,23 @@ class TestFlatAndExplicit:
             make_indexes([], settings, {}, sources={"torch": "pytorch"})
         assert caught.value.field == "sources.torch"
         assert "'pytorch'" in caught.value.message
+
+
+class TestUnusableUrls:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://mirror.example/pypi/sim\tple",
+            "https://mirror.example/pypi/simple\r\nX-Evil: 1",
+            "https://mirror.example/pypi/" + "a" * 5000,
+        ],
+        ids=["tab", "crlf", "too-long"],
+    )
+    def test_a_url_under_an_allowed_prefix_that_httpx_refuses_is_an_index_ref_error(
+        self, settings, url: str
+    ) -> None:  # type: ignore[no-untyped-def]
+        """Python's URL parser drops tabs and newlines, so the prefix check alone would pass
+        these; make_indexes refuses them, naming the field, before any job could run them."""
+        with pytest.raises(IndexRefError) as caught:
+            make_indexes([IndexRef(url=url)], settings, {})
+        assert caught.value.field == "indexes[0].url"
