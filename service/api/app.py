@@ -21,7 +21,7 @@ from service.api.auth import load_token_table, provide_client
 from service.api.controllers.blocked import BlockedController
 from service.api.controllers.dashboard import DashboardController
 from service.api.controllers.diagnostics import DiagnosticsController
-from service.api.controllers.jobs import JobReads, JobsController
+from service.api.controllers.jobs import JobReads, JobsController, JobViews
 from service.api.controllers.lock import LockController
 from service.api.controllers.metrics import MetricsController, SubmissionMetrics
 from service.api.controllers.ops import HealthController, IndexesController
@@ -115,6 +115,7 @@ def create_app(
     documents = FinishedDocuments(result_ttl_seconds=settings.jobs.result_ttl_seconds)
     watches = WatchSlots(settings.limits.max_watches_per_client)
     job_reads = JobReads()
+    views = JobViews(documents, watches, job_reads)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -172,9 +173,7 @@ def create_app(
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "client": Provide(provide_client),
             "submissions": Provide(lambda: submissions, sync_to_thread=False),
-            "documents": Provide(lambda: documents, sync_to_thread=False),
-            "watches": Provide(lambda: watches, sync_to_thread=False),
-            "job_reads": Provide(lambda: job_reads, sync_to_thread=False),
+            "views": Provide(lambda: views, sync_to_thread=False),
         },
         exception_handlers={Exception: problem_response},
         before_send=[_allow_every_method],

@@ -6,6 +6,7 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
@@ -23,7 +24,7 @@ from service.jobs.backend import Backend
 from service.jobs.lifecycle import finish_job
 from service.jobs.model import JobDocument, JobRecord, mark_cancelled, mark_given_up
 
-__all__ = ["JobId", "JobReads", "JobsController", "find_job"]
+__all__ = ["JobId", "JobReads", "JobViews", "JobsController", "find_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,17 @@ _WATCH_ERRORS = {
 JobId = Annotated[str, PathParameter(description="The opaque job id from `POST /resolve`.")]
 JobReads = SharedReads[tuple[str, str], JobRecord]
 """Waiters' reads of a job, by (job id, client): ``find_job`` once for all woken together."""
+
+
+@dataclass(frozen=True)
+class JobViews:
+    """What the API process keeps for reading jobs: finished documents, the watch slots and
+    the waiters' shared reads. One dependency, not three: Litestar resolves a handler's
+    dependencies in tasks of their own, and ``GET /jobs/{id}`` is the hottest route."""
+
+    documents: FinishedDocuments
+    watches: WatchSlots
+    reads: JobReads
 
 
 async def find_job(backend: Backend, job_id: str, client: str) -> JobRecord:
@@ -97,9 +109,7 @@ class JobsController(Controller):
         job_id: JobId,
         client: NamedDependency[str],
         backend: NamedDependency[Backend],
-        documents: NamedDependency[FinishedDocuments],
-        watches: NamedDependency[WatchSlots],
-        job_reads: NamedDependency[JobReads],
+        views: NamedDependency[JobViews],
         wait: Annotated[
             float,
             QueryParameter(
@@ -109,6 +119,7 @@ class JobsController(Controller):
             ),
         ] = 0,
     ) -> Response[bytes]:
+        documents, watches, job_reads = views.documents, views.watches, views.reads
         cached = documents.get(job_id, client)
         if cached is not None:
             return Response(cached, media_type=MediaType.JSON)
@@ -144,16 +155,15 @@ class JobsController(Controller):
         job_id: JobId,
         client: NamedDependency[str],
         backend: NamedDependency[Backend],
-        watches: NamedDependency[WatchSlots],
-        job_reads: NamedDependency[JobReads],
+        views: NamedDependency[JobViews],
     ) -> ServerSentEvent:
-        slot = watches.take(client)
+        slot = views.watches.take(client)
         try:
             await find_job(backend, job_id, client)
         except BaseException:
             slot.release()
             raise
-        events = _iter_job_events(backend, job_reads, job_id, client, slot)
+        events = _iter_job_events(backend, views.reads, job_id, client, slot)
         # A stream whose client left before it started is never iterated, so its ``finally``
         # never runs: the slot is given back when the generator is collected.
         weakref.finalize(events, slot.release)
