@@ -75,8 +75,21 @@ def flush_redis(url: str = REDIS_URL) -> None:
     flush_db(url)
 
 
+# Any request to a non-loopback host goes to a closed port and fails.
+_LOOPBACK_ONLY = {
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "ALL_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
+
+
 class ResolvdProcess:
-    """``resolvd serve`` on ``127.0.0.1``, ready (``/readyz`` 200 on Redis) when constructed."""
+    """``resolvd serve`` on ``127.0.0.1``, ready (``/readyz`` 200 on Redis) when constructed.
+
+    Every request to a non-loopback host goes to a closed port, unless ``live``: then the
+    server reaches the real default index as the machine does (its CA in ``SSL_CERT_FILE``).
+    """
 
     def __init__(
         self,
@@ -85,6 +98,7 @@ class ResolvdProcess:
         log_path: Path,
         redis_url: str = REDIS_URL,
         startup_timeout: float = 30.0,
+        live: bool = False,
     ) -> None:
         if find_resolvd_command() is None:
             raise ResolvdUnavailableError("no resolvd command in the venv (pip install -e .)")
@@ -94,11 +108,7 @@ class ResolvdProcess:
                 "RESOLVD_ALLOWED_INDEX_URLS": ",".join(allowed_index_urls),
                 # The load run measures the API, not the per-client submission limiter.
                 "RESOLVD_LIMITS_JOBS_PER_CLIENT_PER_MINUTE": "1000000",
-                # Any request to a non-loopback host goes to a closed port and fails.
-                "HTTP_PROXY": "http://127.0.0.1:9",
-                "HTTPS_PROXY": "http://127.0.0.1:9",
-                "ALL_PROXY": "http://127.0.0.1:9",
-                "NO_PROXY": "127.0.0.1,localhost",
+                **({} if live else _LOOPBACK_ONLY),
             }
         )
         try:

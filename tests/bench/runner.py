@@ -581,7 +581,9 @@ def _live_resolvd_cycle(result: SetResult, workspace: Workspace, cycle: int) -> 
     timeout = workspace.timeout
     flush_redis()
     with (
-        ResolvdProcess([], log_path=workspace.path("logs", "resolvd-live.log")) as server,
+        ResolvdProcess(
+            [], log_path=workspace.path("logs", "resolvd-live.log"), live=True
+        ) as server,
         httpx.Client(base_url=server.base_url, trust_env=False, timeout=timeout + 60) as client,
     ):
         base = int(timeout) + 2 * cycle
