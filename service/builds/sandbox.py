@@ -137,10 +137,11 @@ class Sandbox:
                 args += ["--ro-bind", path, path]
         for path in _SYSTEM_ETC:
             args += ["--ro-bind-try", path, path]
+        # /tmp first: an interpreter or venv kept under /tmp is bound on top of it, not hidden.
+        args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
         for root in self._roots:
             if not root.startswith(tuple(d + "/" for d in _SYSTEM_DIRS)):
                 args += ["--ro-bind", root, root]
-        args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
         args += ["--bind", str(work), str(work), "--chdir", str(work)]
         args += ["--clearenv", *self._env_args(work)]
         return [*args, "--"]
