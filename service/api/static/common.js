@@ -227,10 +227,13 @@ window.resolvd = (() => {
     document.body.dataset.state = "needs-token";
   }
 
-  // After a 401: forget the token that failed and ask for another.
+  // After a 401: forget the token that failed and ask for another. A page loads several
+  // documents at once: the later 401s of one load find the token gone and the form up, and
+  // leave it as the first one put it ("refused" stays said).
   function tokenRefused() {
     const refused = token() !== null;
     window.sessionStorage.removeItem(TOKEN_KEY);
+    if (!refused && document.body.dataset.state === "needs-token") return;
     askForToken(refused);
   }
 
