@@ -73,7 +73,7 @@ def url_index_name(url: str) -> str:
 
     Raises ``AmbiguousURLError`` for a URL with no one meaning (``service.index.urls``).
     """
-    return normalize_url(url).rstrip("/")
+    return url_index_location(url)
 
 
 def url_index_location(url: str, index_format: IndexFormat = "simple") -> str:
@@ -217,9 +217,10 @@ def _make_listed(
                 f"{field}.url", "credentials are not accepted in URLs; configure the index"
             )
         try:
-            url = url_index_name(ref.url)
+            normalized = normalize_url(ref.url)
         except AmbiguousURLError as exc:
             raise IndexRefError(f"{field}.url", str(exc)) from exc
+        url = normalized.rstrip("/")  # the index's name: url_index_name, normalized once
         if not url_is_allowed(url, settings.policy.allowed_index_urls):
             raise IndexRefError(
                 f"{field}.url", "URL is not under any prefix in policy.allowed_index_urls"
@@ -227,7 +228,7 @@ def _make_listed(
         indexes.append(
             Index(
                 name=url,
-                url=url_index_location(ref.url, ref.format or "simple"),
+                url=_index_url(normalized, ref.format or "simple"),
                 policy=_override(ErrorPolicy(), ref.ignore_error_codes),
                 named_by_url=True,
                 file_origins=_file_origins(url, None),

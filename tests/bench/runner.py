@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -298,16 +298,17 @@ def measure_set(
     reference_file = workspace.path("reference", f"{result.name}.txt")
     repeat, timeout = workspace.repeat, workspace.timeout
 
-    log(f"[{result.name}] reference: uv pip compile (untimed)")
-    reference = run_uv(
+    # Every uv run of the set: the same requirements, index and target; cache and mode vary.
+    uv = functools.partial(
+        run_uv,
         requirements_file,
         result.index_url,
         home=home,
-        cache_dir=None,
         timeout=timeout,
-        output=reference_file,
         universal=result.universal,
     )
+    log(f"[{result.name}] reference: uv pip compile (untimed)")
+    reference = uv(cache_dir=None, output=reference_file)
     if not reference.ok:
         result.error = f"uv could not resolve it: {reference.error.splitlines()[-1:]}"
         return
@@ -315,58 +316,15 @@ def measure_set(
     result.packages = len(reference.resolution)
 
     log(f"[{result.name}] uv cold x{repeat}")
-    _repeat_tool(
-        result.runs["uv_cold"],
-        index,
-        workspace,
-        lambda: run_uv(
-            requirements_file,
-            result.index_url,
-            home=home,
-            cache_dir=None,
-            timeout=timeout,
-            universal=result.universal,
-        ),
-    )
+    _repeat_tool(result.runs["uv_cold"], index, workspace, lambda: uv(cache_dir=None))
     cache_dir = workspace.root / "uv-cache" / result.name
     shutil.rmtree(cache_dir, ignore_errors=True)
-    run_uv(
-        requirements_file,
-        result.index_url,
-        home=home,
-        cache_dir=cache_dir,
-        timeout=timeout,
-        universal=result.universal,
-    )
+    uv(cache_dir=cache_dir)
     log(f"[{result.name}] uv warm x{repeat}")
-    _repeat_tool(
-        result.runs["uv_warm"],
-        index,
-        workspace,
-        lambda: run_uv(
-            requirements_file,
-            result.index_url,
-            home=home,
-            cache_dir=cache_dir,
-            timeout=timeout,
-            universal=result.universal,
-        ),
-    )
-
+    _repeat_tool(result.runs["uv_warm"], index, workspace, lambda: uv(cache_dir=cache_dir))
     log(f"[{result.name}] uv --offline x{repeat}")
     _repeat_tool(
-        result.runs["uv_offline"],
-        index,
-        workspace,
-        lambda: run_uv(
-            requirements_file,
-            result.index_url,
-            home=home,
-            cache_dir=cache_dir,
-            timeout=timeout,
-            offline=True,
-            universal=result.universal,
-        ),
+        result.runs["uv_offline"], index, workspace, lambda: uv(cache_dir=cache_dir, offline=True)
     )
 
     if result.universal:
@@ -481,22 +439,22 @@ def _measure_warm(
     body = make_resolve_body(
         result.requirements, result.index_url, deadline_seconds=base + 1, universal=result.universal
     )
-    jobs = [result.runs["resolvd_warm"], result.runs["resolvd_repeat"]]
-    if not result.universal:  # a universal lock is no name==version list
-        pinned = "".join(f"{name}=={v}\n" for name, v in cold.resolution.items())
-        bodies = [body, body, {**body, "lock": {"format": "requirements", "content": pinned}}]
-        jobs.append(result.runs["resolvd_lock"])
-    else:
-        bodies = [body, body]
-    warm, *others = [
-        _record_job(measurement, index, client, job_body, base + 16, pid=server.pid)
-        for measurement, job_body in zip(jobs, bodies, strict=True)
-    ]
+
+    def record(kind: str, job_body: dict[str, Any]) -> JobOutcome:
+        return _record_job(result.runs[kind], index, client, job_body, base + 16, pid=server.pid)
+
+    warm = record("resolvd_warm", body)
     if warm.http_status == 200:
         result.notes.append("a warm job was answered by the result store")
-    if len(others) == 2 and others[1].ok and others[1].resolution != cold.resolution:
-        result.notes.append("the re-resolution against the lock moved pins")
-    every = [warm, *others]
+    every = [warm, record("resolvd_repeat", body)]
+    if not result.universal:  # a universal lock is no name==version list
+        pinned = "".join(f"{name}=={v}\n" for name, v in cold.resolution.items())
+        relock = record(
+            "resolvd_lock", {**body, "lock": {"format": "requirements", "content": pinned}}
+        )
+        if relock.ok and relock.resolution != cold.resolution:
+            result.notes.append("the re-resolution against the lock moved pins")
+        every.append(relock)
     return warm, sum(o.seconds for o in every), sum(o.lost_reads for o in every)
 
 
