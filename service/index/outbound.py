@@ -48,6 +48,7 @@ import httpx
 
 from service.diagnostics.redact import redact_url
 from service.index.models import TLSProfile
+from service.index.streams import AsyncioBackend
 
 __all__ = [
     "TLS_EXTENSION",
@@ -204,7 +205,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> None:
         self.policy = policy
         self.dns = _DNSCache(resolve, dns_ttl)
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or AsyncioBackend()
         self.connections = 0
 
     async def _addresses(self, host: str, port: int, seconds: float | None) -> list[str]:
