@@ -1,9 +1,11 @@
 """HTTP GETs against an index: auth, origins, bounded redirects, retries, decoding and size caps.
 
-``Fetcher`` owns the one ``httpx.AsyncClient`` (no cookies, no netrc; its transport is
-``service.index.outbound``'s, which adds TLS trust, proxies, HTTP/2 and the address guard) and
-turns every lower-level failure into the typed errors of ``service.index.errors``. Sending is
-layered as httpx layers it: ``get`` admits the URL, ``_send_handling_redirects`` follows
+``Fetcher`` sends ``httpx.Request``s straight to its transport (``service.index.outbound``'s,
+which adds TLS trust, proxies, HTTP/2 and the address guard) and turns every lower-level failure
+into the typed errors of ``service.index.errors``. It does not use ``httpx.AsyncClient``: what
+that adds (cookies, netrc and proxy settings from the environment, redirects, auth flows) is
+either refused here or done here, and its layers were a tenth of a request's CPU. So no cookie
+carries one client's session into another client's job. Sending is layered as httpx layers it: ``get`` admits the URL, ``_send_handling_redirects`` follows
 redirects within the allowed origins, ``_send_handling_retries`` retries 5xx, 429 and network
 failures with backoff, and ``_send_single_request`` makes one request and hands an accepted
 response to the consumer.
@@ -33,7 +35,6 @@ import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Generic, Literal, TypeAlias, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -82,6 +83,9 @@ _MAX_REASON_CHARS = 300
 _INFLATE_STEP = 256 * 1024
 _PROBLEM_JSON = "application/problem+json"
 _USER_AGENT = f"resolvd httpx/{httpx.__version__}"
+# What every request sends unless the caller says otherwise. Only the encodings ``_Inflater``
+# decodes are offered (httpx's client would offer zstd and br when those packages are present).
+_HEADERS = {"User-Agent": _USER_AGENT, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
 # How long an idle upstream connection is kept for reuse (an HTTP/2 one serves every request
 # to its origin, so it is worth keeping between a job's bursts and across jobs).
 _KEEPALIVE_SECONDS = 60.0
@@ -371,8 +375,6 @@ class Fetcher:
         self, limits: FetchLimits, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self._limits = limits
-        # No cookie may carry one client's session into another client's job.
-        no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
         self._redirect_origins = frozenset(_origin(origin) for origin in limits.redirect_origins)
         if transport is None:
             transport = make_guarded_transport(
@@ -383,25 +385,16 @@ class Fetcher:
                 no_proxy=limits.no_proxy,
             )
         self.transport = transport
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(
-                connect=limits.connect_timeout,
-                read=limits.read_timeout,
-                write=limits.read_timeout,
-                pool=limits.fetch_deadline,
-            ),
-            follow_redirects=False,
-            headers={"User-Agent": _USER_AGENT},
-            # Proxies come from fetch.proxy or the transport's reading of the environment;
-            # .netrc credentials are not this service's configuration.
-            trust_env=False,
-            cookies=no_cookies,
-        )
+        self._timeouts = {
+            "connect": limits.connect_timeout,
+            "read": limits.read_timeout,
+            "write": limits.read_timeout,
+            "pool": limits.fetch_deadline,
+        }
         self._slots: dict[Origin, asyncio.Semaphore] = {}
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.transport.aclose()
 
     def _slot(self, url: str) -> asyncio.Semaphore:
         origin = _origin(url)
@@ -513,19 +506,20 @@ class Fetcher:
     async def _send_single_request(self, call: _Call[T], url: str) -> T | _Redirect:
         """One request; ``_RetryableError`` for what the retry layer may try again."""
         index = call.index
-        headers = dict(call.headers)
-        extensions: dict[str, Any] = {}
+        headers = {**_HEADERS, **call.headers}
+        extensions: dict[str, Any] = {"timeout": self._timeouts}
         if _origin(url) == _origin(index.url):  # credentials and TLS profile: own origin only
             authorization = _authorization(index)
             if authorization:
                 headers["Authorization"] = authorization
             if index.tls is not None:
                 extensions[TLS_EXTENSION] = index.tls
-        request = self._client.build_request("GET", url, headers=headers, extensions=extensions)
+        request = httpx.Request("GET", url, headers=headers, extensions=extensions)
         try:
             async with self._slot(url):
                 call.stats.count(requests=1)
-                response = await self._client.send(request, stream=True)
+                response = await self.transport.handle_async_request(request)
+                response.request = request
                 try:
                     return await self._answer(call, url, response)
                 finally:

@@ -124,6 +124,29 @@ class TestBodies:
                 await client.find_project_page(index_on(static_server), "demo")
 
 
+class TestRequests:
+    async def test_only_decodable_encodings_are_offered_and_no_cookie_is_kept(
+        self, static_server: StaticServer, client: IndexClient
+    ) -> None:
+        """Every request offers gzip and deflate only (what the fetcher inflates), and a cookie
+        one answer sets is not sent back with the next request."""
+        static_server.add(
+            "/simple/demo/",
+            PAGE,
+            content_type=MEDIA_JSON,
+            headers={"Set-Cookie": "session=abc; Path=/", "Cache-Control": "no-store"},
+        )
+        index = index_on(static_server)
+        await client.find_project_page(index, "demo")
+        await client.find_project_page(index, "demo")
+        first, second = static_server.served
+        for served in (first, second):
+            assert served.headers["accept-encoding"] == "gzip, deflate"
+            assert served.headers["user-agent"].startswith("resolvd httpx/")
+            assert served.headers["host"] == f"127.0.0.1:{static_server.port}"
+        assert "cookie" not in second.headers
+
+
 class TestAnswers:
     async def test_malformed_page_is_invalid(
         self, static_server: StaticServer, client: IndexClient
