@@ -5,10 +5,12 @@ which adds TLS trust, proxies, HTTP/2 and the address guard) and turns every low
 into the typed errors of ``service.index.errors``. It does not use ``httpx.AsyncClient``: what
 that adds (cookies, netrc and proxy settings from the environment, redirects, auth flows) is
 either refused here or done here, and its layers were a tenth of a request's CPU. So no cookie
-carries one client's session into another client's job. Sending is layered as httpx layers it: ``get`` admits the URL, ``_send_handling_redirects`` follows
-redirects within the allowed origins, ``_send_handling_retries`` retries 5xx, 429 and network
-failures with backoff, and ``_send_single_request`` makes one request and hands an accepted
-response to the consumer.
+carries one client's session into another client's job.
+
+Sending is layered as httpx layers it: ``get`` admits the URL, ``_send_handling_redirects``
+follows redirects within the allowed origins, ``_send_handling_retries`` retries 5xx, 429 and
+network failures with backoff, and ``_send_single_request`` makes one request and hands an
+accepted response to the consumer.
 
 Where a request may go depends on what it fetches. A project page stays under the index URL's
 path on the index's origin (redirects included) or goes to ``fetch.redirect_origins``. A file
