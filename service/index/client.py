@@ -21,7 +21,6 @@ decides what it means. What it adds to plain fetching:
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import re
@@ -63,7 +62,7 @@ from service.index.errors import (
     UnusableMetadataError,
     fetch_error,
 )
-from service.index.fetch import Body, Fetcher, FetchStats
+from service.index.fetch import Body, EncodedBody, Fetcher, FetchStats
 from service.index.metadata import (
     MetadataError,
     MetadataMismatchError,
@@ -96,8 +95,9 @@ E = TypeVar("E", bound=IndexFetchError)
 _COMPRESSIBLE = {"Accept-Encoding": "gzip, deflate"}
 # Byte offsets only mean something in the identity encoding.
 _IDENTITY = {"Accept-Encoding": "identity"}
-# Pages larger than this are parsed in a thread, not on the event loop.
-_PARSE_OFF_LOOP_BYTES = 512 * 1024
+# Pages larger than this as sent (gzip about 6:1 on JSON pages) are inflated and parsed in a
+# thread, not on the event loop.
+_PARSE_OFF_LOOP_BYTES = 128 * 1024
 # Most wheels' central directory, and often their METADATA, fit in the last 64 KiB.
 _TAIL_BYTES = 64 * 1024
 # Room for a member's local header, name and extra field beyond its compressed size.
@@ -278,23 +278,25 @@ class IndexClient:
         return page
 
     async def _parse_listing(
-        self, index: Index, url: str, content: bytes, content_type: str | None, name: str
+        self,
+        index: Index,
+        url: str,
+        content: bytes | EncodedBody,
+        content_type: str | None,
+        name: str,
     ) -> PageListing:
         """``name``'s files on a page fetched from ``url``; parse errors as fetch errors."""
-        parse = functools.partial(
-            parse_page,
-            content,
-            content_type,
-            url=url,
-            project=name,
-            max_files=self._limits.max_page_files,
-        )
+        max_files = self._limits.max_page_files
+
+        def parse() -> PageListing:
+            raw = content.decode() if isinstance(content, EncodedBody) else content
+            return parse_page(raw, content_type, url=url, project=name, max_files=max_files)
+
+        # A big page (botocore's runs to megabytes) would hold the event loop for as long as it
+        # inflates and parses: other jobs' fetches and the worker's heartbeat with it.
+        big = len(content) > _PARSE_OFF_LOOP_BYTES
         try:
-            # A big page (botocore's runs to megabytes) would hold the event loop for as long
-            # as it parses: other jobs' fetches and the worker's heartbeat with it.
-            return (
-                await asyncio.to_thread(parse) if len(content) > _PARSE_OFF_LOOP_BYTES else parse()
-            )
+            return await asyncio.to_thread(parse) if big else parse()
         except PageTooLargeError as exc:
             raise _error(
                 ResponseTooLargeError, index, url, str(exc), setting="fetch.max_page_files"
@@ -316,7 +318,7 @@ class IndexClient:
         async def consume(body: Body) -> ProjectPage | None:
             if body.status == 304:
                 return None
-            content = await body.read(self._limits.max_page_bytes)
+            content = await body.read_encoded(self._limits.max_page_bytes)
             listing = await self._parse_listing(
                 index, body.url, content, body.headers.get("content-type"), name
             )

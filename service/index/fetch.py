@@ -66,7 +66,7 @@ from service.index.pages import strip_userinfo
 from service.index.urls import is_plain_path
 from service.settings import FetchLimits
 
-__all__ = ["Body", "FetchStats", "Fetcher", "Purpose"]
+__all__ = ["Body", "EncodedBody", "FetchStats", "Fetcher", "Purpose"]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=IndexFetchError)
@@ -248,6 +248,10 @@ class _Inflater:
         else:
             raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
+    @property
+    def identity(self) -> bool:
+        return self._decompressor is None
+
     def feed(self, data: bytes) -> Iterator[bytes]:
         if self._decompressor is None:
             yield data
@@ -311,6 +315,26 @@ class Body:
             ) from exc
         return total
 
+    async def read_encoded(self, cap: int) -> EncodedBody:
+        """The body as it came off the wire, at most ``cap`` bytes, to decode later.
+
+        For a big page: reading it raw costs the event loop a join, and ``EncodedBody.decode``
+        then inflates it in the worker thread that parses it (zlib lets go of the GIL while it
+        inflates, so that runs beside the loop instead of on it).
+        """
+        encoding = self.headers.get("content-encoding", "")
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise self._too_large(cap)  # refused before a byte is read (compressed or not)
+        chunks: list[bytes] = []
+        total = 0
+        async for raw in self.response.aiter_raw():
+            total += len(raw)
+            if total > cap:
+                raise self._too_large(cap)
+            chunks.append(raw)
+        return EncodedBody(b"".join(chunks), encoding, cap, self._index, self.url)
+
     async def read(self, cap: int) -> bytes:
         """The whole decoded body, at most ``cap`` bytes, copied once into a buffer of its size.
 
@@ -320,6 +344,45 @@ class Body:
         chunks: list[bytes] = []
         await self.read_into(cap, chunks.append)
         return b"".join(chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedBody:
+    """A body still in its Content-Encoding (``Body.read_encoded``); ``decode`` may run in any
+    thread and raises the same typed errors as ``Body.read``."""
+
+    data: bytes
+    encoding: str
+    cap: int
+    index: Index
+    url: str
+
+    def decode(self) -> bytes:
+        """The decoded body: ``ResponseTooLargeError`` past ``cap`` bytes,
+        ``InvalidResponseError`` for an unknown encoding or a corrupt stream."""
+        try:
+            inflater = _Inflater(self.encoding)
+        except ValueError as exc:
+            raise _error(InvalidResponseError, self.index, self.url, str(exc)) from exc
+        if inflater.identity:
+            return self.data
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            for chunk in inflater.feed(self.data):
+                total += len(chunk)
+                if total > self.cap:
+                    detail = f"the response exceeds the {self.cap}-byte limit"
+                    raise _error(ResponseTooLargeError, self.index, self.url, detail)
+                chunks.append(chunk)
+        except zlib.error as exc:
+            raise _error(
+                InvalidResponseError, self.index, self.url, f"corrupt compressed body: {exc}"
+            ) from exc
+        return b"".join(chunks)
+
+    def __len__(self) -> int:
+        return len(self.data)
 
 
 def _retry_after(value: str | None) -> float | None:

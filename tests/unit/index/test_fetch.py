@@ -66,19 +66,40 @@ class TestBodies:
         assert [f.filename for f in page.files] == ["demo-1.0.tar.gz"]
         assert page.files[0].url == f"{static_server.base_url}/simple/demo/demo-1.0.tar.gz"
 
+    @pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
     async def test_a_page_big_enough_to_parse_in_a_thread_parses_the_same(
-        self, static_server: StaticServer, client: IndexClient
+        self, static_server: StaticServer, client: IndexClient, gzipped: bool
     ) -> None:
-        """Pages over half a megabyte are parsed off the event loop, to the same files."""
+        """Pages over 128 KiB as sent are inflated and parsed off the event loop, to the same
+        files."""
         files = [
             {"filename": f"demo-1.{n}.tar.gz", "url": f"demo-1.{n}.tar.gz", "hashes": {}}
-            for n in range(8000)
+            for n in range(40000)
         ]
         body = json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": files})
-        assert len(body) > 512 * 1024
-        static_server.add("/simple/demo/", body.encode(), content_type=MEDIA_JSON)
+        sent = gzip.compress(body.encode()) if gzipped else body.encode()
+        assert len(sent) > 128 * 1024
+        static_server.add(
+            "/simple/demo/",
+            sent,
+            content_type=MEDIA_JSON,
+            headers={"Content-Encoding": "gzip"} if gzipped else {},
+        )
         page = await client.find_project_page(index_on(static_server), "demo")
         assert [f.filename for f in page.files] == [f["filename"] for f in files]
+
+    async def test_a_bomb_inflated_off_the_loop_stops_at_the_decoded_cap(
+        self, static_server: StaticServer
+    ) -> None:
+        """A gzip body big enough to be inflated in a thread is held to the same cap."""
+        bomb = gzip.compress(bytes(range(256)) * (2 * 1024 * 1024), compresslevel=1)
+        assert len(bomb) > 128 * 1024
+        static_server.add(
+            "/simple/demo/", bomb, content_type=MEDIA_JSON, headers={"Content-Encoding": "gzip"}
+        )
+        async with IndexClient(FetchLimits(max_page_bytes=len(bomb) + 1)) as client:
+            with pytest.raises(ResponseTooLargeError, match="-byte limit"):
+                await client.find_project_page(index_on(static_server), "demo")
 
     async def test_gzip_bomb_stops_at_the_decoded_cap(self, static_server: StaticServer) -> None:
         """The page cap counts decoded bytes: 16 KiB on the wire inflating to 16 MiB is refused."""
