@@ -5,8 +5,9 @@ decided by DNS, which an attacker may control. So the check cannot happen on the
 request (DNS could answer differently a moment later, "DNS rebinding"): ``GuardedBackend`` is
 the httpcore network backend under every fetch, and for every new connection it resolves the
 host once, refuses the host when any answer lies in a blocked network, and then connects to
-exactly those validated addresses (through ``service.index.streams.AsyncioBackend``). TLS still verifies the certificate against the
-URL's host name (httpcore passes it as SNI separately), so pinning the address weakens nothing.
+exactly those validated addresses (through ``service.index.streams.AsyncioBackend``). TLS
+still verifies the certificate against the URL's host name (httpcore passes it as SNI
+separately), so pinning the address weakens nothing.
 Answers are cached per host for ``dns_ttl`` seconds (a burst of connections makes one lookup)
 and checked again on every connection they serve.
 
