@@ -328,3 +328,26 @@ class TestSettings:
     ) -> None:
         with pytest.raises(SettingsError, match=message):
             load_settings(environ={key: value})
+
+
+def _hyperframe_data_repr(data: bytes | None) -> str:
+    """hyperframe 6.1's ``_raw_data_repr``, as its source reads: the whole payload in hex,
+    cut to 20 characters."""
+    if not data:
+        return "None"
+    shown = data.hex()
+    return "<hex:" + (shown[:20] + "..." if len(shown) > 20 else shown) + ">"
+
+
+class TestHTTP2FrameReprs:
+    @pytest.mark.parametrize("size", [0, 1, 9, 10, 11, 12, 16384])
+    def test_a_data_frame_reads_as_before_from_its_first_bytes(self, size: int) -> None:
+        """Once a transport is made, a DATA frame's repr is what hyperframe's was."""
+        import hyperframe.frame  # noqa: PLC0415 - read after the transport patches it
+
+        make_guarded_transport(DEFAULT_BLOCKED_NETWORKS)
+        assert hyperframe.frame._raw_data_repr.__module__ == "service.index.outbound"
+        DataFrame = hyperframe.frame.DataFrame
+        payload = bytes(range(256)) * 64
+        frame = DataFrame(1, data=payload[:size])
+        assert repr(frame).endswith(f": {_hyperframe_data_repr(payload[:size])}")
