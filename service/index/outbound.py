@@ -454,6 +454,8 @@ class _LeanAssignment:
                 chosen = self.create_connection(origin)
                 self._connections.append(chosen)
             pool_request.assign_to_connection(chosen)
+        if len(self._connections) <= self._max_keepalive_connections:
+            return closing  # no more idle connections than may be kept: nothing to count
         idle_now = [c for c in self._connections if c.is_idle()]
         for surplus in idle_now[: max(0, len(idle_now) - self._max_keepalive_connections)]:
             self._connections.remove(surplus)
