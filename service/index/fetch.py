@@ -273,6 +273,40 @@ class _Inflater:
             yield out
 
 
+def _too_large(index: Index, url: str, cap: int) -> ResponseTooLargeError:
+    return _error(ResponseTooLargeError, index, url, f"the response exceeds the {cap}-byte limit")
+
+
+class _Decoder:
+    """A body's Content-Encoding undone with a fetch's cap and typed errors: ``feed`` yields
+    decoded chunks, ``ResponseTooLargeError`` once they pass ``cap`` bytes,
+    ``InvalidResponseError`` for an unknown encoding or a corrupt stream."""
+
+    def __init__(self, encoding: str, cap: int, index: Index, url: str) -> None:
+        self._cap, self._index, self._url = cap, index, url
+        try:
+            self._inflater = _Inflater(encoding)
+        except ValueError as exc:
+            raise _error(InvalidResponseError, index, url, str(exc)) from exc
+        self.total = 0
+
+    @property
+    def identity(self) -> bool:
+        return self._inflater.identity
+
+    def feed(self, raw: bytes) -> Iterator[bytes]:
+        try:
+            for chunk in self._inflater.feed(raw):
+                self.total += len(chunk)
+                if self.total > self._cap:
+                    raise _too_large(self._index, self._url, self._cap)
+                yield chunk
+        except zlib.error as exc:
+            raise _error(
+                InvalidResponseError, self._index, self._url, f"corrupt compressed body: {exc}"
+            ) from exc
+
+
 class Body:
     """A response handed to a consumer: status, headers and a capped, decoded body reader."""
 
@@ -283,37 +317,21 @@ class Body:
         self.url = url
         self._index = index
 
-    def _too_large(self, cap: int) -> ResponseTooLargeError:
-        detail = f"the response exceeds the {cap}-byte limit"
-        return _error(ResponseTooLargeError, self._index, self.url, detail)
+    def _refuse_declared(self, cap: int) -> None:
+        """``ResponseTooLargeError`` before a byte is read when Content-Length says too much."""
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise _too_large(self._index, self.url, cap)
 
     async def read_into(self, cap: int, write: Callable[[bytes], object]) -> int:
         """Stream the decoded body into ``write``; ``ResponseTooLargeError`` past ``cap`` bytes."""
-        encoding = self.headers.get("content-encoding", "")
-        try:
-            inflater = _Inflater(encoding)
-        except ValueError as exc:
-            raise _error(InvalidResponseError, self._index, self.url, str(exc)) from exc
-        declared = self.headers.get("content-length", "")
-        if (
-            encoding.strip().lower() in ("", "identity")
-            and declared.isdigit()
-            and int(declared) > cap
-        ):
-            raise self._too_large(cap)  # refused before a byte is read
-        total = 0
-        try:
-            async for raw in self.response.aiter_raw():
-                for chunk in inflater.feed(raw):
-                    total += len(chunk)
-                    if total > cap:
-                        raise self._too_large(cap)
-                    write(chunk)
-        except zlib.error as exc:
-            raise _error(
-                InvalidResponseError, self._index, self.url, f"corrupt compressed body: {exc}"
-            ) from exc
-        return total
+        decoder = _Decoder(self.headers.get("content-encoding", ""), cap, self._index, self.url)
+        if decoder.identity:
+            self._refuse_declared(cap)
+        async for raw in self.response.aiter_raw():
+            for chunk in decoder.feed(raw):
+                write(chunk)
+        return decoder.total
 
     async def read_encoded(self, cap: int) -> EncodedBody:
         """The body as it came off the wire, at most ``cap`` bytes, to decode later.
@@ -322,17 +340,15 @@ class Body:
         then inflates it in the worker thread that parses it (zlib lets go of the GIL while it
         inflates, so that runs beside the loop instead of on it).
         """
-        encoding = self.headers.get("content-encoding", "")
-        declared = self.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:
-            raise self._too_large(cap)  # refused before a byte is read (compressed or not)
+        self._refuse_declared(cap)  # the sent bytes count here, compressed or not
         chunks: list[bytes] = []
         total = 0
         async for raw in self.response.aiter_raw():
             total += len(raw)
             if total > cap:
-                raise self._too_large(cap)
+                raise _too_large(self._index, self.url, cap)
             chunks.append(raw)
+        encoding = self.headers.get("content-encoding", "")
         return EncodedBody(b"".join(chunks), encoding, cap, self._index, self.url)
 
     async def read(self, cap: int) -> bytes:
@@ -358,28 +374,10 @@ class EncodedBody:
     url: str
 
     def decode(self) -> bytes:
-        """The decoded body: ``ResponseTooLargeError`` past ``cap`` bytes,
-        ``InvalidResponseError`` for an unknown encoding or a corrupt stream."""
-        try:
-            inflater = _Inflater(self.encoding)
-        except ValueError as exc:
-            raise _error(InvalidResponseError, self.index, self.url, str(exc)) from exc
-        if inflater.identity:
-            return self.data
-        chunks: list[bytes] = []
-        total = 0
-        try:
-            for chunk in inflater.feed(self.data):
-                total += len(chunk)
-                if total > self.cap:
-                    detail = f"the response exceeds the {self.cap}-byte limit"
-                    raise _error(ResponseTooLargeError, self.index, self.url, detail)
-                chunks.append(chunk)
-        except zlib.error as exc:
-            raise _error(
-                InvalidResponseError, self.index, self.url, f"corrupt compressed body: {exc}"
-            ) from exc
-        return b"".join(chunks)
+        decoder = _Decoder(self.encoding, self.cap, self.index, self.url)
+        if decoder.identity:
+            return self.data  # already held to the cap as it was read
+        return b"".join(decoder.feed(self.data))
 
     def __len__(self) -> int:
         return len(self.data)

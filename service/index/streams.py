@@ -32,14 +32,24 @@ __all__ = ["AsyncioBackend", "AsyncioStream"]
 _HIGH_WATER = 256 * 1024
 
 
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
+class _Signal:
+    """One waiter at a time, woken by the protocol (reads and writes each have their own)."""
 
+    def __init__(self) -> None:
+        self._waiter: asyncio.Future[None] | None = None
 
-async def _until(waiter: asyncio.Future[None], seconds: float | None) -> None:
-    async with asyncio.timeout(seconds):
-        await waiter
+    def set(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self, seconds: float | None) -> None:
+        """Until ``set``, at most ``seconds`` (``TimeoutError``)."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._waiter
+        finally:
+            self._waiter = None
 
 
 class _Connection(asyncio.Protocol):
@@ -53,8 +63,8 @@ class _Connection(asyncio.Protocol):
         self.reading_paused = False
         self.writing_paused = False
         # A reader and a writer may wait at once (HTTP/2 sends while another task reads).
-        self._readable: asyncio.Future[None] | None = None
-        self._writable: asyncio.Future[None] | None = None
+        self.readable = _Signal()
+        self.writable = _Signal()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports have asyncio.Transport's methods but not its class.
@@ -65,41 +75,25 @@ class _Connection(asyncio.Protocol):
         if len(self.buffer) > _HIGH_WATER and self.transport is not None:
             self.transport.pause_reading()
             self.reading_paused = True
-        _wake(self._readable)
+        self.readable.set()
 
     def eof_received(self) -> bool:
         self.eof = True
-        _wake(self._readable)
+        self.readable.set()
         return False  # close the transport: HTTP does not half-close
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
         self.error = exc
-        _wake(self._readable)
-        _wake(self._writable)
+        self.readable.set()
+        self.writable.set()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        _wake(self._writable)
-
-    async def wait_readable(self, seconds: float | None) -> None:
-        """Until data or the end of stream arrives, at most ``seconds``."""
-        self._readable = asyncio.get_running_loop().create_future()
-        try:
-            await _until(self._readable, seconds)
-        finally:
-            self._readable = None
-
-    async def wait_writable(self, seconds: float | None) -> None:
-        """Until the transport's send buffer drains (or the connection is lost)."""
-        self._writable = asyncio.get_running_loop().create_future()
-        try:
-            await _until(self._writable, seconds)
-        finally:
-            self._writable = None
+        self.writable.set()
 
     def take(self, max_bytes: int) -> bytes:
         if len(self.buffer) <= max_bytes:
@@ -138,7 +132,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         connection = self._connection
         if not connection.buffer and not connection.eof:
             try:
-                await connection.wait_readable(timeout)
+                await connection.readable.wait(timeout)
             except TimeoutError as exc:
                 raise httpcore.ReadTimeout(f"no data within {timeout} s") from exc
         if connection.buffer:
@@ -166,7 +160,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         self._transport.write(buffer)
         while connection.writing_paused:
             try:
-                await connection.wait_writable(timeout)
+                await connection.writable.wait(timeout)
             except TimeoutError as exc:
                 raise httpcore.WriteTimeout(f"could not send within {timeout} s") from exc
             if connection.error is not None or self._transport.is_closing():
