@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
 from resolvelib import AbstractProvider, BaseReporter, Resolver
-from resolvelib.resolvers import ResolutionImpossible
+from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from service.resolution.resolver import MemoResolver
 
@@ -91,3 +92,64 @@ class TestMemoResolver:
             MemoResolver(CountingProvider(), BaseReporter()).resolve(
                 [("top", frozenset({2}))], max_rounds=100
             )
+
+
+def _random_index(seed: int) -> dict[str, dict[int, list[tuple[str, frozenset[int]]]]]:
+    """Six projects of one to four versions, each depending on up to three later projects
+    (no cycles) with a random set of allowed versions: many conflict, some cannot resolve."""
+    rng = random.Random(seed)
+    names = [f"p{i}" for i in range(6)]
+    index: dict[str, dict[int, list[tuple[str, frozenset[int]]]]] = {}
+    for position, name in enumerate(names):
+        later = names[position + 1 :]
+        index[name] = {
+            version: [
+                (dep, frozenset(v for v in range(1, 5) if rng.random() < 0.6))
+                for dep in rng.sample(later, k=min(len(later), rng.randint(0, 3)))
+            ]
+            for version in range(1, rng.randint(1, 4) + 1)
+        }
+    return index
+
+
+class _RandomProvider(CountingProvider):
+    def __init__(self, index: dict[str, dict[int, list[tuple[str, frozenset[int]]]]]) -> None:
+        super().__init__()
+        self.index = index
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Requirement]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> Iterable[Candidate]:
+        wanted = list(requirements[identifier])
+        bad = {candidate[1] for candidate in incompatibilities[identifier]}
+        return [
+            (identifier, version)
+            for version in sorted(self.index[identifier], reverse=True)
+            if version not in bad and all(version in allowed for _, allowed in wanted)
+        ]
+
+    def get_dependencies(self, candidate: Candidate) -> Sequence[Requirement]:
+        return self.index[candidate[0]][candidate[1]]
+
+
+def _outcome(resolver: Resolver[Requirement, Candidate, str], roots: list[Requirement]) -> object:
+    try:
+        return dict(resolver.resolve(roots, max_rounds=200).mapping)
+    except ResolutionImpossible:
+        return "impossible"
+    except ResolutionTooDeep:
+        return "too deep"
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_random_indexes_resolve_as_resolvelib(seed: int) -> None:
+    """The overridden round loop pins what resolvelib's own pins, and fails where it fails,
+    on random indexes full of conflicts (backjumps included)."""
+    index = _random_index(seed)
+    roots: list[Requirement] = [("p0", frozenset({1, 2, 3, 4})), ("p1", frozenset({1, 2, 3}))]
+    plain = _outcome(Resolver(_RandomProvider(index), BaseReporter()), roots)
+    memo = _outcome(MemoResolver(_RandomProvider(index), BaseReporter()), roots)
+    assert memo == plain
