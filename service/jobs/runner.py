@@ -24,6 +24,7 @@ from service.builds import BuildRequester, open_build_store
 from service.diagnostics.redact import redact_text
 from service.index import FetchStats, make_index_client
 from service.index.models import Index
+from service.jobs.collector import IdleCollector
 from service.jobs.lifecycle import finish_job
 from service.jobs.model import (
     JobRecord,
@@ -60,6 +61,9 @@ DEADLINE_GRACE_SECONDS = 5.0
 STOP_GRACE_SECONDS = 5.0
 
 _Outcome = TypeVar("_Outcome", Resolution, Failure)
+
+# One per process: the idle moments it collects in are the process's, whatever runs the jobs.
+_COLLECTOR = IdleCollector()
 
 INTERNAL_ERROR_MESSAGE = (
     "An internal error stopped this resolution. It has been logged; "
@@ -133,9 +137,11 @@ class JobRunner:
         deadline_grace: float = DEADLINE_GRACE_SECONDS,
         stop_grace: float = STOP_GRACE_SECONDS,
         stats: StatsStore | None = None,
+        collector: IdleCollector = _COLLECTOR,
     ) -> None:
         self._store = store
         self._stats = stats
+        self._collector = collector
         self._settings = settings
         self._resolve = resolve
         self._environ = os.environ if environ is None else environ
@@ -143,7 +149,14 @@ class JobRunner:
         self._stop_grace = stop_grace
 
     async def run(self, job_id: str, *, touch: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Run ``job_id`` to an end. ``touch`` is called now and then as a queue heartbeat."""
+        """Run ``job_id`` to an end. ``touch`` is called now and then as a queue heartbeat.
+
+        Garbage is collected in full only once no job has run for a moment
+        (``service.jobs.collector``)."""
+        with self._collector.busy():
+            await self._run(job_id, touch)
+
+    async def _run(self, job_id: str, touch: Callable[[], Awaitable[None]] | None) -> None:
         started = await self._store.update(job_id, mark_running)
         if started.record is None or not started.changed:
             logger.info("job %s skipped: %s", job_id, _why_skipped(started.record))
