@@ -11,9 +11,9 @@ pass over the page that decodes the file list and splits each filename just far 
 the files by version (no URL resolution, no wheel-tag expansion), at a cost of a few
 microseconds a file. ``PageListing.files_of(version)`` builds the full ``DistFile`` records of
 one version when the finder reaches it, and remembers them. The listing keeps the page body
-compressed (``PageBody``: what the cache stores too) and the decoded file list only while it is
-among the most recently parsed pages (``HOT_PAGE_BYTES`` of them); a version reached later
-decodes the page again.
+compressed (``PageBody``: what the cache stores too; gzip as the index sent it, else zstd) and
+the decoded file list only while it is among the most recently parsed pages (``HOT_PAGE_BYTES``
+of them); a version reached later decodes the page again.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import functools
 import hashlib
 import re
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from html import unescape
@@ -284,20 +285,30 @@ _compressor = threading.local()
 
 
 class PageBody(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A page as its index sent it (transfer encoding removed), zstd-compressed.
+    """A page as its index sent it (transfer encoding removed), compressed.
 
     What the cache stores, and all a ``PageListing`` needs to parse the page again: the body,
-    its ``Content-Type`` and its final URL (relative links resolve against it).
+    its ``Content-Type`` and its final URL (relative links resolve against it). ``encoding``
+    says how ``data`` is compressed: ``"gzip"`` when the index sent it so (kept as it came, at
+    no cost), else ``"zstd"``. ``size`` is the body's length, the most it may inflate to.
     """
 
     data: bytes
     content_type: str | None
     url: str
     size: int
+    encoding: Literal["zstd", "gzip"] = "zstd"
 
     @classmethod
-    def make(cls, content: bytes, content_type: str | None, url: str) -> PageBody:
-        """Compress ``content`` (zstd level 1: about 600 MB/s)."""
+    def make(
+        cls, content: bytes, content_type: str | None, url: str, *, gzipped: bytes | None = None
+    ) -> PageBody:
+        """Compress ``content`` (zstd level 1: about 600 MB/s), or keep ``gzipped``, the same
+        body as the index gzipped it, which saves that work."""
+        if gzipped is not None:
+            return cls(
+                data=gzipped, content_type=content_type, url=url, size=len(content), encoding="gzip"
+            )
         compressor = getattr(_compressor, "value", None)
         if compressor is None:  # not thread-safe: one per thread
             compressor = _compressor.value = zstandard.ZstdCompressor(level=_COMPRESSION_LEVEL)
@@ -307,10 +318,22 @@ class PageBody(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     def content(self) -> bytes:
         """The page as the index sent it."""
+        if self.encoding == "gzip":
+            return self._gunzip()
         try:
             return zstandard.ZstdDecompressor().decompress(self.data, max_output_size=self.size)
         except zstandard.ZstdError as exc:
             raise PageParseError(f"stored page does not decompress: {exc}") from exc
+
+    def _gunzip(self) -> bytes:
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        try:
+            content = inflater.decompress(self.data, self.size)
+        except zlib.error as exc:
+            raise PageParseError(f"stored page does not decompress: {exc}") from exc
+        if len(content) != self.size or not inflater.eof or inflater.unconsumed_tail:
+            raise PageParseError(f"stored page does not inflate to its {self.size} bytes")
+        return content
 
 
 # -- PEP 691 JSON -------------------------------------------------------------------------------
@@ -698,7 +721,7 @@ def parse_page(
     listing = PageListing(
         body,
         name,
-        # The compressed body identifies the body as well, and is an eighth of its size.
+        # The compressed body identifies the body as well, and is a sixth of its size or less.
         digest=hashlib.blake2b(body.data, digest_size=16).hexdigest(),
         file_count=len(filenames),
         positions=_group(filenames, name),

@@ -8,6 +8,7 @@ dated by Last-Modified alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import threading
@@ -22,6 +23,7 @@ from service.index import (
     IndexClient,
     InvalidResponseError,
     MemoryPageCache,
+    RedisPageCache,
     ResponseTooLargeError,
 )
 from service.index.pages import MEDIA_JSON
@@ -54,17 +56,47 @@ class TestBodies:
     async def test_compressed_pages_are_decoded(
         self, static_server: StaticServer, client: IndexClient, encoding: str, encode: object
     ) -> None:
-        """gzip and deflate (zlib-wrapped or raw) pages decode to the same files."""
+        """gzip and deflate (zlib-wrapped or raw) pages decode to the same files; a gzipped
+        one is kept as it was sent, the others compressed with zstd."""
         assert callable(encode)
+        sent = encode(PAGE)
         static_server.add(
-            "/simple/demo/",
-            encode(PAGE),
-            content_type=MEDIA_JSON,
-            headers={"Content-Encoding": encoding},
+            "/simple/demo/", sent, content_type=MEDIA_JSON, headers={"Content-Encoding": encoding}
         )
         page = await client.find_project_page(index_on(static_server), "demo")
         assert [f.filename for f in page.files] == ["demo-1.0.tar.gz"]
         assert page.files[0].url == f"{static_server.base_url}/simple/demo/demo-1.0.tar.gz"
+        body = page.listing.body
+        assert (body.encoding, body.data == sent) == (
+            ("gzip", True) if encoding == "gzip" else ("zstd", False)
+        )
+
+    async def test_a_gzip_kept_page_serves_another_client_from_redis(
+        self, static_server: StaticServer, limits: FetchLimits, clean_redis: str
+    ) -> None:
+        """The gzip body goes to Redis as it came and parses again in another worker."""
+        static_server.add(
+            "/simple/demo/",
+            gzip.compress(PAGE),
+            content_type=MEDIA_JSON,
+            headers={"Content-Encoding": "gzip"},
+        )
+        index = index_on(static_server)
+        async with (
+            contextlib.aclosing(RedisPageCache.from_url(clean_redis)) as cache,
+            IndexClient(limits, cache=cache) as client,
+        ):
+            first = await client.find_project_page(index, "demo")
+            await cache.flush()
+        stats = FetchStats()
+        async with (
+            contextlib.aclosing(RedisPageCache.from_url(clean_redis)) as cache,
+            IndexClient(limits, cache=cache) as client,
+        ):
+            second = await client.find_project_page(index, "demo", stats=stats)
+        assert (stats.requests, stats.cache_hits) == (0, 1)
+        assert second.listing.body.encoding == "gzip"
+        assert second.files == first.files
 
     @pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
     async def test_a_page_big_enough_to_parse_in_a_thread_parses_the_same(

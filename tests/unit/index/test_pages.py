@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
+import msgspec
 import pytest
 from packaging.version import Version
 
@@ -16,6 +18,7 @@ from service.index.pages import (
     MEDIA_HTML,
     MEDIA_JSON,
     MEDIA_TEXT_HTML,
+    PageBody,
     PageParseError,
     PageTooLargeError,
     _plain_absolute,
@@ -473,6 +476,60 @@ class TestListing:
             parse_page(content, media, url=PAGE_URL, project="demo", max_files=4)
         assert caught.value.limit == 4
         assert caught.value.files > 4
+
+
+class TestPageBody:
+    def test_a_gzipped_body_is_kept_as_it_came(self) -> None:
+        """The index's gzip bytes are stored (nothing compressed again) and give the page."""
+        content = json_page(*(json_file(f"demo-{n}.0-py3-none-any.whl") for n in range(50)))
+        sent = gzip.compress(content)
+        body = PageBody.make(content, MEDIA_JSON, PAGE_URL, gzipped=sent)
+        assert (body.encoding, body.data, body.size) == ("gzip", sent, len(content))
+        assert body.content() == content
+        listing = parse_page(content, MEDIA_JSON, url=PAGE_URL, project="demo", body=body)
+        pages._hot.clear()
+        assert [f.filename for f in listing.files] == [
+            f"demo-{n}.0-py3-none-any.whl" for n in range(50)
+        ]
+
+    def test_otherwise_it_is_compressed_with_zstd(self) -> None:
+        content = json_page(json_file("demo-1.0.tar.gz"))
+        body = PageBody.make(content, MEDIA_JSON, PAGE_URL)
+        assert body.encoding == "zstd"
+        assert body.content() == content
+
+    def test_a_body_stored_before_the_encoding_field_reads_as_zstd(self) -> None:
+        """Cache entries written without ``encoding`` (zstd was then the only one) still load."""
+        content = json_page(json_file("demo-1.0.tar.gz"))
+        body = PageBody.make(content, MEDIA_JSON, PAGE_URL)
+        stored = msgspec.msgpack.encode(
+            {"data": body.data, "content_type": MEDIA_JSON, "url": PAGE_URL, "size": len(content)}
+        )
+        assert msgspec.msgpack.decode(stored, type=PageBody).content() == content
+
+    @pytest.mark.parametrize(
+        "damage",
+        [
+            lambda data: data[: len(data) // 2],  # truncated
+            lambda data: data[:20] + bytes(len(data) - 20),  # corrupt
+        ],
+        ids=["truncated", "corrupt"],
+    )
+    def test_a_damaged_gzip_body_is_a_parse_error(self, damage: Any) -> None:
+        content = json_page(*(json_file(f"demo-{n}.0.tar.gz") for n in range(50)))
+        body = PageBody.make(content, MEDIA_JSON, PAGE_URL, gzipped=damage(gzip.compress(content)))
+        with pytest.raises(PageParseError, match="does not"):
+            body.content()
+
+    def test_a_gzip_body_never_inflates_past_its_size(self) -> None:
+        """A stored body that says it is small but inflates big (a bomb in the cache) stops at
+        its size and is refused."""
+        bomb = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)
+        body = PageBody(
+            data=bomb, content_type=MEDIA_JSON, url=PAGE_URL, size=1024, encoding="gzip"
+        )
+        with pytest.raises(PageParseError, match="1024 bytes"):
+            body.content()
 
 
 @pytest.mark.parametrize(
