@@ -9,8 +9,9 @@ Keys are scoped by ``Index.identity`` (a digest of URL and credentials), so no c
 ever part of a key or value and a page fetched with one client's credentials is never served to
 another's. Pages are kept with their ``fetched_at`` time: the client treats them as fresh for
 the page TTL and revalidates them (ETag / Last-Modified) after, so they are stored longer than
-that. A page is stored as its body, zstd-compressed (``PageBody``), and parsed again when another
-process reads it. Metadata is keyed by the file's sha256 (only files with one are cached).
+that. A page is stored as its body, compressed (``PageBody``: gzip as the index sent it, else
+zstd), and parsed again when another process reads it. Metadata is keyed by the file's sha256
+(only files with one are cached).
 
 What the cache may cost Redis is bounded, so that it can share the job store's ``noeviction``
 Redis (the default, when ``redis.cache_url`` is not set) without ever filling it:
