@@ -16,6 +16,8 @@ def redact_url(url: str) -> str:
     ``https://user:secret@host/simple`` becomes ``https://user:****@host/simple``; a token-only
     userinfo (``https://secret@host``) becomes ``https://****@host``.
     """
+    if "@" not in url:  # no userinfo, then (and most URLs have none: skip the split)
+        return url
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url

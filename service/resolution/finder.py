@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,6 +76,35 @@ def _parse_requirement(line: str) -> Requirement:
     Callers never mutate the result; it is shared by every job of the worker.
     """
     return Requirement(line)
+
+
+# Version lists split into stable releases and pre-releases, remembered by the list's identity
+# (a shared page's versions, which every job meets again; the split reads every version).
+_SPLITS: OrderedDict[int, tuple[Sequence[Version], tuple[Version, ...], tuple[Version, ...]]] = (
+    OrderedDict()
+)
+_SPLITS_KEPT = 4096
+_splits_lock = threading.Lock()
+
+
+def _split_prereleases(
+    versions: Sequence[Version],
+) -> tuple[tuple[Version, ...], tuple[Version, ...]]:
+    """``versions``' stable releases and pre-releases, each in the given order."""
+    key = id(versions)
+    with _splits_lock:
+        known = _SPLITS.get(key)
+        if known is not None and known[0] is versions:  # the memo keeps it alive: same list
+            _SPLITS.move_to_end(key)
+            return known[1], known[2]
+    stable = tuple(v for v in versions if not v.is_prerelease)
+    pre = tuple(v for v in versions if v.is_prerelease)
+    if isinstance(versions, tuple):  # only an immutable list's answer can be kept
+        with _splits_lock:
+            _SPLITS[key] = (versions, stable, pre)
+            while len(_SPLITS) > _SPLITS_KEPT:
+                _SPLITS.popitem(last=False)
+    return stable, pre
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,15 +613,10 @@ class Finder:
     ) -> tuple[Sequence[Version], Sequence[Version]]:
         mode = self._request.resolution
         lowest = mode == "lowest" or (mode == "lowest-direct" and name in self._root_names)
-        ordered = versions[::-1] if lowest else versions
-        stable: Sequence[Version]
-        pre: Sequence[Version]
         if self._request.prerelease == "allow":
-            stable, pre = ordered, ()
-        else:
-            stable = [v for v in ordered if not v.is_prerelease]
-            pre = [v for v in ordered if v.is_prerelease]
-        return stable, pre
+            return (versions[::-1] if lowest else versions), ()
+        stable, pre = _split_prereleases(versions)
+        return (stable[::-1], pre[::-1]) if lowest else (stable, pre)
 
     def _prereleases_allowed(self, name: str, stable_found: bool) -> bool:
         mode = self._request.prerelease

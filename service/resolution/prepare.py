@@ -245,6 +245,7 @@ def run_resolver(
 
 def success_warnings(finder: Finder, packages: list[ResolvedPackage]) -> list[Diagnostic]:
     warnings = list(finder.records.warnings)
+    yanked = finder.yanked_candidates
     for package in packages:
         chosen = Version(package.version)
         rejections = finder.records.rejections.get(package.name, {})
@@ -267,7 +268,7 @@ def success_warnings(finder: Finder, packages: list[ResolvedPackage]) -> list[Di
                     data={"reason": rejection.detail, "selected": package.version},
                 )
             )
-        if (package.name, package.version) in finder.yanked_candidates:
+        if (package.name, package.version) in yanked:
             warnings.append(
                 Diagnostic(
                     code=Code.YANKED,

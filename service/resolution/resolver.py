@@ -13,7 +13,10 @@ resolvelib's; only repeated work is skipped.
 Even answered from the memos, a method call per identifier per round (three: which pins no
 longer fit, which unpinned one to try, which fitting pins the new one unsettled) was a fifth of
 a warm 244-package resolution. So ``resolve`` itself is overridden: resolvelib 1.2's round loop
-step for step, with each of those scans one loop that reads the memo inline.
+step for step, with each of those scans one loop that reads the memo inline, and after a pin
+only the identifiers the pin changed are checked again (a pin changes its own identifier's pin
+and its dependencies' criteria, recorded as ``_add_to_criteria`` makes them; anything else,
+a backjump, a rollback, information removed, makes the next scan a full one).
 
 This subclasses resolvelib's ``Resolution``, whose hooks are private; resolvelib is pinned below
 1.3 in pyproject.toml for that reason, and ``tests/unit/resolution/test_resolver.py`` checks the
@@ -53,6 +56,11 @@ class _MemoResolution(Resolution[RT, CT, KT], Generic[RT, CT, KT]):
         super().__init__(provider, reporter)
         self._satisfying: dict[KT, tuple[Criterion[RT, CT], CT, bool]] = {}
         self._preferences: dict[KT, tuple[Criterion[RT, CT], tuple[Any, ...], Any]] = {}
+        # The unsatisfied identifiers of the state last scanned (carried to the copy of it that
+        # ``_push_new_state`` makes), and the identifiers whose criterion or pin may have
+        # changed since: only those are checked again (``_unsatisfied``).
+        self._known: tuple[State[RT, CT, KT], set[KT]] | None = None
+        self._changed: set[KT] = set()
 
     def _is_current_pin_satisfying(self, name: KT, criterion: Criterion[RT, CT]) -> bool:
         pin = self._states[-1].mapping.get(name)
@@ -64,6 +72,43 @@ class _MemoResolution(Resolution[RT, CT, KT], Generic[RT, CT, KT]):
         satisfying = super()._is_current_pin_satisfying(name, criterion)
         self._satisfying[name] = (criterion, pin, satisfying)
         return satisfying
+
+    def _add_to_criteria(
+        self,
+        criteria: dict[KT, Criterion[RT, CT]],
+        requirement: RT,
+        parent: CT | None,
+    ) -> None:
+        self._changed.add(self._p.identify(requirement))
+        super()._add_to_criteria(criteria, requirement, parent)
+
+    def _push_new_state(self) -> None:
+        base = self._states[-1]
+        super()._push_new_state()
+        if self._known is not None and self._known[0] is base:
+            self._known = (self._states[-1], self._known[1])
+
+    def _rollback_states(self) -> None:
+        super()._rollback_states()
+        self._known = None
+
+    def _unsatisfied(self) -> list[KT]:
+        """Every identifier whose pin is missing or no longer fits, in the criteria's order.
+
+        After a pin, only the identifiers it changed (the pinned one and those its
+        dependencies reached) are checked again; after a backjump or a rollback, all are.
+        """
+        state = self._states[-1]
+        if self._known is not None and self._known[0] is state:
+            unsatisfied = self._known[1]
+            changed = [name for name in self._changed if name in state.criteria]
+            unsatisfied.difference_update(changed)
+            unsatisfied.update(self._unsatisfied_names(changed))
+        else:
+            unsatisfied = set(self._unsatisfied_names())
+        self._changed = set()
+        self._known = (state, unsatisfied)
+        return [name for name in state.criteria if name in unsatisfied]
 
     def _unsatisfied_names(self, among: Iterable[KT] | None = None) -> list[KT]:
         """The identifiers (of ``among``, else all) whose pin is missing or no longer fits.
@@ -131,18 +176,24 @@ class _MemoResolution(Resolution[RT, CT, KT], Generic[RT, CT, KT]):
             if self._optimistic_run_out(round_index, max_rounds):
                 self._rollback_states()
                 continue
-            unsatisfied = self._unsatisfied_names()
+            unsatisfied = self._unsatisfied()
             if not unsatisfied:
                 self._r.ending(state=self.state)
                 return self.state
             satisfied = set(self.state.criteria) - set(unsatisfied)
-            failure = self._attempt_to_pin_criterion(self._choose(unsatisfied))
+            chosen = self._choose(unsatisfied)
+            failure = self._attempt_to_pin_criterion(chosen)
             if failure:
+                self._known = None
                 self._backjump_from(failure)
             else:
-                # Pins the new one unsettled stop being sources of information.
-                unsettled = set(self._unsatisfied_names(satisfied))
-                self._remove_information_from_criteria(self.state.criteria, unsettled)
+                # Pins the new one unsettled stop being sources of information (which changes
+                # every criterion). Only what the pin changed can have been unsettled.
+                self._changed.add(chosen)
+                unsettled = set(self._unsatisfied_names(self._changed & satisfied))
+                if unsettled:
+                    self._known = None
+                    self._remove_information_from_criteria(self.state.criteria, unsettled)
                 self._push_new_state()
             self._r.ending_round(index=round_index, state=self.state)
         raise ResolutionTooDeep(max_rounds)
