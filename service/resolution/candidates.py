@@ -10,6 +10,8 @@ apply to both.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -79,6 +81,39 @@ def _is_pinned(specifier: SpecifierSet) -> bool:
 
 def _is_upper_bounded(specifier: SpecifierSet) -> bool:
     return any(spec.operator in ("<", "<=", "~=", "==", "===") for spec in specifier)
+
+
+_Derived = tuple[NormalizedName, frozenset[str], str, bool, bool]
+# What a SpecifierRequirement reads off its packaging Requirement, by the Requirement's identity
+# (parsed Requires-Dist lines are shared by every job: service.resolution.finder).
+_DERIVED: OrderedDict[int, tuple[Requirement, _Derived]] = OrderedDict()
+_DERIVED_KEPT = 65536
+_derived_lock = threading.Lock()
+
+
+def _derive(requirement: Requirement) -> _Derived:
+    """Name, extras, identifier, pinned, upper-bounded: computed once per Requirement."""
+    key = id(requirement)
+    with _derived_lock:
+        known = _DERIVED.get(key)
+        if known is not None and known[0] is requirement:  # kept alive here: the same one
+            _DERIVED.move_to_end(key)
+            return known[1]
+    name = canonicalize_name(requirement.name)
+    extras = frozenset(canonicalize_name(e) for e in requirement.extras)
+    specifier = requirement.specifier
+    derived = (
+        name,
+        extras,
+        make_identifier(name, extras),
+        _is_pinned(specifier),
+        _is_upper_bounded(specifier),
+    )
+    with _derived_lock:
+        _DERIVED[key] = (requirement, derived)
+        while len(_DERIVED) > _DERIVED_KEPT:
+            _DERIVED.popitem(last=False)
+    return derived
 
 
 class ResolverRequirement(Protocol):
@@ -158,12 +193,10 @@ class SpecifierRequirement(ResolverRequirement):
         # Where the requirement applies within the resolution's scope (``ANY``: everywhere);
         # a universal lock's per-package markers are built from these.
         self.marker = marker
-        self.name = canonicalize_name(requirement.name)
         self.specifier: SpecifierSet = requirement.specifier
-        self.extras = frozenset(canonicalize_name(e) for e in requirement.extras)
-        self.identifier = make_identifier(self.name, self.extras)
-        self.pinned = _is_pinned(self.specifier)
-        self.upper_bounded = _is_upper_bounded(self.specifier)
+        self.name, self.extras, self.identifier, self.pinned, self.upper_bounded = _derive(
+            requirement
+        )
         self._contains: dict[Version, bool] = {}
 
     def contains(self, version: Version) -> bool:
