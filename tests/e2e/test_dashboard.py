@@ -118,6 +118,18 @@ def wait_listed(cluster: Cluster, count: int, headers: dict[str, str] | None = N
     pytest.fail(f"fewer than {count} jobs were listed:\n{cluster.logs()}")
 
 
+def wait_for_page(page: Any, script: str, timeout_ms: int = RENDER_TIMEOUT_MS) -> None:
+    """Poll ``page.evaluate(script)`` until it is true. Playwright's ``wait_for_function``
+    polls by ``eval`` inside the page, which the dashboard's CSP (``script-src 'self'``)
+    refuses whenever the condition is not already true at the first check; ``evaluate``
+    goes through the DevTools protocol, which the CSP does not govern."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(script):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page never made {script!r} true")
+        time.sleep(0.05)
+
+
 def hex_rgb(colour: str) -> tuple[int, int, int]:
     value = colour.lstrip("#")
     return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
@@ -246,9 +258,8 @@ class TestDashboard:
         assert page.locator("#token-form").is_visible()
         page.fill("#token", "wrong")
         page.click("#token-form button[type=submit]")
-        page.wait_for_function(
-            "document.getElementById('token-reason').textContent.includes('refused')",
-            timeout=RENDER_TIMEOUT_MS,
+        wait_for_page(
+            page, "document.getElementById('token-reason').textContent.includes('refused')"
         )
         assert page.locator("#token-form").is_visible()
         page.fill("#token", "tok-a")
@@ -610,7 +621,7 @@ class TestChartsPeopleRead:
         page.wait_for_selector("body[data-state=ready]", timeout=RENDER_TIMEOUT_MS)
         assert page.locator("#window").input_value() == "7d"
         page.select_option("#window", "30d")
-        page.wait_for_function("location.search.includes('window=30d')", timeout=5000)
+        wait_for_page(page, "location.search.includes('window=30d')", timeout_ms=5000)
         assert "refresh=3600" in page.evaluate("location.search")
         page.reload()
         page.wait_for_selector("body[data-state=ready]", timeout=RENDER_TIMEOUT_MS)
