@@ -96,8 +96,6 @@ E = TypeVar("E", bound=IndexFetchError)
 _COMPRESSIBLE = {"Accept-Encoding": "gzip, deflate"}
 # Byte offsets only mean something in the identity encoding.
 _IDENTITY = {"Accept-Encoding": "identity"}
-# Content-Encodings a page is kept in as it came (``PageBody``).
-_GZIP = frozenset({"gzip", "x-gzip"})
 # Pages larger than this as sent (gzip about 6:1 on JSON pages) are inflated and parsed in a
 # thread, not on the event loop.
 _PARSE_OFF_LOOP_BYTES = 128 * 1024
@@ -292,14 +290,14 @@ class IndexClient:
         max_files = self._limits.max_page_files
 
         def parse() -> PageListing:
-            if not isinstance(content, EncodedBody):
-                return parse_page(content, content_type, url=url, project=name, max_files=max_files)
-            raw = content.decode()
-            # A gzipped page is kept (and cached) as it came instead of compressed again.
-            gzipped = content.data if content.encoding.strip().lower() in _GZIP else None
-            body = (
-                None if gzipped is None else PageBody.make(raw, content_type, url, gzipped=gzipped)
-            )
+            if isinstance(content, EncodedBody):
+                raw = content.decode()
+                # A gzipped page is kept (and cached) as it came instead of compressed again.
+                body: PageBody | None = PageBody.make(
+                    raw, content_type, url, gzipped=content.gzipped
+                )
+            else:
+                raw, body = content, None
             return parse_page(
                 raw, content_type, url=url, project=name, max_files=max_files, body=body
             )

@@ -232,6 +232,9 @@ def _tls_error(index: Index, url: str, exc: BaseException) -> TLSError | None:
     return None
 
 
+_GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
+
+
 class _Inflater:
     """Content-Encoding decoder that yields at most ``_INFLATE_STEP`` bytes at a time."""
 
@@ -241,7 +244,7 @@ class _Inflater:
         self._decompressor: zlib._Decompress | None
         if encoding in ("", "identity"):
             self._decompressor = None
-        elif encoding in ("gzip", "x-gzip"):
+        elif encoding in _GZIP_ENCODINGS:
             self._decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
         elif encoding == "deflate":
             self._decompressor = zlib.decompressobj()
@@ -372,6 +375,11 @@ class EncodedBody:
     cap: int
     index: Index
     url: str
+
+    @property
+    def gzipped(self) -> bytes | None:
+        """The body as sent when that is gzip (a compressed copy worth keeping), else None."""
+        return self.data if self.encoding.strip().lower() in _GZIP_ENCODINGS else None
 
     def decode(self) -> bytes:
         decoder = _Decoder(self.encoding, self.cap, self.index, self.url)

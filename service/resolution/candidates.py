@@ -10,8 +10,6 @@ apply to both.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -23,6 +21,7 @@ from packaging.version import Version
 
 from service.diagnostics.redact import redact_url
 from service.index.models import DistFile, Index
+from service.resolution.identity import IdentityMemo
 from service.resolution.markers import ANY, BaseMarker
 
 __all__ = [
@@ -84,36 +83,24 @@ def _is_upper_bounded(specifier: SpecifierSet) -> bool:
 
 
 _Derived = tuple[NormalizedName, frozenset[str], str, bool, bool]
-# What a SpecifierRequirement reads off its packaging Requirement, by the Requirement's identity
-# (parsed Requires-Dist lines are shared by every job: service.resolution.finder).
-_DERIVED: OrderedDict[int, tuple[Requirement, _Derived]] = OrderedDict()
-_DERIVED_KEPT = 65536
-_derived_lock = threading.Lock()
 
 
-def _derive(requirement: Requirement) -> _Derived:
-    """Name, extras, identifier, pinned, upper-bounded: computed once per Requirement."""
-    key = id(requirement)
-    with _derived_lock:
-        known = _DERIVED.get(key)
-        if known is not None and known[0] is requirement:  # kept alive here: the same one
-            _DERIVED.move_to_end(key)
-            return known[1]
+def _derived(requirement: Requirement) -> _Derived:
+    """Name, extras, identifier, pinned, upper-bounded: what a SpecifierRequirement reads."""
     name = canonicalize_name(requirement.name)
     extras = frozenset(canonicalize_name(e) for e in requirement.extras)
     specifier = requirement.specifier
-    derived = (
+    return (
         name,
         extras,
         make_identifier(name, extras),
         _is_pinned(specifier),
         _is_upper_bounded(specifier),
     )
-    with _derived_lock:
-        _DERIVED[key] = (requirement, derived)
-        while len(_DERIVED) > _DERIVED_KEPT:
-            _DERIVED.popitem(last=False)
-    return derived
+
+
+# Once per Requirement: parsed Requires-Dist lines are shared by every job (finder.py).
+_derive = IdentityMemo(_derived, size=65536)
 
 
 class ResolverRequirement(Protocol):

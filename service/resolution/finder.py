@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +49,7 @@ from service.resolution.fetch_errors import (
     make_page_diagnostic,
     metadata_reason,
 )
+from service.resolution.identity import IdentityMemo
 from service.resolution.markers import marker_extras
 from service.resolution.preferences import Preferences
 from service.resolution.request import ResolveRequest
@@ -78,33 +78,26 @@ def _parse_requirement(line: str) -> Requirement:
     return Requirement(line)
 
 
-# Version lists split into stable releases and pre-releases, remembered by the list's identity
-# (a shared page's versions, which every job meets again; the split reads every version).
-_SPLITS: OrderedDict[int, tuple[Sequence[Version], tuple[Version, ...], tuple[Version, ...]]] = (
-    OrderedDict()
-)
-_SPLITS_KEPT = 4096
-_splits_lock = threading.Lock()
+def _prerelease_split(
+    versions: Sequence[Version],
+) -> tuple[tuple[Version, ...], tuple[Version, ...]]:
+    """``versions``' stable releases and pre-releases, each in the given order."""
+    stable = tuple(v for v in versions if not v.is_prerelease)
+    return stable, tuple(v for v in versions if v.is_prerelease)
+
+
+# By the version tuple's identity: a shared page's versions, which every job meets again (the
+# split reads every version).
+_remembered_split = IdentityMemo(_prerelease_split, size=4096)
 
 
 def _split_prereleases(
     versions: Sequence[Version],
 ) -> tuple[tuple[Version, ...], tuple[Version, ...]]:
-    """``versions``' stable releases and pre-releases, each in the given order."""
-    key = id(versions)
-    with _splits_lock:
-        known = _SPLITS.get(key)
-        if known is not None and known[0] is versions:  # the memo keeps it alive: same list
-            _SPLITS.move_to_end(key)
-            return known[1], known[2]
-    stable = tuple(v for v in versions if not v.is_prerelease)
-    pre = tuple(v for v in versions if v.is_prerelease)
-    if isinstance(versions, tuple):  # only an immutable list's answer can be kept
-        with _splits_lock:
-            _SPLITS[key] = (versions, stable, pre)
-            while len(_SPLITS) > _SPLITS_KEPT:
-                _SPLITS.popitem(last=False)
-    return stable, pre
+    # Only an immutable list's answer can be kept.
+    if isinstance(versions, tuple):
+        return _remembered_split(versions)
+    return _prerelease_split(versions)
 
 
 @dataclass(frozen=True, slots=True)

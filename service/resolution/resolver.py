@@ -60,6 +60,8 @@ class _MemoResolution(Resolution[RT, CT, KT], Generic[RT, CT, KT]):
         # changed since: only those are checked again (``_unsatisfied``).
         self._known: tuple[State[RT, CT, KT], set[KT]] | None = None
         self._changed: set[KT] = set()
+        # When optimistic backjumping began (round) and how many rounds it may take.
+        self._optimistic_rounds: tuple[int, int] | None = None
 
     def _is_current_pin_satisfying(self, name: KT, criterion: Criterion[RT, CT]) -> bool:
         pin = self._states[-1].mapping.get(name)
@@ -171,7 +173,6 @@ class _MemoResolution(Resolution[RT, CT, KT], Generic[RT, CT, KT]):
                 raise ResolutionImpossible(e.criterion.information) from e
         # The root state is kept as the sentinel the first pin can backtrack to.
         self._push_new_state()
-        self._optimistic_rounds: tuple[int, int] | None = None
         for round_index in range(max_rounds):
             self._r.starting_round(index=round_index)
             if self._optimistic_run_out(round_index, max_rounds):

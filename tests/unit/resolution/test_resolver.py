@@ -26,7 +26,8 @@ Candidate = tuple[str, int]
 
 
 class CountingProvider(AbstractProvider[Requirement, Candidate, str]):
-    def __init__(self) -> None:
+    def __init__(self, index: dict[str, dict[int, list[Requirement]]] = INDEX) -> None:
+        self.index = index
         self.satisfied_calls = 0
         self.preference_calls = 0
 
@@ -47,7 +48,7 @@ class CountingProvider(AbstractProvider[Requirement, Candidate, str]):
         bad = {candidate[1] for candidate in incompatibilities[identifier]}
         return [
             (identifier, version)
-            for version in sorted(INDEX[identifier], reverse=True)
+            for version in sorted(self.index[identifier], reverse=True)
             if version not in bad and all(version in allowed for _, allowed in wanted)
         ]
 
@@ -56,7 +57,7 @@ class CountingProvider(AbstractProvider[Requirement, Candidate, str]):
         return candidate[1] in requirement[1]
 
     def get_dependencies(self, candidate: Candidate) -> Sequence[Requirement]:
-        return INDEX[candidate[0]][candidate[1]]
+        return self.index[candidate[0]][candidate[1]]
 
 
 ROOTS = [("app", frozenset({1, 2})), ("top", frozenset({1, 2}))]
@@ -112,29 +113,6 @@ def _random_index(seed: int) -> dict[str, dict[int, list[tuple[str, frozenset[in
     return index
 
 
-class _RandomProvider(CountingProvider):
-    def __init__(self, index: dict[str, dict[int, list[tuple[str, frozenset[int]]]]]) -> None:
-        super().__init__()
-        self.index = index
-
-    def find_matches(
-        self,
-        identifier: str,
-        requirements: Mapping[str, Iterator[Requirement]],
-        incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> Iterable[Candidate]:
-        wanted = list(requirements[identifier])
-        bad = {candidate[1] for candidate in incompatibilities[identifier]}
-        return [
-            (identifier, version)
-            for version in sorted(self.index[identifier], reverse=True)
-            if version not in bad and all(version in allowed for _, allowed in wanted)
-        ]
-
-    def get_dependencies(self, candidate: Candidate) -> Sequence[Requirement]:
-        return self.index[candidate[0]][candidate[1]]
-
-
 def _outcome(resolver: Resolver[Requirement, Candidate, str], roots: list[Requirement]) -> object:
     try:
         return dict(resolver.resolve(roots, max_rounds=200).mapping)
@@ -150,6 +128,6 @@ def test_random_indexes_resolve_as_resolvelib(seed: int) -> None:
     on random indexes full of conflicts (backjumps included)."""
     index = _random_index(seed)
     roots: list[Requirement] = [("p0", frozenset({1, 2, 3, 4})), ("p1", frozenset({1, 2, 3}))]
-    plain = _outcome(Resolver(_RandomProvider(index), BaseReporter()), roots)
-    memo = _outcome(MemoResolver(_RandomProvider(index), BaseReporter()), roots)
+    plain = _outcome(Resolver(CountingProvider(index), BaseReporter()), roots)
+    memo = _outcome(MemoResolver(CountingProvider(index), BaseReporter()), roots)
     assert memo == plain
