@@ -27,6 +27,8 @@ from typing import IO, Protocol
 import msgspec
 from packaging.utils import canonicalize_name
 
+from service.index.inflate import INFLATE_ERRORS, RAW_DEFLATE, inflater
+
 __all__ = [
     "ArchiveContentError",
     "ArchiveError",
@@ -230,10 +232,9 @@ def inflate_member(data: bytes, entry: ZipEntry, max_size: int) -> bytes:
     if entry.method == _STORED:
         content = compressed
     elif entry.method == _DEFLATED:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
-            content = inflater.decompress(compressed, max_size + 1)
-        except zlib.error as exc:
+            content = inflater(RAW_DEFLATE).decompress(compressed, max_size + 1)
+        except INFLATE_ERRORS as exc:
             raise ArchiveError(f"{entry.name} does not inflate: {exc}") from exc
         if len(content) > max_size:
             raise MemberTooLargeError(f"{entry.name} inflates beyond {max_size} bytes")

@@ -33,7 +33,6 @@ import random
 import ssl
 import threading
 import time
-import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from service.index.errors import (
     TLSError,
     fetch_error,
 )
+from service.index.inflate import DEFLATE, GZIP, INFLATE_ERRORS, RAW_DEFLATE, Inflater, inflater
 from service.index.models import Index
 from service.index.outbound import (
     TLS_EXTENSION,
@@ -236,18 +236,20 @@ _GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
 
 
 class _Inflater:
-    """Content-Encoding decoder that yields at most ``_INFLATE_STEP`` bytes at a time."""
+    """Content-Encoding decoder: ``feed`` yields at most ``_INFLATE_STEP`` bytes at a time,
+    ``inflate`` a whole body at once."""
 
     def __init__(self, encoding: str) -> None:
         encoding = encoding.strip().lower()
         self._raw_deflate_fallback = encoding == "deflate"
-        self._decompressor: zlib._Decompress | None
+        self._fed = False
+        self._decompressor: Inflater | None
         if encoding in ("", "identity"):
             self._decompressor = None
         elif encoding in _GZIP_ENCODINGS:
-            self._decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            self._decompressor = inflater(GZIP)
         elif encoding == "deflate":
-            self._decompressor = zlib.decompressobj()
+            self._decompressor = inflater(DEFLATE)
         else:
             raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
@@ -255,25 +257,40 @@ class _Inflater:
     def identity(self) -> bool:
         return self._decompressor is None
 
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        if self._decompressor is None:
-            yield data
-            return
+    def _step(self, data: bytes, limit: int) -> bytes:
+        """Up to ``limit`` more bytes of output (the rest of ``data`` waits in the tail)."""
+        assert self._decompressor is not None
+        self._fed = self._fed or bool(data)
         while True:
             try:
-                out = self._decompressor.decompress(data, _INFLATE_STEP)
-            except zlib.error:
+                out = self._decompressor.decompress(data, limit)
+            except INFLATE_ERRORS:
                 # "deflate" is sometimes sent without the zlib wrapper (as httpx also allows).
                 if not self._raw_deflate_fallback:
                     raise
                 self._raw_deflate_fallback = False
-                self._decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
+                self._decompressor = inflater(RAW_DEFLATE)
                 continue
             self._raw_deflate_fallback = False
+            return out
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._decompressor is None:
+            yield data
+            return
+        while out := self._step(data, _INFLATE_STEP):
             data = self._decompressor.unconsumed_tail
-            if not out:
-                return
             yield out
+
+    def inflate(self, data: bytes, limit: int) -> bytes:
+        """All of ``data`` inflated in one call, cut at ``limit`` bytes."""
+        return data if self._decompressor is None else self._step(data, limit)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the compressed stream was complete (its end marker and trailer seen), or
+        there was none: no encoding, or not a byte of body."""
+        return self._decompressor is None or self._decompressor.eof or not self._fed
 
 
 def _too_large(index: Index, url: str, cap: int) -> ResponseTooLargeError:
@@ -304,10 +321,36 @@ class _Decoder:
                 if self.total > self._cap:
                     raise _too_large(self._index, self._url, self._cap)
                 yield chunk
-        except zlib.error as exc:
+        except INFLATE_ERRORS as exc:
+            raise self._corrupt(exc) from exc
+
+    def whole(self, raw: bytes) -> bytes:
+        """All of ``raw`` decoded at once: one output buffer, no per-step copy of the input."""
+        try:
+            content = self._inflater.inflate(raw, self._cap + 1)
+        except INFLATE_ERRORS as exc:
+            raise self._corrupt(exc) from exc
+        self.total = len(content)
+        if self.total > self._cap:
+            raise _too_large(self._index, self._url, self._cap)
+        self.finish()
+        return content
+
+    def finish(self) -> None:
+        """``InvalidResponseError`` when the body ended inside its compressed stream (a cut
+        page would otherwise parse as one with fewer files)."""
+        if not self._inflater.ended:
             raise _error(
-                InvalidResponseError, self._index, self._url, f"corrupt compressed body: {exc}"
-            ) from exc
+                InvalidResponseError,
+                self._index,
+                self._url,
+                "corrupt compressed body: it ends before its compressed stream does",
+            )
+
+    def _corrupt(self, exc: Exception) -> InvalidResponseError:
+        return _error(
+            InvalidResponseError, self._index, self._url, f"corrupt compressed body: {exc}"
+        )
 
 
 class Body:
@@ -334,14 +377,15 @@ class Body:
         async for raw in self.response.aiter_raw():
             for chunk in decoder.feed(raw):
                 write(chunk)
+        decoder.finish()
         return decoder.total
 
     async def read_encoded(self, cap: int) -> EncodedBody:
         """The body as it came off the wire, at most ``cap`` bytes, to decode later.
 
         For a big page: reading it raw costs the event loop a join, and ``EncodedBody.decode``
-        then inflates it in the worker thread that parses it (zlib lets go of the GIL while it
-        inflates, so that runs beside the loop instead of on it).
+        then inflates it in the worker thread that parses it (the inflater lets go of the GIL
+        while it inflates, so that runs beside the loop instead of on it).
         """
         self._refuse_declared(cap)  # the sent bytes count here, compressed or not
         chunks: list[bytes] = []
@@ -385,7 +429,7 @@ class EncodedBody:
         decoder = _Decoder(self.encoding, self.cap, self.index, self.url)
         if decoder.identity:
             return self.data  # already held to the cap as it was read
-        return b"".join(decoder.feed(self.data))
+        return decoder.whole(self.data)
 
     def __len__(self) -> int:
         return len(self.data)

@@ -23,7 +23,6 @@ import functools
 import hashlib
 import re
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from html import unescape
@@ -42,6 +41,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from service.index.inflate import GZIP, INFLATE_ERRORS, inflater
 from service.index.models import DistFile
 
 __all__ = [
@@ -326,12 +326,12 @@ class PageBody(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             raise PageParseError(f"stored page does not decompress: {exc}") from exc
 
     def _gunzip(self) -> bytes:
-        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        gunzip = inflater(GZIP)
         try:
-            content = inflater.decompress(self.data, self.size)
-        except zlib.error as exc:
+            content = gunzip.decompress(self.data, self.size)
+        except INFLATE_ERRORS as exc:
             raise PageParseError(f"stored page does not decompress: {exc}") from exc
-        if len(content) != self.size or not inflater.eof or inflater.unconsumed_tail:
+        if len(content) != self.size or not gunzip.eof or gunzip.unconsumed_tail:
             raise PageParseError(f"stored page does not inflate to its {self.size} bytes")
         return content
 
@@ -343,18 +343,25 @@ class _JsonMeta(msgspec.Struct, frozen=True):
     api_version: str | None = msgspec.field(default=None, name="api-version")
 
 
+_RAW_NULL = msgspec.Raw(b"null")
+_RAW_EMPTY_OBJECT = msgspec.Raw(b"{}")
+
+
 class _JsonFile(msgspec.Struct, frozen=True, gc=False):
+    """One entry of a page's ``files``. The fields only a made file needs stay raw JSON (views
+    into the page) until it is made: a page's decode was 40% hashes, sizes, upload times and
+    metadata flags of files never made. A raw field of the wrong type makes its file unusable
+    (``_make_json_file``), as an unparsable URL does."""
+
     filename: str
     url: str
-    hashes: dict[str, str] = {}
     requires_python: str | None = msgspec.field(default=None, name="requires-python")
     yanked: bool | str = False
-    size: int | None = None
-    upload_time: str | None = msgspec.field(default=None, name="upload-time")
-    core_metadata: bool | dict[str, str] | None = msgspec.field(default=None, name="core-metadata")
-    dist_info_metadata: bool | dict[str, str] | None = msgspec.field(
-        default=None, name="dist-info-metadata"
-    )
+    hashes: msgspec.Raw = _RAW_EMPTY_OBJECT
+    size: msgspec.Raw = _RAW_NULL
+    upload_time: msgspec.Raw = msgspec.field(default=_RAW_NULL, name="upload-time")
+    core_metadata: msgspec.Raw = msgspec.field(default=_RAW_NULL, name="core-metadata")
+    dist_info_metadata: msgspec.Raw = msgspec.field(default=_RAW_NULL, name="dist-info-metadata")
 
 
 class _JsonPage(msgspec.Struct, frozen=True):
@@ -363,6 +370,10 @@ class _JsonPage(msgspec.Struct, frozen=True):
 
 
 _json_page_decoder = msgspec.json.Decoder(_JsonPage)
+_hashes_decoder = msgspec.json.Decoder(dict[str, str])
+_size_decoder = msgspec.json.Decoder(int | None)
+_upload_time_decoder = msgspec.json.Decoder(str | None)
+_core_metadata_decoder = msgspec.json.Decoder(bool | dict[str, str] | None)
 
 
 def _json_core_metadata(value: bool | dict[str, str] | None) -> dict[str, str] | None:
@@ -390,23 +401,29 @@ def _scan_json(content: bytes, max_files: int | None) -> list[_JsonFile]:
 
 
 def _make_json_file(entry: _JsonFile, base_url: str, project: NormalizedName) -> DistFile | None:
-    # PEP 714: the new key wins; the legacy one is read for older servers.
-    advertised = (
-        entry.core_metadata if entry.core_metadata is not None else entry.dist_info_metadata
-    )
+    try:
+        hashes = _hashes_decoder.decode(entry.hashes)
+        size = _size_decoder.decode(entry.size)
+        upload_time = _upload_time_decoder.decode(entry.upload_time)
+        # PEP 714: the new key wins; the legacy one is read for older servers.
+        advertised = _core_metadata_decoder.decode(entry.core_metadata)
+        if advertised is None:
+            advertised = _core_metadata_decoder.decode(entry.dist_info_metadata)
+    except msgspec.ValidationError:
+        return None
     yanked_reason = entry.yanked if isinstance(entry.yanked, str) else None
     return _make_file(
         entry.url,
         base_url,
         project,
         filename=entry.filename,
-        hashes=dict(entry.hashes),
+        hashes=hashes,
         requires_python=entry.requires_python,
         yanked=entry.yanked is True or isinstance(entry.yanked, str),
         yanked_reason=yanked_reason or None,
         core_metadata=_json_core_metadata(advertised),
-        size=entry.size,
-        upload_time=entry.upload_time,
+        size=size,
+        upload_time=upload_time,
     )
 
 

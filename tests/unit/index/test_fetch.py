@@ -168,6 +168,60 @@ class TestBodies:
         with pytest.raises(InvalidResponseError, match="corrupt compressed body"):
             await client.find_project_page(index_on(static_server), "demo")
 
+    @pytest.mark.parametrize("files", [1, 40000], ids=["on-loop", "in-thread"])
+    async def test_a_gzip_page_cut_inside_its_stream_is_invalid(
+        self, static_server: StaticServer, client: IndexClient, files: int
+    ) -> None:
+        """A page whose gzip stream stops early (complete as HTTP) is refused, not parsed as a
+        page with fewer files."""
+        entries = [
+            {"filename": f"demo-1.{n}.tar.gz", "url": f"demo-1.{n}.tar.gz", "hashes": {}}
+            for n in range(files)
+        ]
+        body = json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": entries})
+        sent = gzip.compress(body.encode())
+        static_server.add(
+            "/simple/demo/",
+            sent[: len(sent) * 3 // 4],
+            content_type=MEDIA_JSON,
+            headers={"Content-Encoding": "gzip"},
+        )
+        with pytest.raises(InvalidResponseError, match="ends before its compressed stream"):
+            await client.find_project_page(index_on(static_server), "demo")
+
+    async def test_gzip_metadata_cut_inside_its_stream_is_invalid(
+        self, static_server: StaticServer, client: IndexClient
+    ) -> None:
+        """A PEP 658 file read as a stream is held to the same end: its dependencies would
+        otherwise be cut off without a word."""
+        metadata = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n" + b"".join(
+            f"Requires-Dist: dep{n}\n".encode() for n in range(2000)
+        )
+        page = {
+            "meta": {"api-version": "1.1"},
+            "name": "demo",
+            "files": [
+                {
+                    "filename": "demo-1.0-py3-none-any.whl",
+                    "url": "demo-1.0-py3-none-any.whl",
+                    "hashes": {},
+                    "core-metadata": True,
+                }
+            ],
+        }
+        static_server.add("/simple/demo/", json.dumps(page).encode(), content_type=MEDIA_JSON)
+        sent = gzip.compress(metadata)
+        static_server.add(
+            "/simple/demo/demo-1.0-py3-none-any.whl.metadata",
+            sent[: len(sent) // 2],
+            content_type="application/octet-stream",
+            headers={"Content-Encoding": "gzip"},
+        )
+        index = index_on(static_server)
+        found = await client.find_project_page(index, "demo")
+        with pytest.raises(InvalidResponseError, match="ends before its compressed stream"):
+            await client.find_core_metadata(index, found.files[0])
+
     async def test_trickling_body_hits_the_deadline(self, static_server: StaticServer) -> None:
         """The deadline covers body streaming: steady trickles never trip the read timeout."""
         static_server.add("/simple/demo/", PAGE, content_type=MEDIA_JSON, trickle=0.05, chunk=8)

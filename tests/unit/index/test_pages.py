@@ -248,6 +248,45 @@ class TestJsonPages:
         files = parse_files(page, MEDIA_JSON, url=PAGE_URL, project="demo")
         assert [f.filename for f in files] == ["demo-1.0-py3-none-any.whl"]
 
+    @pytest.mark.parametrize(
+        "field",
+        [
+            {"hashes": ["sha256", "00"]},
+            {"hashes": None},
+            {"size": "12"},
+            {"upload-time": 1700000000},
+            {"core-metadata": "yes"},
+            {"dist-info-metadata": 1},
+        ],
+        ids=["hashes-list", "hashes-null", "size-text", "time-number", "core-text", "dist-int"],
+    )
+    def test_a_file_with_a_field_of_the_wrong_type_is_skipped(
+        self, field: dict[str, object]
+    ) -> None:
+        """Fields read only when a file is made are checked then: the file is unusable, the
+        rest of the page stays (as for an unparsable URL)."""
+        page = json_page(json_file("demo-1.0.tar.gz", **field), json_file())
+        listing = parse_page(page, MEDIA_JSON, url=PAGE_URL, project="demo")
+        assert [str(v) for v in listing.versions] == ["1.0"]
+        assert [f.filename for f in listing.files] == ["demo-1.0-py3-none-any.whl"]
+
+    def test_fields_read_late_keep_their_values(self) -> None:
+        """Hashes, size, upload time and the PEP 714 metadata keys come through as sent."""
+        page = json_page(
+            json_file(
+                hashes={"sha256": "ab" * 32},
+                size=1234,
+                **{"upload-time": "2024-01-02T03:04:05Z", "dist-info-metadata": {"sha256": "cd"}},
+            ),
+            json_file("demo-2.0.tar.gz", **{"core-metadata": True, "dist-info-metadata": False}),
+        )
+        wheel, sdist = parse_files(page, MEDIA_JSON, url=PAGE_URL, project="demo")
+        assert wheel.hashes == {"sha256": "ab" * 32}
+        assert (wheel.size, wheel.upload_time) == (1234, "2024-01-02T03:04:05Z")
+        assert wheel.core_metadata == {"sha256": "cd"}
+        assert sdist.core_metadata == {}
+        assert (sdist.size, sdist.upload_time, sdist.hashes) == (None, None, {})
+
     def test_credentials_never_reach_file_urls(self) -> None:
         """Userinfo of the page URL or of a file URL is dropped: DistFiles hold no secrets."""
         page = json_page(
