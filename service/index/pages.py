@@ -343,6 +343,8 @@ class _JsonMeta(msgspec.Struct, frozen=True):
     api_version: str | None = msgspec.field(default=None, name="api-version")
 
 
+# The shortest a file entry can be written: {"filename":"","url":""} and a comma.
+_MIN_JSON_FILE_BYTES = 25
 _RAW_NULL = msgspec.Raw(b"null")
 _RAW_EMPTY_OBJECT = msgspec.Raw(b"{}")
 
@@ -385,7 +387,13 @@ def _json_core_metadata(value: bool | dict[str, str] | None) -> dict[str, str] |
 def _scan_json(content: bytes, max_files: int | None) -> list[_JsonFile]:
     # Every file has a "filename" key: a page naming more than the cap is refused before its
     # entries are decoded (the exact count is checked after, for keys spelled with escapes).
-    if max_files is not None and (mentions := content.count(b'"filename"')) > max_files:
+    # A page too short to hold that many entries is not searched (the search was 3% of a cold
+    # job's CPU).
+    if (
+        max_files is not None
+        and len(content) > max_files * _MIN_JSON_FILE_BYTES
+        and (mentions := content.count(b'"filename"')) > max_files
+    ):
         raise PageTooLargeError(mentions, max_files)
     try:
         # One typed decode of the whole list is the cheapest (75 ms for a 4 MB page here,

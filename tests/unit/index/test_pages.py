@@ -517,6 +517,16 @@ class TestListing:
         assert caught.value.files > 4
 
 
+    def test_entries_as_short_as_json_allows_are_still_counted(self) -> None:
+        """The search before decoding is skipped for pages shorter than the cap's worth of the
+        shortest entries: those entries are no shorter than the bound assumes."""
+        entry = b'{"filename":"","url":""}'
+        content = b'{"files":[' + b",".join([entry] * 40) + b"]}"
+        assert 40 * pages._MIN_JSON_FILE_BYTES <= len(content) < 41 * pages._MIN_JSON_FILE_BYTES
+        with pytest.raises(PageTooLargeError) as caught:
+            parse_page(content, MEDIA_JSON, url=PAGE_URL, project="demo", max_files=39)
+        assert caught.value.files == 40
+
 class TestPageBody:
     def test_a_gzipped_body_is_kept_as_it_came(self) -> None:
         """The index's gzip bytes are stored (nothing compressed again) and give the page."""
