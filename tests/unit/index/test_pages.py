@@ -516,7 +516,6 @@ class TestListing:
         assert caught.value.limit == 4
         assert caught.value.files > 4
 
-
     def test_entries_as_short_as_json_allows_are_still_counted(self) -> None:
         """The search before decoding is skipped for pages shorter than the cap's worth of the
         shortest entries: those entries are no shorter than the bound assumes."""
@@ -526,6 +525,7 @@ class TestListing:
         with pytest.raises(PageTooLargeError) as caught:
             parse_page(content, MEDIA_JSON, url=PAGE_URL, project="demo", max_files=39)
         assert caught.value.files == 40
+
 
 class TestPageBody:
     def test_a_gzipped_body_is_kept_as_it_came(self) -> None:
