@@ -50,6 +50,7 @@ import httpx
 import hyperframe.frame
 
 from service.diagnostics.redact import redact_url
+from service.index.http11 import LeanHTTPConnection
 from service.index.models import TLSProfile
 from service.index.streams import AsyncioBackend
 
@@ -464,7 +465,21 @@ class _LeanAssignment:
 
 
 class _LeanPool(_LeanAssignment, httpcore.AsyncConnectionPool):
-    pass
+    """The direct pool: its HTTP/1.1 connections speak through ``service.index.http11``."""
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+        return LeanHTTPConnection(
+            origin=origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            http1=self._http1,
+            http2=self._http2,
+            retries=self._retries,
+            local_address=self._local_address,
+            uds=self._uds,
+            network_backend=self._network_backend,
+            socket_options=self._socket_options,
+        )
 
 
 class _LeanProxy(_LeanAssignment, httpcore.AsyncHTTPProxy):
