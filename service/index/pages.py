@@ -688,20 +688,34 @@ def _group(
     # Pages list a version's wheels one after another ("pkg-1.0-cp39-...", "pkg-1.0-cp310-..."):
     # a wheel that starts like the last one split is of the same version, without a split. Files
     # are grouped by version text (str hashing is C; a Version's is Python), then each distinct
-    # text is parsed once and texts naming one version ("1.0", "1.0.0") merged.
+    # text is parsed once and texts naming one version ("1.0", "1.0.0") merged. A wheel's
+    # name is canonicalized only when it differs from the last one found to be the project's.
     prefix, current = "\0", []
+    known = None
     for position, filename in enumerate(filenames):
         if filename is None:
             continue
-        if filename.startswith(prefix) and filename.endswith(".whl"):
-            current.append(position)
-            continue
-        text = _split_filename(filename, project)
-        if text is None:
-            continue
-        current = by_text.setdefault(text, [])
+        if filename.endswith(".whl"):
+            if filename.startswith(prefix):
+                current.append(position)
+                continue
+            name, _, rest = filename.partition("-")
+            if name != known:
+                if not name or _canonical(name) != project:
+                    continue
+                known = name
+            if filename.count("-") not in (4, 5):
+                continue
+            text = rest.partition("-")[0]
+            prefix = filename[: len(name) + len(text) + 2]
+        else:
+            prefix = "\0"
+            found = _split_filename(filename, project)
+            if found is None:
+                continue
+            text = found
+        current = by_text.get(text) or by_text.setdefault(text, [])
         current.append(position)
-        prefix = f"{filename.partition('-')[0]}-{text}-" if filename.endswith(".whl") else "\0"
     grouped: dict[Version, list[int]] = {}
     for text, positions in by_text.items():
         version = parse_version(text)
