@@ -32,6 +32,7 @@ from service.api.watches import WatchSlots
 from service.builds import BuildStore, open_build_store, open_builder
 from service.jobs.backend import Backend, BackendChoice, open_backend
 from service.jobs.runner import JobRunner, Resolver, open_resolver
+from service.jobs.store import RedisJobStore
 from service.jobs.worker import Worker, make_worker
 from service.settings import Settings, load_settings
 
@@ -138,8 +139,12 @@ def create_app(
                 # long-polls may use up the API's pool, never the pool a job finishes on.
                 working = opened
                 if opened.kind == "redis":
+                    # The records a job ends with are held for the API's waiters to read.
+                    shared = (
+                        opened.store.finished if isinstance(opened.store, RedisJobStore) else None
+                    )
                     working = await stack.enter_async_context(
-                        open_backend(settings, "redis", role="resolvd-worker")
+                        open_backend(settings, "redis", role="resolvd-worker", finished=shared)
                     )
                 runner = JobRunner(
                     working.store, settings, resolve, environ=environ, stats=working.stats

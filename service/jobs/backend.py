@@ -31,7 +31,7 @@ from service.jobs.queue import (
     SweepingRedisQueue,
 )
 from service.jobs.stats import MemoryStatsStore, RedisStatsStore, StatsStore
-from service.jobs.store import JobStore, MemoryJobStore, RedisJobStore
+from service.jobs.store import FinishedRecords, JobStore, MemoryJobStore, RedisJobStore
 from service.settings import Settings
 
 __all__ = ["Backend", "BackendChoice", "BackendUnavailable", "open_backend"]
@@ -84,12 +84,17 @@ def _make_redis(url: str, client_name: str) -> Redis:
 
 @contextlib.asynccontextmanager
 async def open_backend(
-    settings: Settings, choice: BackendChoice, *, role: str = "resolvd"
+    settings: Settings,
+    choice: BackendChoice,
+    *,
+    role: str = "resolvd",
+    finished: FinishedRecords | None = None,
 ) -> AsyncIterator[Backend]:
     """Connect to the configured backend for the lifetime of the context.
 
     ``role`` names its Redis connections (``CLIENT LIST`` shows ``<role>`` and
-    ``<role>-queue``), so an operator sees who holds them.
+    ``<role>-queue``), so an operator sees who holds them. ``finished``: the finished records
+    another backend of this process holds, shared with this one's store.
     """
     result_ttl = settings.jobs.result_ttl_seconds
     bounds = Bounds(
@@ -104,7 +109,7 @@ async def open_backend(
         return
     url = settings.redis.url
     redis = _make_redis(url, role)
-    store = RedisJobStore(redis, result_ttl=result_ttl)
+    store = RedisJobStore(redis, result_ttl=result_ttl, finished=finished)
     try:
         await store.ping()
     except (RedisError, OSError) as exc:

@@ -28,7 +28,7 @@ import hashlib
 import logging
 import math
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Created",
+    "FinishedRecords",
     "IdempotencyConflict",
     "JobStore",
     "JobWatch",
@@ -190,18 +191,90 @@ def _choose(
     return _Choice(None, bind_dedupe=True, bind_idempotency=True)
 
 
-class RedisJobStore:
-    """``JobStore`` on Redis; safe across any number of API and worker processes."""
+class FinishedRecords:
+    """Terminal records this process wrote, for a little while, and the terminal writes it has
+    in flight; shared by the stores of one process (``resolvd serve``'s API and its worker
+    have one each, on separate connections).
 
-    def __init__(self, redis: Redis, *, result_ttl: int) -> None:
+    A finished record never changes, so the reads that follow its write (the waiters it wakes)
+    need not fetch and decode it again: 290 KB of JSON for a 244-package result. A read that
+    arrives while the write is in flight (the change's notice can overtake the write's own
+    reply) waits for its outcome, one round trip at most, and reads Redis only if the write
+    did not apply. Held records are bounded by their encoded bytes and by age (never past
+    their expiry in Redis).
+    """
+
+    def __init__(self, *, max_bytes: int = 32 * 1024 * 1024, max_age: float = 60.0) -> None:
+        self._max_bytes = max_bytes
+        self._max_age = max_age
+        self._entries: OrderedDict[str, tuple[JobRecord, int, float]] = OrderedDict()
+        self._bytes = 0
+        self._writing: dict[str, asyncio.Future[JobRecord | None]] = {}
+
+    @contextlib.contextmanager
+    def writing(self, job_id: str) -> Iterator[asyncio.Future[JobRecord | None]]:
+        """Around a terminal write: the future gets the record written, or None if it did not
+        apply (set so on any exit that did not set it)."""
+        future: asyncio.Future[JobRecord | None] = asyncio.get_running_loop().create_future()
+        self._writing[job_id] = future
+        try:
+            yield future
+        finally:
+            if not future.done():
+                future.set_result(None)
+            if self._writing.get(job_id) is future:
+                del self._writing[job_id]
+
+    def put(self, record: JobRecord, size: int, lives: float) -> None:
+        """Hold ``record`` (``size`` encoded bytes) for at most ``lives`` seconds."""
+        if size > self._max_bytes // 4:
+            return
+        self._drop(record.id)
+        self._entries[record.id] = (record, size, time.monotonic() + min(lives, self._max_age))
+        self._bytes += size
+        while self._bytes > self._max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        pending = self._writing.get(job_id)
+        if pending is not None:
+            written = await asyncio.shield(pending)
+            if written is not None:
+                return written
+        entry = self._entries.get(job_id)
+        if entry is None:
+            return None
+        if entry[2] <= time.monotonic():
+            self._drop(job_id)
+            return None
+        return entry[0]
+
+    def _drop(self, job_id: str) -> None:
+        entry = self._entries.pop(job_id, None)
+        if entry is not None:
+            self._bytes -= entry[1]
+
+
+class RedisJobStore:
+    """``JobStore`` on Redis; safe across any number of API and worker processes.
+
+    ``finished``: the process's ``FinishedRecords`` (a store of its own when not given)."""
+
+    def __init__(
+        self, redis: Redis, *, result_ttl: int, finished: FinishedRecords | None = None
+    ) -> None:
         self._redis = redis
         self._ttl_ms = result_ttl * 1000
         self._hub = _RedisEventHub(redis)
+        self.finished = FinishedRecords() if finished is None else finished
 
     async def ping(self) -> None:
         await self._redis.ping()
 
     async def get(self, job_id: str) -> JobRecord | None:
+        held = await self.finished.get(job_id)
+        if held is not None:
+            return held
         raw = await self._redis.get(_job_key(job_id))
         return None if raw is None else _record_decoder.decode(raw)
 
@@ -259,12 +332,19 @@ class RedisJobStore:
                     if new is None:
                         return Updated(current, changed=False)
                     pipe.multi()  # type: ignore[no-untyped-call]  # as in create
-                    if new.terminal:
-                        pipe.set(key, msgspec.json.encode(new), px=self._ttl_ms)
-                    else:
-                        pipe.set(key, msgspec.json.encode(new), keepttl=True)
+                    encoded = msgspec.json.encode(new)
+                    if not new.terminal:
+                        pipe.set(key, encoded, keepttl=True)
+                        pipe.publish(_events_channel(job_id), str(new.version))
+                        await pipe.execute()
+                        return Updated(new, changed=True)
+                    pipe.set(key, encoded, px=self._ttl_ms)
                     pipe.publish(_events_channel(job_id), str(new.version))
-                    await pipe.execute()
+                    with self.finished.writing(job_id) as written:
+                        await pipe.execute()
+                        # Short of the key's own expiry, which began a moment before.
+                        self.finished.put(new, len(encoded), 0.9 * self._ttl_ms / 1000)
+                        written.set_result(new)
                     return Updated(new, changed=True)
                 except WatchError:
                     continue

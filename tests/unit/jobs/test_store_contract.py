@@ -21,7 +21,13 @@ from service.jobs.model import (
     record_progress,
 )
 from service.jobs.stats import MemoryStatsStore, RedisStatsStore, StatsStore
-from service.jobs.store import IdempotencyConflict, JobStore, MemoryJobStore, RedisJobStore
+from service.jobs.store import (
+    FinishedRecords,
+    IdempotencyConflict,
+    JobStore,
+    MemoryJobStore,
+    RedisJobStore,
+)
 from service.resolution import Progress, ResolveRequest, Target
 from service.resolution.result import Failure
 from tests.support.scripted import make_resolution
@@ -319,3 +325,78 @@ class TestSubmissionCount:
         assert await store.count_submission("alice", 60) == 1
         assert await store.count_submission("alice", 60) == 2
         assert await store.count_submission("bob", 60) == 1
+
+
+class TestRedisHoldsWhatItFinished:
+    """``RedisJobStore`` keeps the terminal records it wrote for a while (``FinishedRecords``,
+    shared by the stores of one process): they never change, and the waiters an update wakes
+    read them back at once."""
+
+    async def test_a_finished_record_is_read_without_redis(self, clean_redis: str) -> None:
+        """After the terminal write, the stores sharing the holder answer from memory (the key
+        deleted behind their back shows it); another process's store reads Redis."""
+        redis = Redis.from_url(clean_redis)
+        store = RedisJobStore(redis, result_ttl=3600)
+        sibling = RedisJobStore(
+            Redis.from_url(clean_redis), result_ttl=3600, finished=store.finished
+        )
+        other = RedisJobStore(Redis.from_url(clean_redis), result_ttl=3600)
+        record = (await store.create(job())).record
+        await store.update(record.id, mark_running)
+        done = await store.update(record.id, lambda r: mark_succeeded(r, make_resolution()))
+        await redis.delete(f"resolvd:job:{record.id}")
+        assert await store.get(record.id) == done.record
+        assert await sibling.get(record.id) == done.record
+        assert await other.get(record.id) is None
+        for each in (store, sibling, other):
+            await each.aclose()
+
+    async def test_a_live_record_is_always_read_from_redis(self, clean_redis: str) -> None:
+        """Running jobs change: nothing is held for them."""
+        redis = Redis.from_url(clean_redis)
+        store = RedisJobStore(redis, result_ttl=3600)
+        record = (await store.create(job())).record
+        await store.update(record.id, mark_running)
+        await redis.delete(f"resolvd:job:{record.id}")
+        assert await store.get(record.id) is None
+        await store.aclose()
+
+    async def test_held_records_go_before_the_key_expires(self, clean_redis: str) -> None:
+        """A record is never served from memory past its expiry in Redis."""
+        store = RedisJobStore(Redis.from_url(clean_redis), result_ttl=1)
+        record = (await store.create(job())).record
+        await store.update(record.id, mark_cancelled)
+        assert await store.get(record.id) is not None
+        await asyncio.sleep(1.1)
+        assert await store.get(record.id) is None
+        await store.aclose()
+
+    async def test_a_read_during_the_write_waits_for_its_outcome(self) -> None:
+        """A read that arrives while the terminal write is in flight gets what it wrote, or,
+        when the write did not apply, nothing from memory (the caller reads Redis)."""
+        held = FinishedRecords()
+        record = job()
+        with held.writing(record.id) as written:
+            reader = asyncio.create_task(held.get(record.id))
+            await asyncio.sleep(0)
+            assert not reader.done()
+            written.set_result(record)
+        assert await reader == record
+        with held.writing("other"):
+            failed = asyncio.create_task(held.get("other"))
+            await asyncio.sleep(0)
+        assert await failed is None
+
+    def test_held_records_are_bounded_by_bytes(self) -> None:
+        """The oldest go first once the held bytes pass the bound; a record over a quarter of
+        it is never held."""
+        held = FinishedRecords(max_bytes=1000)
+        first, second = job("a"), job("b")
+        held.put(first, 200, 60)
+        held.put(second, 200, 60)
+        held.put(job("big"), 300, 60)
+        assert held._entries.keys() == {first.id, second.id}
+        for number in range(5):
+            held.put(job(f"c{number}"), 200, 60)
+        assert first.id not in held._entries
+        assert held._bytes <= 1000
