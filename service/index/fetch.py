@@ -237,7 +237,7 @@ _GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
 
 class _Inflater:
     """Content-Encoding decoder: ``feed`` yields at most ``_INFLATE_STEP`` bytes at a time,
-    ``inflate`` a whole body at once."""
+    ``step`` with a larger limit inflates a whole body at once."""
 
     def __init__(self, encoding: str) -> None:
         encoding = encoding.strip().lower()
@@ -257,8 +257,9 @@ class _Inflater:
     def identity(self) -> bool:
         return self._decompressor is None
 
-    def _step(self, data: bytes, limit: int) -> bytes:
-        """Up to ``limit`` more bytes of output (the rest of ``data`` waits in the tail)."""
+    def step(self, data: bytes, limit: int) -> bytes:
+        """Up to ``limit`` more bytes of output (the rest of ``data`` waits in the tail); for a
+        body with an encoding (``identity`` is False)."""
         assert self._decompressor is not None
         self._fed = self._fed or bool(data)
         while True:
@@ -278,13 +279,9 @@ class _Inflater:
         if self._decompressor is None:
             yield data
             return
-        while out := self._step(data, _INFLATE_STEP):
+        while out := self.step(data, _INFLATE_STEP):
             data = self._decompressor.unconsumed_tail
             yield out
-
-    def inflate(self, data: bytes, limit: int) -> bytes:
-        """All of ``data`` inflated in one call, cut at ``limit`` bytes."""
-        return data if self._decompressor is None else self._step(data, limit)
 
     @property
     def ended(self) -> bool:
@@ -327,7 +324,7 @@ class _Decoder:
     def whole(self, raw: bytes) -> bytes:
         """All of ``raw`` decoded at once: one output buffer, no per-step copy of the input."""
         try:
-            content = self._inflater.inflate(raw, self._cap + 1)
+            content = self._inflater.step(raw, self._cap + 1)
         except INFLATE_ERRORS as exc:
             raise self._corrupt(exc) from exc
         self.total = len(content)

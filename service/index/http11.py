@@ -126,14 +126,21 @@ class _Message:
         return None
 
 
-def _encode_head(request: httpcore.Request) -> bytes:
+def _encode_head(request: httpcore.Request) -> tuple[bytes, bool]:
+    """The request line and headers, checked in one pass, and whether a body length was
+    declared."""
     lines = [request.method, b" ", request.url.target, b" HTTP/1.1\r\n"]
+    declared = False
     for name, value in request.headers:
         if _FIELD_NAME.fullmatch(name) is None or _FORBIDDEN_IN_VALUE.search(value):
             raise httpcore.LocalProtocolError(f"illegal header {name!r}")
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            raise httpcore.LocalProtocolError("a request body without a declared length")
+        declared = declared or lowered == b"content-length"
         lines += (name, b": ", value, b"\r\n")
     lines.append(b"\r\n")
-    return b"".join(lines)
+    return b"".join(lines), declared
 
 
 class LeanHTTP11Connection(httpcore.AsyncConnectionInterface):
@@ -181,11 +188,9 @@ class LeanHTTP11Connection(httpcore.AsyncConnectionInterface):
         )
 
     async def _send(self, request: httpcore.Request, seconds: float | None) -> None:
-        names = {name.lower() for name, _ in request.headers}
-        if b"transfer-encoding" in names:
-            raise httpcore.LocalProtocolError("a request body without a declared length")
-        await self._stream.write(_encode_head(request), timeout=seconds)
-        if b"content-length" not in names:
+        head, declared = _encode_head(request)
+        await self._stream.write(head, timeout=seconds)
+        if not declared:
             return
         assert isinstance(request.stream, AsyncIterable)
         async for chunk in request.stream:
@@ -278,12 +283,14 @@ class _Body:
         self._message = message
         self._timeout = timeout
         self._closed = False
-        self._bodiless = head or message.status in _NO_BODY_STATUSES
-        if self._bodiless:
+        if head or message.status in _NO_BODY_STATUSES:
             message.body.clear()
             message.complete = True
-        # Neither a length nor chunks: the body runs until the server closes the connection.
-        self._until_close = not self._bodiless and (
+
+    def _runs_until_close(self) -> bool:
+        """Neither a length nor chunks: the body ends when the server closes the connection."""
+        message = self._message
+        return (
             message.header(b"content-length") is None
             and b"chunked" not in (message.header(b"transfer-encoding") or b"").lower()
         )
@@ -299,7 +306,7 @@ class _Body:
                 if message.complete:
                     return
                 if not await self._connection._read_into(message, self._timeout):
-                    if self._until_close:
+                    if self._runs_until_close():
                         message.complete, message.trailing = True, True  # not reusable
                         return
                     raise httpcore.RemoteProtocolError(

@@ -157,6 +157,15 @@ def _canonical(name: str) -> str:
     return canonicalize_name(name)
 
 
+def _split_wheel(filename: str) -> tuple[str, str] | None:
+    """A wheel name's distribution and version parts, as written (no tags parsed); ``None``
+    without the four or five dashes of a wheel name."""
+    if filename.count("-") not in (4, 5):
+        return None
+    name, _, rest = filename.partition("-")
+    return name, rest.partition("-")[0]
+
+
 def _split_filename(filename: str, project: str) -> str | None:
     """The version text a file of ``project`` declares in its name, without parsing wheel tags.
 
@@ -165,11 +174,10 @@ def _split_filename(filename: str, project: str) -> str | None:
     whose tags do not parse is dropped when its version's files are made.
     """
     if filename.endswith(".whl"):
-        dashes = filename.count("-")
-        if dashes not in (4, 5):
+        split = _split_wheel(filename)
+        if split is None:
             return None
-        name, _, rest = filename.partition("-")
-        version = rest.partition("-")[0]
+        name, version = split
     elif filename.endswith(".tar.gz"):
         name, _, version = filename[: -len(".tar.gz")].rpartition("-")
     elif filename.endswith(".zip"):
@@ -699,14 +707,14 @@ def _group(
             if filename.startswith(prefix):
                 current.append(position)
                 continue
-            name, _, rest = filename.partition("-")
+            split = _split_wheel(filename)
+            if split is None:
+                continue
+            name, text = split
             if name != known:
                 if not name or _canonical(name) != project:
                     continue
                 known = name
-            if filename.count("-") not in (4, 5):
-                continue
-            text = rest.partition("-")[0]
             prefix = filename[: len(name) + len(text) + 2]
         else:
             prefix = "\0"
@@ -714,7 +722,7 @@ def _group(
             if found is None:
                 continue
             text = found
-        current = by_text.get(text) or by_text.setdefault(text, [])
+        current = by_text.setdefault(text, [])
         current.append(position)
     grouped: dict[Version, list[int]] = {}
     for text, positions in by_text.items():

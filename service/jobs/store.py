@@ -333,21 +333,27 @@ class RedisJobStore:
                         return Updated(current, changed=False)
                     pipe.multi()  # type: ignore[no-untyped-call]  # as in create
                     encoded = msgspec.json.encode(new)
-                    if not new.terminal:
+                    if new.terminal:
+                        pipe.set(key, encoded, px=self._ttl_ms)
+                    else:
                         pipe.set(key, encoded, keepttl=True)
-                        pipe.publish(_events_channel(job_id), str(new.version))
-                        await pipe.execute()
-                        return Updated(new, changed=True)
-                    pipe.set(key, encoded, px=self._ttl_ms)
                     pipe.publish(_events_channel(job_id), str(new.version))
-                    with self.finished.writing(job_id) as written:
+                    if new.terminal:
+                        await self._execute_finishing(pipe, new, len(encoded))
+                    else:
                         await pipe.execute()
-                        # Short of the key's own expiry, which began a moment before.
-                        self.finished.put(new, len(encoded), 0.9 * self._ttl_ms / 1000)
-                        written.set_result(new)
                     return Updated(new, changed=True)
                 except WatchError:
                     continue
+
+    async def _execute_finishing(self, pipe: Pipeline, record: JobRecord, size: int) -> None:
+        """The write of a terminal ``record``, with this process's reads waiting on it and the
+        record held for them once written."""
+        with self.finished.writing(record.id) as written:
+            await pipe.execute()
+            # Short of the key's own expiry, which began a moment before.
+            self.finished.put(record, size, 0.9 * self._ttl_ms / 1000)
+            written.set_result(record)
 
     @contextlib.asynccontextmanager
     async def watch(self, job_id: str) -> AsyncIterator[JobWatch]:
