@@ -49,10 +49,12 @@ from service.resolution import (
 from service.resolution.result import Failure, make_deadline_failure, make_job_failure
 from service.settings import Settings
 
-__all__ = ["JobRunner", "ResolveFn", "Resolver", "open_resolver"]
+__all__ = ["JobRunner", "ResolveFn", "Resolver", "open_resolver", "start_executor_threads"]
 
 logger = logging.getLogger(__name__)
 
+# ThreadPoolExecutor's own default size: the threads ``start_executor_threads`` starts up front.
+_EXECUTOR_THREADS = min(32, (os.cpu_count() or 1) + 4)
 # How often a running job publishes progress and looks for a cancel.
 PROGRESS_INTERVAL_SECONDS = 0.25
 # How long past its deadline a resolution may run before the runner gives up on it.
@@ -93,6 +95,7 @@ Resolver = Callable[[Settings], contextlib.AbstractAsyncContextManager[ResolveFn
 @contextlib.asynccontextmanager
 async def open_resolver(settings: Settings) -> AsyncIterator[ResolveFn]:
     """The real resolver: one index client per worker process, shared by its jobs."""
+    await start_executor_threads()
     async with contextlib.AsyncExitStack() as stack:
         builder = None
         if settings.builds.enabled:  # sdists with dynamic metadata go to the builders
@@ -122,6 +125,21 @@ async def open_resolver(settings: Settings) -> AsyncIterator[ResolveFn]:
             )
 
         yield resolve
+
+
+async def start_executor_threads(count: int = _EXECUTOR_THREADS) -> None:
+    """Start up to ``count`` threads of the event loop's default executor now.
+
+    The executor starts a thread the first time it finds none idle, and ``Thread.start`` holds
+    the event loop until the new thread has run. On a loop whose resolver threads hold the GIL
+    that costs 5-10 ms per thread, so a new worker's first job paid 30-50 ms of stalled loop.
+    Each task below waits until all are submitted, so each submission finds no idle thread.
+    """
+    loop = asyncio.get_running_loop()
+    submitted = threading.Event()
+    started = [loop.run_in_executor(None, submitted.wait) for _ in range(count)]
+    submitted.set()
+    await asyncio.gather(*started)
 
 
 class JobRunner:

@@ -14,7 +14,12 @@ import pytest
 from service.diagnostics.model import Code
 from service.index.models import Index
 from service.jobs.model import GAVE_UP_MESSAGE, JobRecord, make_record, mark_cancelled
-from service.jobs.runner import INTERNAL_ERROR_MESSAGE, JobRunner, open_resolver
+from service.jobs.runner import (
+    INTERNAL_ERROR_MESSAGE,
+    JobRunner,
+    open_resolver,
+    start_executor_threads,
+)
 from service.jobs.store import MemoryJobStore
 from service.resolution import IndexRef, Progress, ResolutionFailed, ResolveRequest, Target
 from service.resolution.result import make_deadline_failure
@@ -284,3 +289,18 @@ class TestTheRealResolver:
         failure = caught.value.failure
         assert [hint.code for hint in failure.hints] == [Code.RESOLUTION_TOO_COMPLEX]
         assert "after 2 rounds" in failure.message
+
+
+def test_start_executor_threads_starts_them_before_any_job() -> None:
+    # A loop of its own: its default executor is new, with no thread yet.
+    async def started_threads() -> tuple[int, int]:
+        before = set(threading.enumerate())
+        await start_executor_threads(3)
+        after_start = set(threading.enumerate()) - before
+        # The next calls find idle threads: none is started on the loop.
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(None, time.sleep, 0) for _ in range(3)))
+        after_use = set(threading.enumerate()) - before
+        return len(after_start), len(after_use)
+
+    assert asyncio.run(started_threads()) == (3, 3)
