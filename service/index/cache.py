@@ -39,14 +39,15 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import hashlib
 import logging
 import math
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import msgspec
 import redis.asyncio
@@ -281,6 +282,29 @@ return 1
 """
 
 
+# Queued writes go to Redis in pipelines of up to this many values and about this many bytes:
+# one by one, each write cost a round trip and a command dispatch on both sides.
+_PIPELINE_WRITES = 16
+_PIPELINE_BYTES = 4 * 1024 * 1024
+# Writes waiting for the writer, at most: past that, a slow Redis is not stored to.
+_MAX_PENDING_WRITES = 4096
+
+
+class _Write(NamedTuple):
+    operation: str
+    key: str
+    value: Any
+    keep_seconds: float
+
+
+class _StoreCommand(NamedTuple):
+    """One run of ``_STORE_SCRIPT``: its key and ARGV (the encoded value first)."""
+
+    operation: str
+    key: str
+    arguments: tuple[bytes, int, int, float, int, int, int]
+
+
 class RedisPageCache(PageCache):
     """Pages and metadata in Redis (msgpack), fronted by a ``MemoryPageCache``.
 
@@ -306,14 +330,11 @@ class RedisPageCache(PageCache):
         self._retry_seconds = retry_seconds
         self._failing = False
         self._full = False
-        # Writes run concurrently and their answers arrive in any order: a store answered after
-        # "full" clears it only when the write began after "full" was seen (space was freed).
-        self._writes_begun = 0
-        self._full_seen_at = 0
         self._next_try = 0.0
         self._outage_errors = 0
-        self._store = client.register_script(_STORE_SCRIPT)
-        self._writes: set[asyncio.Task[None]] = set()
+        self._store_sha = hashlib.sha1(_STORE_SCRIPT.encode()).hexdigest()
+        self._pending: deque[_Write] = deque()
+        self._writer: asyncio.Task[None] | None = None
         self.errors = 0
         self.skipped = 0
 
@@ -479,61 +500,94 @@ class RedisPageCache(PageCache):
         self._write_behind("set metadata", key, metadata, self._settings.metadata_ttl_seconds)
 
     def _write_behind(self, operation: str, key: str, value: Any, keep_seconds: float) -> None:
-        """Store ``value`` in Redis in a task of its own: the caller goes on at once."""
+        """Queue ``value`` for Redis: the caller goes on at once, one task writes the queue."""
         if not self._ask_redis():
             return
-        task = asyncio.create_task(self._write(operation, key, value, keep_seconds))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        if len(self._pending) >= _MAX_PENDING_WRITES:
+            self._skip("backlog")  # Redis takes writes slower than they come
+            return
+        self._pending.append(_Write(operation, key, value, keep_seconds))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_pending())
 
-    async def _write(self, operation: str, key: str, value: Any, keep_seconds: float) -> None:
-        self._writes_begun += 1
-        begun = self._writes_begun
-        data = _encoder.encode(value)
+    async def _write_pending(self) -> None:
+        """Write the queue in pipelines (``_PIPELINE_WRITES`` values or ``_PIPELINE_BYTES``)
+        until it is empty; while Redis is failing, what is queued is dropped (a cache write
+        is never owed)."""
+        try:
+            while self._pending:
+                commands: list[_StoreCommand] = []
+                size = 0
+                while self._pending and len(commands) < _PIPELINE_WRITES and size < _PIPELINE_BYTES:
+                    command = self._command(self._pending.popleft())
+                    if command is not None:
+                        commands.append(command)
+                        size += len(command.arguments[0])
+                if commands and self._ask_redis():
+                    await self._write(commands)
+        finally:
+            self._writer = None
+
+    def _command(self, write: _Write) -> _StoreCommand | None:
+        """The store script's arguments for ``write``; ``None`` for a value over the cap."""
         settings = self._settings
+        data = _encoder.encode(write.value)
         if len(data) > settings.max_value_bytes:
             self._skip("too big")
-            return
-        keep_ms = max(1, int(keep_seconds * 1000))
+            return None
         now = time.time()
-        expires = now + keep_seconds
-        window = math.floor(expires / _BUDGET_WINDOW_SECONDS)
+        keep_ms = max(1, int(write.keep_seconds * 1000))
+        window = math.floor((now + write.keep_seconds) / _BUDGET_WINDOW_SECONDS)
         window_end = (window + 1) * _BUDGET_WINDOW_SECONDS
-        cost = len(data) + len(key) + _KEY_OVERHEAD_BYTES
-        arguments: list[bytes | int | float] = [
-            data,
-            keep_ms,
-            settings.max_bytes,
-            now,
-            window,
-            window_end,
-            cost,
-        ]
+        cost = len(data) + len(write.key) + _KEY_OVERHEAD_BYTES
+        arguments = (data, keep_ms, settings.max_bytes, now, window, window_end, cost)
+        return _StoreCommand(write.operation, write.key, arguments)
+
+    async def _write(self, commands: Sequence[_StoreCommand]) -> None:
         try:
-            stored = await self._store(keys=[key, _BUDGET_KEY], args=arguments)
-        except redis.exceptions.OutOfMemoryError:
-            stored = 0  # Redis's own maxmemory under noeviction: full, not failing
+            answers = await self._store_all(commands)
         except _REDIS_FAILURES as exc:
-            self._failed(operation, exc)
+            self._failed(commands[0].operation, exc)
             return
-        self._recovered()
-        if stored:
-            if begun > self._full_seen_at:
-                self._full = False
-        else:
-            self._full_seen_at = self._writes_begun
-            self._skip("full")
+        for command, answer in zip(commands, answers, strict=True):
+            # Redis's own maxmemory under noeviction (OOM) is full, not failing.
+            if isinstance(answer, Exception) and not isinstance(
+                answer, redis.exceptions.OutOfMemoryError
+            ):
+                self._failed(command.operation, answer)
+                continue
+            self._recovered()
+            if answer == 1:
+                self._full = False  # one writer: answers arrive in the order of the writes
+            else:
+                self._skip("full")
+
+    async def _store_all(self, commands: Sequence[_StoreCommand]) -> list[Any]:
+        """Each command's answer from the store script, or the error Redis gave for it. A Redis
+        that lost its scripts (restarted) is given the script again, and the commands rerun."""
+        answers = await self._run_store_script(commands)
+        if any(isinstance(answer, redis.exceptions.NoScriptError) for answer in answers):
+            await self._redis.script_load(_STORE_SCRIPT)
+            answers = await self._run_store_script(commands)
+        return answers
+
+    async def _run_store_script(self, commands: Sequence[_StoreCommand]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.evalsha(self._store_sha, 2, command.key, _BUDGET_KEY, *command.arguments)
+            return await pipe.execute(raise_on_error=False)
 
     async def flush(self) -> None:
-        """Wait for the background writes started so far (tests, and ``aclose``)."""
-        while self._writes:
-            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        """Wait until the queued writes are written (tests, and ``aclose``)."""
+        while self._writer is not None:
+            await asyncio.wait([self._writer])
 
     async def aclose(self) -> None:
         try:
             async with asyncio.timeout(self._retry_seconds):
                 await self.flush()
         except TimeoutError:
-            for task in list(self._writes):
-                task.cancel()
+            self._pending.clear()
+            if self._writer is not None:
+                self._writer.cancel()
         await self._redis.aclose()

@@ -27,6 +27,7 @@ from service.index import (
     RedisPageCache,
     make_index_client,
 )
+from service.index import cache as cache_module
 from service.index.cache import CachedPage
 from service.index.pages import MEDIA_JSON, parse_page
 from service.settings import CacheSettings, RedisSettings, Settings
@@ -237,6 +238,63 @@ class TestRedisCache:
         await connection.set(f"resolvd:cache:v2:page:{INDEX.identity}:demo", b"\xc1garbage")
         await connection.aclose()
         assert await redis_cache.get_page(INDEX, "demo") is None
+
+    async def test_writes_land_after_redis_forgot_its_script(
+        self, redis_cache: RedisPageCache, clean_redis: str
+    ) -> None:
+        """A restarted Redis has no scripts: the store script is loaded again and the write
+        lands, with no error counted."""
+        connection = redis.asyncio.Redis.from_url(clean_redis)
+        try:
+            await connection.script_flush()
+            await redis_cache.set_metadata(INDEX, dist_file(), METADATA)
+            await redis_cache.flush()
+            stored = await connection.exists(f"resolvd:cache:v2:meta:{INDEX.identity}:{'ab' * 32}")
+        finally:
+            await connection.aclose()
+        assert stored == 1
+        assert redis_cache.errors == 0
+
+    async def test_a_burst_of_writes_lands_whole(
+        self, redis_cache: RedisPageCache, clean_redis: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Writes queued faster than Redis takes them go in several pipelines, cut by count
+        and by bytes, and every one lands."""
+        monkeypatch.setattr(cache_module, "_PIPELINE_BYTES", 100_000)  # about two values
+        files = [dist_file(sha=f"{n:064x}") for n in range(40)]
+        for n, file in enumerate(files):
+            metadata = big_metadata(n) if n % 4 == 0 else METADATA
+            await redis_cache.set_metadata(INDEX, file, metadata)
+        await redis_cache.flush()
+        reader = RedisPageCache.from_url(clean_redis)
+        try:
+            found = await reader.get_many_metadata(INDEX, files)
+        finally:
+            await reader.aclose()
+        assert [m is not None and m.version == "1.0" for m in found] == [True] * len(files)
+        assert redis_cache.errors == redis_cache.skipped == 0
+
+    async def test_writes_beyond_the_backlog_are_skipped(
+        self, redis_cache: RedisPageCache, clean_redis: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """While Redis stalls, at most _MAX_PENDING_WRITES wait; the rest are skipped, not
+        held, and what waited lands once Redis answers."""
+        monkeypatch.setattr(cache_module, "_MAX_PENDING_WRITES", 2)
+        connection = redis.asyncio.Redis.from_url(clean_redis)
+        files = [dist_file(sha=f"{n:064x}") for n in range(10)]
+        try:
+            await redis_cache.set_metadata(INDEX, files[0], METADATA)
+            await redis_cache.flush()
+            await connection.client_pause(300, all=False)
+            for file in files[1:]:
+                await redis_cache.set_metadata(INDEX, file, METADATA)
+            await redis_cache.flush()
+            stored = len(await connection.keys("*:meta:*"))
+        finally:
+            await connection.aclose()
+        assert redis_cache.skipped == len(files) - stored
+        assert stored == 3
+        assert redis_cache.errors == 0
 
     async def test_unreachable_redis_is_a_miss_logged_once(
         self, caplog: pytest.LogCaptureFixture
