@@ -240,45 +240,53 @@ _metadata_decoder = msgspec.msgpack.Decoder(CoreMetadata)
 # Corrupt or foreign values read as misses, like an unreachable Redis.
 _REDIS_FAILURES = (redis.exceptions.RedisError, OSError, msgspec.DecodeError, PageParseError)
 
-# KEYS[1]: the value's key, KEYS[2]: the budget hash. ARGV: value, ttl ms, budget bytes (0: none),
-# now (s), the window the key expires in, its end (s), the bytes the value costs. The hash holds
-# per window "b:<w>" (bytes written) and "e:<w>" (when its last key expires). 1 stored, 0 full.
-_STORE_SCRIPT = """
-local budget = tonumber(ARGV[3])
-local cost = tonumber(ARGV[7])
-if budget > 0 then
-  local now = tonumber(ARGV[4])
-  local fields = redis.call('HGETALL', KEYS[2])
-  local live = 0
-  local windows = {}
-  for i = 1, #fields, 2 do
-    local name, value = fields[i], tonumber(fields[i + 1])
-    local kind, window = string.sub(name, 1, 1), string.sub(name, 3)
-    windows[window] = windows[window] or {}
-    windows[window][kind] = value
+# Reserves room in the budget for a batch of writes, in order; the values are SET after, by the
+# caller, only where it answered 1 (a value passed through Lua costs Redis a copy per byte).
+# KEYS[1]: the budget hash. ARGV: budget bytes, now (s), then per value: the window its key
+# expires in, that window's end (s), the bytes it costs, its ttl (ms). The hash holds per window
+# "b:<w>" (bytes written) and "e:<w>" (when its last key expires). Answers 1 (room) or 0 (full)
+# per value.
+_RESERVE_SCRIPT = """
+local budget = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+local fields = redis.call('HGETALL', KEYS[1])
+local live = 0
+local windows = {}
+for i = 1, #fields, 2 do
+  local name, value = fields[i], tonumber(fields[i + 1])
+  local kind, window = string.sub(name, 1, 1), string.sub(name, 3)
+  windows[window] = windows[window] or {}
+  windows[window][kind] = value
+end
+for window, entry in pairs(windows) do
+  if (entry['e'] or 0) <= now then
+    redis.call('HDEL', KEYS[1], 'b:' .. window, 'e:' .. window)
+  else
+    live = live + (entry['b'] or 0)
   end
-  for window, entry in pairs(windows) do
-    if (entry['e'] or 0) <= now then
-      redis.call('HDEL', KEYS[2], 'b:' .. window, 'e:' .. window)
-    else
-      live = live + (entry['b'] or 0)
-    end
-  end
+end
+local answers = {}
+local longest = 0
+for i = 3, #ARGV, 4 do
+  local window, ends = ARGV[i], tonumber(ARGV[i + 1])
+  local cost, ttl = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   if live + cost > budget then
-    return 0
+    answers[#answers + 1] = 0
+  else
+    live = live + cost
+    redis.call('HINCRBY', KEYS[1], 'b:' .. window, cost)
+    local known = tonumber(redis.call('HGET', KEYS[1], 'e:' .. window) or '0')
+    if known < ends then
+      redis.call('HSET', KEYS[1], 'e:' .. window, ends)
+    end
+    longest = math.max(longest, ttl)
+    answers[#answers + 1] = 1
   end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if budget > 0 then
-  local window = ARGV[5]
-  redis.call('HINCRBY', KEYS[2], 'b:' .. window, cost)
-  local ends = tonumber(redis.call('HGET', KEYS[2], 'e:' .. window) or '0')
-  if ends < tonumber(ARGV[6]) then
-    redis.call('HSET', KEYS[2], 'e:' .. window, ARGV[6])
-  end
-  redis.call('PEXPIRE', KEYS[2], math.max(redis.call('PTTL', KEYS[2]), tonumber(ARGV[2]) + 7200000))
+if longest > 0 then
+  redis.call('PEXPIRE', KEYS[1], math.max(redis.call('PTTL', KEYS[1]), longest + 7200000))
 end
-return 1
+return answers
 """
 
 
@@ -298,11 +306,15 @@ class _Write(NamedTuple):
 
 
 class _StoreCommand(NamedTuple):
-    """One run of ``_STORE_SCRIPT``: its key and ARGV (the encoded value first)."""
+    """One value to store: its key, encoded value and keep time, and its budget window."""
 
     operation: str
     key: str
-    arguments: tuple[bytes, int, int, float, int, int, int]
+    data: bytes
+    keep_ms: int
+    window: int
+    window_end: int
+    cost: int
 
 
 class RedisPageCache(PageCache):
@@ -332,7 +344,7 @@ class RedisPageCache(PageCache):
         self._full = False
         self._next_try = 0.0
         self._outage_errors = 0
-        self._store_sha = hashlib.sha1(_STORE_SCRIPT.encode()).hexdigest()
+        self._reserve_sha = hashlib.sha1(_RESERVE_SCRIPT.encode()).hexdigest()
         self._pending: deque[_Write] = deque()
         self._writer: asyncio.Task[None] | None = None
         self.errors = 0
@@ -522,26 +534,24 @@ class RedisPageCache(PageCache):
                     command = self._command(self._pending.popleft())
                     if command is not None:
                         commands.append(command)
-                        size += len(command.arguments[0])
+                        size += len(command.data)
                 if commands and self._ask_redis():
                     await self._write(commands)
         finally:
             self._writer = None
 
     def _command(self, write: _Write) -> _StoreCommand | None:
-        """The store script's arguments for ``write``; ``None`` for a value over the cap."""
+        """``write`` encoded, with its budget window; ``None`` for a value over the cap."""
         settings = self._settings
         data = _encoder.encode(write.value)
         if len(data) > settings.max_value_bytes:
             self._skip("too big")
             return None
-        now = time.time()
         keep_ms = max(1, int(write.keep_seconds * 1000))
-        window = math.floor((now + write.keep_seconds) / _BUDGET_WINDOW_SECONDS)
+        window = math.floor((time.time() + write.keep_seconds) / _BUDGET_WINDOW_SECONDS)
         window_end = (window + 1) * _BUDGET_WINDOW_SECONDS
         cost = len(data) + len(write.key) + _KEY_OVERHEAD_BYTES
-        arguments = (data, keep_ms, settings.max_bytes, now, window, window_end, cost)
-        return _StoreCommand(write.operation, write.key, arguments)
+        return _StoreCommand(write.operation, write.key, data, keep_ms, window, window_end, cost)
 
     async def _write(self, commands: Sequence[_StoreCommand]) -> None:
         try:
@@ -563,19 +573,33 @@ class RedisPageCache(PageCache):
                 self._skip("full")
 
     async def _store_all(self, commands: Sequence[_StoreCommand]) -> list[Any]:
-        """Each command's answer from the store script, or the error Redis gave for it. A Redis
-        that lost its scripts (restarted) is given the script again, and the commands rerun."""
-        answers = await self._run_store_script(commands)
-        if any(isinstance(answer, redis.exceptions.NoScriptError) for answer in answers):
-            await self._redis.script_load(_STORE_SCRIPT)
-            answers = await self._run_store_script(commands)
-        return answers
-
-    async def _run_store_script(self, commands: Sequence[_StoreCommand]) -> list[Any]:
+        """Per command: true when stored, 0 when the budget had no room, or the error Redis
+        gave (an ``OutOfMemoryError`` under its own maxmemory). Room is reserved first, in one
+        script run, and only the values given room are sent."""
+        room = await self._reserve(commands) if self._settings.max_bytes > 0 else None
         async with self._redis.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.evalsha(self._store_sha, 2, command.key, _BUDGET_KEY, *command.arguments)
-            return await pipe.execute(raise_on_error=False)
+            for position, command in enumerate(commands):
+                if room is None or room[position] == 1:
+                    pipe.set(command.key, command.data, px=command.keep_ms)
+            stored = iter(await pipe.execute(raise_on_error=False))
+        if room is None:
+            return list(stored)
+        return [next(stored) if answer == 1 else answer for answer in room]
+
+    async def _reserve(self, commands: Sequence[_StoreCommand]) -> list[Any]:
+        """The reserve script's answers for ``commands``; a Redis that lost its scripts (it
+        restarted) is given the script again."""
+        arguments: list[int | float] = [self._settings.max_bytes, time.time()]
+        for command in commands:
+            arguments += [command.window, command.window_end, command.cost, command.keep_ms]
+        try:
+            answers = await self._redis.evalsha(self._reserve_sha, 1, _BUDGET_KEY, *arguments)
+        except redis.exceptions.NoScriptError:
+            await self._redis.script_load(_RESERVE_SCRIPT)
+            answers = await self._redis.evalsha(self._reserve_sha, 1, _BUDGET_KEY, *arguments)
+        except redis.exceptions.OutOfMemoryError as exc:
+            return [exc] * len(commands)
+        return list(answers)
 
     async def flush(self) -> None:
         """Wait until the queued writes are written (tests, and ``aclose``)."""

@@ -242,7 +242,7 @@ class TestRedisCache:
     async def test_writes_land_after_redis_forgot_its_script(
         self, redis_cache: RedisPageCache, clean_redis: str
     ) -> None:
-        """A restarted Redis has no scripts: the store script is loaded again and the write
+        """A restarted Redis has no scripts: the reserve script is loaded again and the write
         lands, with no error counted."""
         connection = redis.asyncio.Redis.from_url(clean_redis)
         try:
