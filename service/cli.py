@@ -168,7 +168,7 @@ def _limit_malloc_arenas() -> None:
 
 def _freeze_startup_heap() -> None:
     """Take what startup allocated out of the cycle collector's walks, for the process's life,
-    and make its full collections rarer (``service.jobs.collector``).
+    and make its collections rarer (``service.jobs.collector``).
 
     Modules, classes and functions (some 70,000 objects here) never die, yet every full
     collection walked them: about 100 ms, landing on whichever request came next (a repeated

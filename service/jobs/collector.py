@@ -1,4 +1,5 @@
-"""CPython's full garbage collections, moved to the moments a worker has no job to run.
+"""CPython's garbage collections: fewer young ones, and the full ones moved to the moments a
+worker has no job to run.
 
 A full collection walks every tracked object the process holds: during a cold 244-package job
 (parsed pages, versions, requirements, resolvelib's states) one took 16-52 ms, and CPython ran
@@ -8,6 +9,13 @@ full collection after 100 young-generation ones instead of 10); ``IdleCollector`
 whenever the worker has been idle for a moment, so the cycles a burst of jobs left behind are
 freed soon after it ends. Under load that never pauses, CPython's own (now rarer) full
 collections still bound the garbage.
+
+Young collections were the other cost. CPython runs one every 700 container allocations, and
+a job allocates many that live for the whole job (parsed pages, versions, candidates, states),
+so each young collection walked hundreds of survivors: a warm 244-package job ran 28 young and
+3 middle collections (5 ms of its 51), a cold one 168 and 16 (173 ms). After 20,000
+allocations instead, the warm job runs none or one (1.7 ms) and the cold one 6 (30 ms), while
+the garbage held between collections stays a few megabytes.
 """
 
 from __future__ import annotations
@@ -17,18 +25,25 @@ import contextlib
 import gc
 from collections.abc import Callable, Iterator
 
-__all__ = ["FULL_COLLECTION_THRESHOLD", "IdleCollector", "tune_collector"]
+__all__ = [
+    "FULL_COLLECTION_THRESHOLD",
+    "YOUNG_COLLECTION_THRESHOLD",
+    "IdleCollector",
+    "tune_collector",
+]
 
-# Young-generation (generation 1) collections between two full ones; CPython's default is 10.
+# Container allocations (less deallocations) between two young collections; CPython's is 700.
+YOUNG_COLLECTION_THRESHOLD = 20_000
+# Middle-generation (generation 1) collections between two full ones; CPython's default is 10.
 FULL_COLLECTION_THRESHOLD = 100
 # How long a worker must have had no job before the idle collection runs.
 IDLE_SECONDS = 1.0
 
 
 def tune_collector() -> None:
-    """Make this process's full collections rarer (see the module docstring)."""
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
+    """Make this process's collections rarer (see the module docstring)."""
+    _, middle, _ = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, FULL_COLLECTION_THRESHOLD)
 
 
 class IdleCollector:

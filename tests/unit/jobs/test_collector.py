@@ -7,7 +7,11 @@ import gc
 import subprocess
 import sys
 
-from service.jobs.collector import FULL_COLLECTION_THRESHOLD, IdleCollector
+from service.jobs.collector import (
+    FULL_COLLECTION_THRESHOLD,
+    YOUNG_COLLECTION_THRESHOLD,
+    IdleCollector,
+)
 
 IDLE = 0.05
 
@@ -79,11 +83,16 @@ class TestIdleCollector:
 
 
 def test_serving_processes_make_full_collections_rarer() -> None:
-    """What ``resolvd serve`` and ``resolvd worker`` set up: the startup heap frozen and full
-    collections after FULL_COLLECTION_THRESHOLD young ones (checked in a fresh interpreter)."""
+    """What ``resolvd serve`` and ``resolvd worker`` set up: the startup heap frozen, young
+    collections after YOUNG_COLLECTION_THRESHOLD allocations and full ones after
+    FULL_COLLECTION_THRESHOLD middle ones (checked in a fresh interpreter)."""
     code = (
         "import gc; from service import cli; cli._freeze_startup_heap(); "
-        "print(gc.get_threshold()[2], gc.get_freeze_count() > 0)"
+        "print(gc.get_threshold()[0], gc.get_threshold()[2], gc.get_freeze_count() > 0)"
     )
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert child.stdout.split() == [str(FULL_COLLECTION_THRESHOLD), "True"]
+    assert child.stdout.split() == [
+        str(YOUNG_COLLECTION_THRESHOLD),
+        str(FULL_COLLECTION_THRESHOLD),
+        "True",
+    ]
