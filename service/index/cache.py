@@ -47,7 +47,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 import redis.asyncio
@@ -317,6 +317,90 @@ class _StoreCommand(NamedTuple):
     cost: int
 
 
+class _Reads:
+    """The reads asked for in one turn of the event loop, sent to Redis in one pipeline.
+
+    A job asks for pages and metadata in bursts (a page's dependencies, a round's candidates);
+    one by one, every read was a round trip with its own wait on the event loop. A read is
+    queued, and the first one of a turn schedules the send for the next turn, when the others
+    of its burst have been asked for. Every read of a failed pipeline gets its error.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._client = client
+        self._pages: dict[str, asyncio.Future[tuple[bytes | None, int]]] = {}
+        self._values: list[tuple[list[str], asyncio.Future[list[bytes | None]]]] = []
+        self._scheduled = False
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def page(self, key: str) -> tuple[bytes | None, int]:
+        """The value at ``key`` and its time to live in ms (GET and PTTL)."""
+        future = self._pages.get(key)
+        if future is None:
+            future = self._pages[key] = asyncio.get_running_loop().create_future()
+            self._schedule()
+        # Shielded: a reader that gives up must not cancel the read for the others.
+        return await asyncio.shield(future)
+
+    async def values(self, keys: list[str]) -> list[bytes | None]:
+        """The values at ``keys`` (MGET), ``None`` where there is none."""
+        future: asyncio.Future[list[bytes | None]] = asyncio.get_running_loop().create_future()
+        self._values.append((keys, future))
+        self._schedule()
+        return await asyncio.shield(future)
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._send_asked)
+
+    def _send_asked(self) -> None:
+        self._scheduled = False
+        pages, self._pages = self._pages, {}
+        values, self._values = self._values, []
+        task = asyncio.create_task(self._send(pages, values))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(
+        self,
+        pages: dict[str, asyncio.Future[tuple[bytes | None, int]]],
+        values: list[tuple[list[str], asyncio.Future[list[bytes | None]]]],
+    ) -> None:
+        waiting: list[asyncio.Future[Any]] = [*pages.values(), *(f for _, f in values)]
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in pages:
+                    pipe.get(key)
+                    pipe.pttl(key)
+                every_key = [key for keys, _ in values for key in keys]
+                if every_key:
+                    pipe.mget(every_key)
+                answers = await pipe.execute()
+        except asyncio.CancelledError:  # the cache is closing
+            for future in waiting:
+                future.cancel()
+            raise
+        except Exception as exc:
+            for future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for position, future in enumerate(pages.values()):
+            if not future.done():
+                future.set_result((answers[2 * position], answers[2 * position + 1]))
+        found = iter(answers[-1] if every_key else ())
+        for keys, future in values:
+            taken = [next(found) for _ in keys]
+            if not future.done():
+                future.set_result(taken)
+
+    async def aclose(self) -> None:
+        for task in list(self._sending):
+            task.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
+
+
 class RedisPageCache(PageCache):
     """Pages and metadata in Redis (msgpack), fronted by a ``MemoryPageCache``.
 
@@ -345,6 +429,7 @@ class RedisPageCache(PageCache):
         self._next_try = 0.0
         self._outage_errors = 0
         self._reserve_sha = hashlib.sha1(_RESERVE_SCRIPT.encode()).hexdigest()
+        self._reads = _Reads(client)
         self._pending: deque[_Write] = deque()
         self._writer: asyncio.Task[None] | None = None
         self.errors = 0
@@ -425,12 +510,8 @@ class RedisPageCache(PageCache):
         found = await self._local.get_page(index, project)
         if found is not None or not self._ask_redis():
             return found
-        key = page_key(index, project)
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(key)
-                pipe.pttl(key)
-                raw, ttl_ms = await pipe.execute()
+            raw, ttl_ms = await self._reads.page(page_key(index, project))
             entry = None if raw is None else await self._load_page(_page_decoder.decode(raw))
         except _REDIS_FAILURES as exc:
             self._failed("get page", exc)
@@ -488,12 +569,9 @@ class RedisPageCache(PageCache):
         if not wanted or not self._ask_redis():
             return found
         try:
-            values = await self._redis.mget(list(wanted))
+            values = await self._reads.values(list(wanted))
             # Without decode_responses, redis-py returns bytes, never str.
-            decoded = [
-                None if raw is None else _metadata_decoder.decode(cast("bytes", raw))
-                for raw in values
-            ]
+            decoded = [None if raw is None else _metadata_decoder.decode(raw) for raw in values]
         except _REDIS_FAILURES as exc:
             self._failed("get metadata", exc)
             return found
@@ -614,4 +692,5 @@ class RedisPageCache(PageCache):
             self._pending.clear()
             if self._writer is not None:
                 self._writer.cancel()
+        await self._reads.aclose()
         await self._redis.aclose()

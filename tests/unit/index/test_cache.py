@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import redis
@@ -238,6 +238,61 @@ class TestRedisCache:
         await connection.set(f"resolvd:cache:v2:page:{INDEX.identity}:demo", b"\xc1garbage")
         await connection.aclose()
         assert await redis_cache.get_page(INDEX, "demo") is None
+
+    async def test_reads_of_one_turn_share_a_round_trip(
+        self, redis_cache: RedisPageCache, clean_redis: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Pages and metadata asked for together reach Redis in one pipeline, and each reader
+        gets its own answer: hits, misses, and each metadata list in its own order."""
+        files = [dist_file(sha=f"{n:064x}") for n in range(4)]
+        for name in ("a", "b", "c"):
+            await redis_cache.set_page(INDEX, name, ENTRY, keep_seconds=60)
+        for file in files[:3]:
+            await redis_cache.set_metadata(INDEX, file, METADATA)
+        await redis_cache.flush()
+        reader = RedisPageCache.from_url(clean_redis)
+        pipelines = 0
+        make_pipeline = reader._redis.pipeline
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal pipelines
+            pipelines += 1
+            return make_pipeline(*args, **kwargs)
+
+        monkeypatch.setattr(reader._redis, "pipeline", counted)
+        try:
+            *pages, first, second = await asyncio.gather(
+                *(reader.get_page(INDEX, name) for name in ("a", "b", "missing", "c")),
+                reader.get_many_metadata(INDEX, [files[3], files[0]]),
+                reader.get_many_metadata(INDEX, [files[2], files[1]]),
+            )
+        finally:
+            await reader.aclose()
+        assert pipelines == 1
+        assert [page is not None and same(page, ENTRY) for page in pages] == [
+            True,
+            True,
+            False,
+            True,
+        ]
+        assert (first, second) == ([None, METADATA], [METADATA, METADATA])
+
+    async def test_a_reader_that_gives_up_leaves_the_read_to_the_others(
+        self, redis_cache: RedisPageCache, clean_redis: str
+    ) -> None:
+        """Two readers of one page share its read; cancelling one does not cancel it."""
+        await redis_cache.set_page(INDEX, "demo", ENTRY, keep_seconds=60)
+        await redis_cache.flush()
+        reader = RedisPageCache.from_url(clean_redis)
+        try:
+            leaving = asyncio.create_task(reader.get_page(INDEX, "demo"))
+            staying = asyncio.create_task(reader.get_page(INDEX, "demo"))
+            await asyncio.sleep(0)  # both have asked
+            leaving.cancel()
+            assert same(await staying, ENTRY)
+            assert leaving.cancelled()
+        finally:
+            await reader.aclose()
 
     async def test_writes_land_after_redis_forgot_its_script(
         self, redis_cache: RedisPageCache, clean_redis: str
