@@ -19,6 +19,9 @@ client stops repeating on a set once its runs took ``--budget`` seconds, and a r
   and pip's resolutions equal uv's (a ``DIFF`` line when not).
 - a load run on ``GET /jobs/{id}`` (``load``).
 
+uv and resolvd alternate round by round (``runner.measure_set``): the machine's speed drifts,
+and a ratio is only as good as the closeness in time of the runs it compares.
+
 ``--quick`` runs the sets marked quick with 3 runs each (under two minutes); ``--list`` names
 every set. The ``*-shaped`` sets read pages shaped like pypi.org's (``tests.bench.shaped``).
 
@@ -42,7 +45,7 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -59,10 +62,11 @@ from tests.bench.resolvd import (
 )
 from tests.bench.runner import (
     LIVE_INDEX_URL,
+    RequestLog,
+    ResolvdCycles,
     SetResult,
     Workspace,
     measure_live,
-    measure_resolvd,
     measure_set,
 )
 from tests.bench.sets import BenchSet, find_sets
@@ -129,20 +133,24 @@ class _Session:
         return [f"{base}/" for base in servers]
 
     def run_set(self, bench_set: BenchSet) -> SetResult | None:
-        """uv, pip and (when it can run) resolvd on one set."""
-        result = _measure(bench_set, self.real_server, self.synthetic, self.workspace)
-        if result is None or result.error or self.resolvd_reason is not None:
-            return result
-        index = self.real_server if bench_set.source == "real" else self.synthetic
-        assert index is not None
-        _log(f"[{bench_set.name}] resolvd x{self.workspace.repeat} (fresh process, flushed Redis)")
-        try:
-            measure_resolvd(result, index, self.workspace, self.allowed)
-        except ResolvdUnavailableError as exc:
-            self.resolvd_reason = str(exc)
-            self.notes.append(f"resolvd skipped from {bench_set.name} on: {exc}")
-            _log(f"resolvd unavailable: {exc}")
+        """uv, pip and (when it can run) resolvd on one set, uv and resolvd alternating."""
+        measured = _measure(
+            bench_set, self.real_server, self.synthetic, self.workspace, self._resolvd_cycles
+        )
+        if measured is None:
+            return None
+        result, cycles = measured
+        if cycles is not None and cycles.unavailable is not None:
+            self.resolvd_reason = cycles.unavailable
+            self.notes.append(f"resolvd skipped from {bench_set.name} on: {cycles.unavailable}")
+            _log(f"resolvd unavailable: {cycles.unavailable}")
         return result
+
+    def _resolvd_cycles(self, result: SetResult, index: RequestLog) -> ResolvdCycles | None:
+        """resolvd's cycles for ``result``'s rounds (fresh process, flushed Redis), if it runs."""
+        if self.resolvd_reason is not None:
+            return None
+        return ResolvdCycles(result, index, self.workspace, self.allowed)
 
     def run_load(self, plan: LoadPlan) -> LoadReport | None:
         if self.resolvd_reason is not None:
@@ -265,8 +273,10 @@ def _measure(
     real_server: RealIndexServer | None,
     synthetic: IndexServer,
     workspace: Workspace,
-) -> SetResult | None:
-    """The uv and pip runs of one set (``None``: its index is not available here)."""
+    resolvd: Callable[[SetResult, RequestLog], ResolvdCycles | None],
+) -> tuple[SetResult, ResolvdCycles | None] | None:
+    """The uv, pip and resolvd runs of one set (``None``: its index is not available here),
+    and resolvd's cycles (``None`` when resolvd does not run)."""
     index: RealIndexServer | IndexServer
     if bench_set.source == "real":
         if real_server is None:
@@ -290,8 +300,9 @@ def _measure(
             generated.requirements,
             validator=partial(check_resolution, generated),
         )
-    measure_set(result, index, workspace, log=_log)
-    return result
+    cycles = resolvd(result, index)
+    measure_set(result, index, workspace, log=_log, resolvd=cycles)
+    return result, cycles
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Measure one requirement set with every client: the medians, request counts and agreement.
 
-Order per set, so that no client pays for another's cold disk: an untimed ``uv pip compile``
-first (it warms the OS page cache and the PEP 658 sidecars, and its output is the reference
-resolution), then ``uv`` cold, warm and ``--offline`` (the warm cache, nothing revalidated),
-``pip``, and ``repeat`` cycles of resolvd — each cycle a
-fresh ``resolvd serve`` on a flushed Redis db timing a cold job, a warm job (a new request: only
-``deadline_seconds`` differs, so the result store cannot answer it) and the warm job again (the
-result store's answer). A client that times out is not run again on that set.
+Order per set: an untimed ``uv pip compile`` first, so that no client pays for another's cold
+disk (it warms the OS page cache and the PEP 658 sidecars, and its output is the reference
+resolution), and another that fills uv's cache; then ``repeat`` rounds, each of ``uv`` cold,
+warm and ``--offline`` (the warm cache, nothing revalidated) and one resolvd cycle — a fresh
+``resolvd serve`` on a flushed Redis db timing a cold job, a warm job (a new request: only
+``deadline_seconds`` differs, so the result store cannot answer it), the warm job again (the
+result store's answer) and the warm job against the cold job's pins; then ``pip``. A client
+that times out is not run again on that set.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.bench.realindex import Hit
 from tests.bench.resolvd import (
     JobOutcome,
     ResolvdProcess,
+    ResolvdUnavailableError,
     flush_redis,
     make_resolve_body,
     submit_and_wait,
@@ -37,11 +39,11 @@ from tests.bench.tools import ToolRun, run_pip, run_uv
 __all__ = [
     "Measurement",
     "RequestLog",
+    "ResolvdCycles",
     "SetResult",
     "Workspace",
     "describe_diff",
     "measure_live",
-    "measure_resolvd",
     "measure_set",
     "summarize_requests",
 ]
@@ -290,13 +292,21 @@ def measure_set(
     workspace: Workspace,
     *,
     log: Callable[[str], None],
+    resolvd: ResolvdCycles | None = None,
 ) -> None:
-    """Fill ``result`` with the uv and pip runs and uv's resolution, the ``reference``."""
+    """Fill ``result`` with uv's resolution (the ``reference``), then rounds of uv cold, warm
+    and ``--offline`` with a ``resolvd`` cycle after them, then the pip runs.
+
+    The clients alternate round by round, so each ratio compares runs made within seconds of
+    each other: this shared machine's speed drifts (by up to 2x within an hour), and a client
+    timed minutes after another may meet another machine. A client stops once its runs have
+    taken ``budget`` seconds or one timed out; the rounds end when every client has stopped.
+    """
     requirements_file = workspace.path("requirements", f"{result.name}.txt")
     requirements_file.write_text("\n".join(result.requirements) + "\n")
     home = workspace.path("home", "x").parent
     reference_file = workspace.path("reference", f"{result.name}.txt")
-    repeat, timeout = workspace.repeat, workspace.timeout
+    timeout = workspace.timeout
 
     # Every uv run of the set: the same requirements, index and target; cache and mode vary.
     uv = functools.partial(
@@ -315,21 +325,31 @@ def measure_set(
     result.reference = reference.resolution
     result.packages = len(reference.resolution)
 
-    log(f"[{result.name}] uv cold x{repeat}")
-    _repeat_tool(result.runs["uv_cold"], index, workspace, lambda: uv(cache_dir=None))
     cache_dir = workspace.root / "uv-cache" / result.name
     shutil.rmtree(cache_dir, ignore_errors=True)
-    uv(cache_dir=cache_dir)
-    log(f"[{result.name}] uv warm x{repeat}")
-    _repeat_tool(result.runs["uv_warm"], index, workspace, lambda: uv(cache_dir=cache_dir))
-    log(f"[{result.name}] uv --offline x{repeat}")
-    _repeat_tool(
-        result.runs["uv_offline"], index, workspace, lambda: uv(cache_dir=cache_dir, offline=True)
-    )
+    uv(cache_dir=cache_dir)  # fills the cache the warm and offline runs read
+    uv_runs: dict[str, Callable[[], ToolRun]] = {
+        "uv_cold": lambda: uv(cache_dir=None),
+        "uv_warm": lambda: uv(cache_dir=cache_dir),
+        "uv_offline": lambda: uv(cache_dir=cache_dir, offline=True),
+    }
+    turns = {key: _Turns(workspace.budget) for key in uv_runs}
+    for cycle in range(workspace.repeat):
+        clients = "uv cold, warm, offline" + (", resolvd" if resolvd and resolvd.going else "")
+        log(f"[{result.name}] round {cycle + 1}: {clients}")
+        for key, run in uv_runs.items():
+            if turns[key].going:
+                turns[key].took(_timed(result.runs[key], index, run))
+        if resolvd is not None and resolvd.going:
+            resolvd.run(cycle)
+        if not any(t.going for t in turns.values()) and not (resolvd and resolvd.going):
+            break
+    if resolvd is not None:
+        resolvd.close()
 
     if result.universal:
         return  # pip has no universal mode
-    log(f"[{result.name}] pip x{repeat}")
+    log(f"[{result.name}] pip x{workspace.repeat}")
     pip_report = workspace.path("pip", f"{result.name}.json")
     pip_run = _repeat_tool(
         result.runs["pip"],
@@ -348,79 +368,108 @@ def measure_set(
         result.diffs.append(pip_diff)
 
 
-def measure_resolvd(
-    result: SetResult,
-    index: RequestLog,
-    workspace: Workspace,
-    allowed_index_urls: Sequence[str],
-) -> None:
-    """Cycles of a fresh ``resolvd serve``: a cold job, a warm job, the warm one again, and
-    the warm one with the cold job's pins as its ``lock``.
+@dataclass
+class _Turns:
+    """One client's share of the rounds: it stops after a timeout or ``budget`` seconds."""
 
-    Up to ``repeat`` cycles, fewer once their jobs have taken ``budget`` seconds or a cold job
-    ran out of time (any other failure is recorded and the next cycle runs). A finished
-    cycle's server drains (SIGTERM) while the next one starts, and has exited before the next
-    cold job is timed. Raises ``ResolvdUnavailableError`` when the server cannot be started.
+    budget: float
+    spent: float = 0.0
+    going: bool = True
+
+    def took(self, run: ToolRun) -> None:
+        self.spent += run.seconds
+        if run.timed_out or self.spent >= self.budget:
+            self.going = False
+
+
+class ResolvdCycles:
+    """resolvd's share of a set's rounds: each ``run`` is a fresh ``resolvd serve`` timing a
+    cold job, a warm job, the warm one again, and the warm one with the cold job's pins as its
+    ``lock``.
+
+    It stops once its jobs have taken ``budget`` seconds or a cold job ran out of time (any
+    other failure is recorded and the next cycle runs). A finished cycle's server drains
+    (SIGTERM) while the next one starts, and has exited before the next cold job is timed.
+    When the server cannot be started, ``unavailable`` says why and no cycle runs again.
     """
-    timeout = workspace.timeout
-    cold_outcomes: list[JobOutcome] = []
-    warm_outcomes: list[JobOutcome] = []
-    rss: list[int] = []
-    spent = 0.0
-    previous: ResolvdProcess | None = None
-    try:
-        for cycle in range(workspace.repeat):
-            flush_redis()
+
+    def __init__(
+        self,
+        result: SetResult,
+        index: RequestLog,
+        workspace: Workspace,
+        allowed_index_urls: Sequence[str],
+    ) -> None:
+        self._result = result
+        self._index = index
+        self._workspace = workspace
+        self._allowed = list(allowed_index_urls)
+        self._cold: list[JobOutcome] = []
+        self._warm: list[JobOutcome] = []
+        self._rss: list[int] = []
+        self._spent = 0.0
+        self._previous: ResolvdProcess | None = None
+        self.unavailable: str | None = None
+        self.going = True
+
+    def run(self, cycle: int) -> None:
+        result, index, timeout = self._result, self._index, self._workspace.timeout
+        flush_redis()
+        try:
             server = ResolvdProcess(
-                allowed_index_urls, log_path=workspace.path("logs", "resolvd.log")
+                self._allowed, log_path=self._workspace.path("logs", "resolvd.log")
             )
-            if previous is not None:
-                previous.close()
-            previous = server
-            with httpx.Client(
-                base_url=server.base_url, trust_env=False, timeout=timeout + 60
-            ) as client:
-                # Whole-second deadlines distinct per cycle and kind: every body is new to the
-                # result store. The client waits past the deadline to see the server end it.
-                base = int(timeout) + 2 * cycle
-                cold_body = make_resolve_body(
-                    result.requirements,
-                    result.index_url,
-                    deadline_seconds=base,
-                    universal=result.universal,
+        except ResolvdUnavailableError as exc:
+            self.unavailable, self.going = str(exc), False
+            return
+        if self._previous is not None:
+            self._previous.close()
+        self._previous = server
+        with httpx.Client(
+            base_url=server.base_url, trust_env=False, timeout=timeout + 60
+        ) as client:
+            # Whole-second deadlines distinct per cycle and kind: every body is new to the
+            # result store. The client waits past the deadline to see the server end it.
+            base = int(timeout) + 2 * cycle
+            cold_body = make_resolve_body(
+                result.requirements,
+                result.index_url,
+                deadline_seconds=base,
+                universal=result.universal,
+            )
+            cold = _record_job(
+                result.runs["resolvd_cold"], index, client, cold_body, base + 15, pid=server.pid
+            )
+            self._cold.append(cold)
+            self._spent += cold.seconds
+            if not self._cold[:-1] and cold.ok:
+                diff = describe_diff("resolvd", result.reference, cold.resolution, result.validator)
+                result.diffs += [diff] if diff else []
+            if cold.ok:
+                warm, seconds, lost_reads = _measure_warm(
+                    result, index, client, cold, server=server, base=base
                 )
-                cold = _record_job(
-                    result.runs["resolvd_cold"], index, client, cold_body, base + 15, pid=server.pid
-                )
-                cold_outcomes.append(cold)
-                spent += cold.seconds
-                if cycle == 0 and cold.ok:
-                    diff = describe_diff(
-                        "resolvd", result.reference, cold.resolution, result.validator
-                    )
-                    result.diffs += [diff] if diff else []
-                if cold.ok:
-                    warm, seconds, lost_reads = _measure_warm(
-                        result, index, client, cold, server=server, base=base
-                    )
-                    warm_outcomes.append(warm)
-                    spent += seconds
-                    result.lost_reads += lost_reads
-                result.lost_reads += cold.lost_reads
-            if peak := server.peak_rss_kib():
-                rss.append(peak)
-            server.terminate()
-            out_of_time = cold.status == "timeout" or cold.failure_kind == "deadline_exceeded"
-            if out_of_time or spent >= workspace.budget:
-                break
-    finally:
-        if previous is not None:
-            previous.close()
-    result.resolvd_stats = {
-        "cold": _median_stats([o for o in cold_outcomes if o.ok]),
-        "warm": _median_stats([o for o in warm_outcomes if o.ok]),
-    }
-    result.peak_rss_kib = max(rss) if rss else None
+                self._warm.append(warm)
+                self._spent += seconds
+                result.lost_reads += lost_reads
+            result.lost_reads += cold.lost_reads
+        if peak := server.peak_rss_kib():
+            self._rss.append(peak)
+        server.terminate()
+        out_of_time = cold.status == "timeout" or cold.failure_kind == "deadline_exceeded"
+        if out_of_time or self._spent >= self._workspace.budget:
+            self.going = False
+
+    def close(self) -> None:
+        """Stop the last server and record the medians of the jobs' stats and the peak RSS."""
+        if self._previous is not None:
+            self._previous.close()
+            self._previous = None
+        self._result.resolvd_stats = {
+            "cold": _median_stats([o for o in self._cold if o.ok]),
+            "warm": _median_stats([o for o in self._warm if o.ok]),
+        }
+        self._result.peak_rss_kib = max(self._rss) if self._rss else None
 
 
 def _measure_warm(

@@ -122,6 +122,9 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a client opening a burst of connections (a
+    # cold resolution) has the surplus SYNs dropped and retried a second later.
+    request_queue_size = 256
     index_server: IndexServer
 
 
