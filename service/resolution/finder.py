@@ -68,6 +68,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Finder", "ProjectVersions", "VersionEntry"]
 
+# Backtracking walks a project's versions one at a time, each waiting for its metadata. Once
+# the metadata of this many of a project's versions has been fetched for the search, the next
+# ones it would try are fetched together, this many ahead (uv prefetches in batches too).
+_BATCH_AFTER = 5
+_BATCH_AHEAD = 50
+
 
 @functools.lru_cache(maxsize=65536)
 def _parse_requirement(line: str) -> Requirement:
@@ -334,6 +340,9 @@ class Finder:
         self._versions: dict[str, ProjectVersions] = {}
         self._metadata: dict[tuple[str, str], CoreMetadata | None] = {}
         self._candidates: dict[tuple[str, Version, frozenset[str]], Candidate] = {}
+        # Per project: versions whose metadata the search waited for, and those asked ahead.
+        self._waited: dict[str, int] = defaultdict(int)
+        self._ahead: dict[str, set[Version]] = defaultdict(set)
         self._warned: set[tuple[str, ...]] = set()
         self._ordered: dict[
             str, tuple[Sequence[Sequence[Version]], Sequence[Version], Sequence[Version]]
@@ -628,9 +637,11 @@ class Finder:
         versions = self.find_versions(name)
         stable, pre = self._order(name, versions.tiers)
         stable_found = False
-        for version in stable:
+        for position, version in enumerate(stable):
             if not accept(version):
                 continue
+            if self._waited[name] >= _BATCH_AFTER:
+                self._fetch_ahead(name, versions, stable[position + 1 :], accept)
             entry = versions.entry(version)
             if entry is not None and self._usable(name, entry):
                 # A locked pre-release comes first among the stable ones; it is no stable.
@@ -648,6 +659,45 @@ class Finder:
                 continue
             if self._usable(name, entry):
                 yield self._candidate(name, entry, extras)
+
+    def _fetch_ahead(
+        self,
+        name: str,
+        versions: ProjectVersions,
+        after: Sequence[Version],
+        accept: Callable[[Version], bool],
+    ) -> None:
+        """Start fetching the metadata of up to ``_BATCH_AHEAD`` of the versions the search
+        would try next (``after``, in its order), without waiting: a search walking back
+        through a project's versions then finds each one's metadata in hand."""
+        asked, started = self._ahead[name], 0
+        for version in after:
+            if started >= _BATCH_AHEAD:
+                return
+            if version in asked or not accept(version):
+                continue
+            asked.add(version)
+            entry = versions.entry(version)
+            if (
+                entry is None
+                or entry.file is None
+                or entry.rejection is not None
+                or entry.yanked
+                or (name, str(version)) in self._metadata
+                or self._static_metadata(name, version) is not None
+                or self._client.peek_core_metadata(entry.index, entry.file) is not None
+            ):
+                continue
+            self._schedule_metadata(entry.index, entry.file)
+            started += 1
+
+    def _schedule_metadata(self, index: Index, file: DistFile) -> Any:
+        """The fetch of ``file``'s metadata, started once per job (a concurrent future)."""
+        client, stats = self._client, self._stats
+        return self._bridge.schedule(
+            ("metadata", index.url, file.url),
+            lambda: client.find_core_metadata(index, file, stats=stats),
+        )
 
     def first_choice(
         self, name: NormalizedName, accept: Callable[[Version], bool]
@@ -731,21 +781,15 @@ class Finder:
             return self._metadata[key] is not None
         file, index = entry.file, entry.index
         assert file is not None
-        client, stats = self._client, self._stats
-        metadata: CoreMetadata | None = self._static_metadata(
-            name, entry.version
-        ) or self._direct_metadata.get(key)
+        metadata: CoreMetadata | None = (
+            self._static_metadata(name, entry.version)
+            or self._direct_metadata.get(key)
+            or self._client.peek_core_metadata(index, file, stats=self._stats)
+        )
         try:
-            metadata = (
-                metadata
-                or client.peek_core_metadata(index, file, stats=stats)
-                or self._bridge.wait(
-                    self._bridge.schedule(
-                        ("metadata", index.url, file.url),
-                        lambda: client.find_core_metadata(index, file, stats=stats),
-                    )
-                )
-            )
+            if metadata is None:
+                self._waited[name] += 1
+                metadata = self._bridge.wait(self._schedule_metadata(index, file))
         except HTTPStatusError as error:
             if error.status not in index.policy.metadata:
                 diagnostic = make_metadata_diagnostic(

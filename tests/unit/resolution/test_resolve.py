@@ -7,6 +7,7 @@ failure — including the client-error policies that are resolvd's reason to exi
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections.abc import AsyncIterator, Sequence
 
@@ -731,6 +732,39 @@ class TestRefusals:
         for line in ("a @ git+https://example.invalid/a.git", "a @ file:///tmp/a-1.0.tar.gz"):
             failure = await fail(client, request(line), [index(index_server, "corp")])
             assert failure.kind == "invalid_request" and "requirements[0]" in failure.message
+
+
+class TestBacktracking:
+    async def test_walking_back_fetches_the_next_versions_metadata_together(
+        self, index_server: IndexServer, client: IndexClient
+    ) -> None:
+        """Once a few of a project's versions have failed, the metadata of the next ones the
+        search would try is fetched together, not one version per round trip. With each of
+        ``top``'s metadata files answered 0.1 s late, one at a time would put a ``mid`` answer
+        between every two ``top`` ones; fetched together, ``top`` answers arrive in runs."""
+        top = Project("top", [Release(f"{v}.0", requires=[f"mid>={v}.0"]) for v in range(1, 31)])
+        mid = Project(
+            "mid",
+            [Release("1.0", requires=["base<2"])]
+            + [Release(f"{v}.0", requires=["base>=2"]) for v in range(2, 31)],
+        )
+        base = Project("base", [Release("1.0.0"), Release("2.0.0")])
+        index_server.add_index(IndexSpec("corp", [top, mid, base]))
+        index_server.inject("/corp/files/top-*.metadata", delay=0.1)
+        resolution = await resolve(
+            client, request("base==1.0.0", "top"), [index(index_server, "corp")]
+        )
+        assert versions(resolution) == {"base": "1.0.0", "mid": "1.0", "top": "1.0"}
+        answered = [
+            record.path.rpartition("/")[2].split("-")[0]
+            for record in index_server.requests
+            if record.path.endswith(".metadata")
+        ]
+        longest = run = 0
+        for previous, current in itertools.pairwise(answered):
+            run = run + 1 if previous == current == "top" else 0
+            longest = max(longest, run)
+        assert longest >= 3, answered
 
 
 class TestControl:
