@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -640,8 +641,13 @@ class Finder:
         for position, version in enumerate(stable):
             if not accept(version):
                 continue
-            if self._waited[name] >= _BATCH_AFTER:
-                self._fetch_ahead(name, versions, stable[position + 1 :], accept)
+            if self._waited[name] >= _BATCH_AFTER and version not in self._ahead[name]:
+                # Past the versions fetched ahead so far (or at the first batch): the next.
+                # Each version starts a batch at most once, however often the search restarts.
+                self._ahead[name].add(version)
+                self._fetch_ahead(
+                    name, versions, itertools.islice(stable, position + 1, None), accept
+                )
             entry = versions.entry(version)
             if entry is not None and self._usable(name, entry):
                 # A locked pre-release comes first among the stable ones; it is no stable.
@@ -664,7 +670,7 @@ class Finder:
         self,
         name: str,
         versions: ProjectVersions,
-        after: Sequence[Version],
+        after: Iterable[Version],
         accept: Callable[[Version], bool],
     ) -> None:
         """Start fetching the metadata of up to ``_BATCH_AHEAD`` of the versions the search
