@@ -342,7 +342,7 @@ class Finder:
         self._metadata: dict[tuple[str, str], CoreMetadata | None] = {}
         self._candidates: dict[tuple[str, Version, frozenset[str]], Candidate] = {}
         # Per project: versions whose metadata the search waited for, and those asked ahead.
-        self._waited: dict[str, int] = defaultdict(int)
+        self._waited: dict[str, int] = {}
         self._ahead: dict[str, set[Version]] = defaultdict(set)
         self._warned: set[tuple[str, ...]] = set()
         self._ordered: dict[
@@ -393,11 +393,7 @@ class Finder:
         file = await asyncio.to_thread(self._likeliest_file, NormalizedName(name), index, page)
         if file is None or self._request.no_deps or self._has_static(name):
             return  # nothing to walk on to, or metadata the request supplies
-        client, stats = self._client, self._stats
-        metadata_future = self._bridge.schedule(
-            ("metadata", index.url, file.url),
-            lambda: client.find_core_metadata(index, file, stats=stats),
-        )
+        metadata_future = self._schedule_metadata(index, file)
         try:
             metadata: CoreMetadata = await asyncio.wrap_future(metadata_future)
         except IndexFetchError:
@@ -641,7 +637,7 @@ class Finder:
         for position, version in enumerate(stable):
             if not accept(version):
                 continue
-            if self._waited[name] >= _BATCH_AFTER and version not in self._ahead[name]:
+            if self._waited.get(name, 0) >= _BATCH_AFTER and version not in self._ahead[name]:
                 # Past the versions fetched ahead so far (or at the first batch): the next.
                 # Each version starts a batch at most once, however often the search restarts.
                 self._ahead[name].add(version)
@@ -794,7 +790,7 @@ class Finder:
         )
         try:
             if metadata is None:
-                self._waited[name] += 1
+                self._waited[name] = self._waited.get(name, 0) + 1
                 metadata = self._bridge.wait(self._schedule_metadata(index, file))
         except HTTPStatusError as error:
             if error.status not in index.policy.metadata:

@@ -248,11 +248,11 @@ def _repeat_tool(
 ) -> ToolRun | None:
     """Up to ``repeat`` runs, fewer once they have taken ``budget`` seconds or one timed out."""
     last = None
-    spent = 0.0
+    turns = _Turns(workspace.budget)
     for _ in range(workspace.repeat):
         last = _timed(measurement, index, run)
-        spent += last.seconds
-        if last.timed_out or spent >= workspace.budget:
+        turns.took(last)
+        if not turns.going:
             break
     return last
 
